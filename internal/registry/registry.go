@@ -1,0 +1,157 @@
+// Package registry runs a real OCI distribution registry (distribution/v3)
+// inside the process: the embedded default for the README, the tests and a
+// site that has no registry of its own.
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/sirupsen/logrus"
+
+	// Access controller and storage drivers, registered by side effect.
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+)
+
+// Options configures an embedded registry. The zero value is an in-memory,
+// unauthenticated, plain-HTTP registry.
+type Options struct {
+	// StorageDir is the filesystem root. "" means in-memory storage.
+	StorageDir string
+	// HtpasswdFile enables basic auth against a bcrypt htpasswd file. "" means no auth.
+	HtpasswdFile string
+	// TLSCertFile and TLSKeyFile serve HTTPS. Both "" means plain HTTP.
+	TLSCertFile, TLSKeyFile string
+	// LogOutput receives the registry's own log. nil means discard.
+	LogOutput io.Writer
+}
+
+// NewHandler returns the registry as an http.Handler.
+func NewHandler(ctx context.Context, opts Options) (http.Handler, error) {
+	cfg := &configuration.Configuration{}
+	cfg.Log.AccessLog.Disabled = true
+	cfg.Log.Level = "panic"
+	if opts.StorageDir != "" {
+		cfg.Storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": opts.StorageDir}}
+	} else {
+		cfg.Storage = configuration.Storage{"inmemory": configuration.Parameters{}}
+	}
+	cfg.Storage["delete"] = configuration.Parameters{"enabled": true}
+	cfg.Storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}}
+	if opts.HtpasswdFile != "" {
+		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "airlock", "path": opts.HtpasswdFile}}
+	}
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	cfg.HTTP.Secret = hex.EncodeToString(secret)
+
+	// distribution logs through logrus, and logs every 404 HEAD (which
+	// clients send all the time) as an error: keep it quiet.
+	// Its logger is logrus' standard one, so this setting is process-wide.
+	logrus.SetOutput(io.Discard)
+	logrus.SetLevel(logrus.PanicLevel)
+	if opts.LogOutput != nil {
+		logrus.SetOutput(opts.LogOutput)
+		logrus.SetLevel(logrus.WarnLevel)
+	}
+
+	var app http.Handler
+	var perr error
+	func() {
+		// NewApp panics on a storage driver it cannot create.
+		defer func() {
+			if r := recover(); r != nil {
+				perr = fmt.Errorf("start registry with storage %q: %v", opts.StorageDir, r)
+			}
+		}()
+		app = handlers.NewApp(ctx, cfg)
+	}()
+	if perr != nil {
+		return nil, perr
+	}
+	return app, nil
+}
+
+// Server is a registry listening on a TCP address.
+type Server struct {
+	// Addr is host:port, for example 127.0.0.1:41234.
+	Addr string
+
+	srv      *http.Server
+	ln       net.Listener
+	requests atomic.Int64
+	failWith atomic.Int32
+	done     chan error
+}
+
+// Start listens on addr ("127.0.0.1:0" picks a free port) and serves until Close.
+func Start(ctx context.Context, addr string, opts Options) (*Server, error) {
+	h, err := NewHandler(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s := &Server{Addr: ln.Addr().String(), ln: ln, done: make(chan error, 1)}
+	s.srv = &http.Server{
+		Handler:           s.wrap(h),
+		ReadHeaderTimeout: 30 * time.Second,
+	}
+	go func() {
+		var err error
+		if opts.TLSCertFile != "" || opts.TLSKeyFile != "" {
+			err = s.srv.ServeTLS(ln, opts.TLSCertFile, opts.TLSKeyFile)
+		} else {
+			err = s.srv.Serve(ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s, nil
+}
+
+func (s *Server) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		if code := s.failWith.Load(); code != 0 {
+			http.Error(w, "injected failure", int(code))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Requests is the number of HTTP requests served so far.
+func (s *Server) Requests() int64 { return s.requests.Load() }
+
+// FailWith makes every request answer with the HTTP status code; 0 restores
+// normal service. Tests use it to simulate a broken registry.
+func (s *Server) FailWith(code int) { s.failWith.Store(int32(code)) }
+
+// Wait blocks until the server stops and returns why.
+func (s *Server) Wait() error { return <-s.done }
+
+// Close stops the server.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.srv.Shutdown(ctx)
+}
