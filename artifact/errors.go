@@ -111,7 +111,7 @@ func classify(op string, ref Reference, err error) error {
 		e.Kind, e.Hint = ErrTLS, "pass the registry's CA with --ca-file"
 	case errors.As(err, &recordErr):
 		e.Kind, e.Hint = ErrTLS, "the registry speaks plain HTTP: pass --insecure-registry if that is intended"
-	case errors.Is(err, ErrDigest), errors.Is(err, errdef.ErrMissingReference) && false:
+	case errors.Is(err, ErrDigest):
 		e.Kind = ErrDigest
 	case errors.Is(err, ErrTooLarge), errors.Is(err, errdef.ErrSizeExceedsLimit):
 		e.Kind = ErrTooLarge

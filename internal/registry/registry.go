@@ -4,6 +4,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -65,7 +66,7 @@ func NewHandler(ctx context.Context, opts Options) (http.Handler, error) {
 	logrus.SetOutput(io.Discard)
 	logrus.SetLevel(logrus.PanicLevel)
 	if opts.LogOutput != nil {
-		logrus.SetOutput(opts.LogOutput)
+		logrus.SetOutput(dropNotFound{opts.LogOutput})
 		logrus.SetLevel(logrus.WarnLevel)
 	}
 
@@ -154,4 +155,15 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return s.srv.Shutdown(ctx)
+}
+
+// dropNotFound filters the registry's log lines about 404 answers, which
+// clients provoke on purpose (a HEAD before every upload).
+type dropNotFound struct{ w io.Writer }
+
+func (d dropNotFound) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("http.response.status=404")) {
+		return len(p), nil
+	}
+	return d.w.Write(p)
 }

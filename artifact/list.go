@@ -1,0 +1,133 @@
+package artifact
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+
+	"github.com/Masterminds/semver/v3"
+)
+
+// ListOptions filters a listing. The zero value lists every tag.
+type ListOptions struct {
+	Remote RemoteOptions
+	// SemverRange keeps tags that parse as semver and fall in the range
+	// (for example ">=1.0.0 <2.0.0"), sorted newest first. "" means no filter.
+	SemverRange string
+	// Regex keeps tags that match. "" means no filter.
+	Regex string
+}
+
+// ListEntry is one tag of a repository.
+type ListEntry struct {
+	Tag      string `json:"tag"`
+	Digest   string `json:"digest"`
+	URL      string `json:"url"`
+	Source   string `json:"source,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Created  string `json:"created,omitempty"`
+}
+
+// List returns the tags of repo with their digests and annotations.
+func List(ctx context.Context, repo Reference, opts ListOptions) ([]ListEntry, error) {
+	var re *regexp.Regexp
+	if opts.Regex != "" {
+		var err error
+		if re, err = regexp.Compile(opts.Regex); err != nil {
+			return nil, fmt.Errorf("--filter-regex %q: %v", opts.Regex, err)
+		}
+	}
+	var constraint *semver.Constraints
+	if opts.SemverRange != "" {
+		var err error
+		if constraint, err = semver.NewConstraint(opts.SemverRange); err != nil {
+			return nil, fmt.Errorf("--filter-semver %q: %v (want a range such as \">=1.0.0\")", opts.SemverRange, err)
+		}
+	}
+	client, err := opts.Remote.Repository(repo)
+	if err != nil {
+		return nil, err
+	}
+	var tags []string
+	if err := client.Tags(ctx, "", func(page []string) error {
+		tags = append(tags, page...)
+		if len(tags) > 100_000 {
+			return fmt.Errorf("%w: more than 100000 tags", ErrTooLarge)
+		}
+		return nil
+	}); err != nil {
+		return nil, classify("list tags of", repo, err)
+	}
+
+	versions := map[string]*semver.Version{}
+	var kept []string
+	for _, t := range tags {
+		if re != nil && !re.MatchString(t) {
+			continue
+		}
+		if constraint != nil {
+			v, err := semver.NewVersion(t)
+			if err != nil || !constraint.Check(v) {
+				continue
+			}
+			versions[t] = v
+		}
+		kept = append(kept, t)
+	}
+	if constraint != nil {
+		sort.SliceStable(kept, func(i, j int) bool { return versions[kept[i]].GreaterThan(versions[kept[j]]) })
+	} else {
+		sort.Strings(kept)
+	}
+
+	out := make([]ListEntry, 0, len(kept))
+	for _, t := range kept {
+		ref, m, err := fetchManifest(ctx, client, repo.WithTag(t))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ListEntry{
+			Tag:      t,
+			Digest:   ref.Digest,
+			URL:      ref.String(),
+			Source:   m.Annotations[AnnotationSource],
+			Revision: m.Annotations[AnnotationRevision],
+			Created:  m.Annotations[AnnotationCreated],
+		})
+	}
+	return out, nil
+}
+
+// LatestSemver returns the newest tag of repo in the range (for a Release's
+// semver ref).
+func LatestSemver(ctx context.Context, repo Reference, semverRange string, opts RemoteOptions) (string, error) {
+	constraint, err := semver.NewConstraint(semverRange)
+	if err != nil {
+		return "", fmt.Errorf("semver range %q: %v", semverRange, err)
+	}
+	client, err := opts.Repository(repo)
+	if err != nil {
+		return "", err
+	}
+	var best *semver.Version
+	var bestTag string
+	if err := client.Tags(ctx, "", func(page []string) error {
+		for _, t := range page {
+			v, err := semver.NewVersion(t)
+			if err != nil || !constraint.Check(v) {
+				continue
+			}
+			if best == nil || v.GreaterThan(best) {
+				best, bestTag = v, t
+			}
+		}
+		return nil
+	}); err != nil {
+		return "", classify("list tags of", repo, err)
+	}
+	if best == nil {
+		return "", fmt.Errorf("list tags of %s: no tag matches semver range %q: push a matching tag or widen the range", repo, semverRange)
+	}
+	return bestTag, nil
+}

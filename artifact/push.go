@@ -1,0 +1,170 @@
+package artifact
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/registry/remote"
+
+	"airlock.dev/airlock/internal/progress"
+)
+
+// emptyConfig is the config blob of every airlock artifact, as in Flux.
+var emptyConfig = []byte("{}")
+
+// PushOptions describes an artifact to push. The zero value pushes with no
+// source or revision annotation, created at the Unix epoch (or
+// SOURCE_DATE_EPOCH), over HTTPS with docker's credentials.
+type PushOptions struct {
+	Remote RemoteOptions
+	Pack   PackOptions
+	// Source is the git URL, recorded as org.opencontainers.image.source. "" omits it.
+	Source string
+	// Revision is BRANCH@sha1:COMMIT, recorded as org.opencontainers.image.revision. "" omits it.
+	Revision string
+	// Annotations are added to the manifest. nil means none.
+	Annotations map[string]string
+	// Created is recorded as org.opencontainers.image.created. Zero means
+	// $SOURCE_DATE_EPOCH, else the Unix epoch, so the digest stays reproducible.
+	Created time.Time
+	// Progress receives a progress line when it is a terminal. nil means none.
+	Progress io.Writer
+}
+
+// PushResult is what was pushed.
+type PushResult struct {
+	// Ref carries the tag and the manifest digest.
+	Ref         Reference         `json:"-"`
+	Digest      string            `json:"digest"`
+	URL         string            `json:"url"`
+	Tag         string            `json:"tag"`
+	Source      string            `json:"source,omitempty"`
+	Revision    string            `json:"revision,omitempty"`
+	Annotations map[string]string `json:"annotations"`
+	LayerDigest string            `json:"layerDigest"`
+	LayerSize   int64             `json:"layerSize"`
+	Files       int               `json:"files"`
+	// Skipped lists paths left out of the layer (symlinks, sockets).
+	Skipped []string `json:"skipped,omitempty"`
+}
+
+// CreatedTime returns t, else $SOURCE_DATE_EPOCH, else the Unix epoch.
+func CreatedTime(t time.Time) (time.Time, error) {
+	if !t.IsZero() {
+		return t.UTC(), nil
+	}
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		sec, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since the Unix epoch", s)
+		}
+		return time.Unix(sec, 0).UTC(), nil
+	}
+	return epoch, nil
+}
+
+// Push packs path and pushes it to ref's tag as a Flux-compatible artifact.
+// It returns once the registry holds the manifest under the tag.
+func Push(ctx context.Context, ref Reference, path string, opts PushOptions) (*PushResult, error) {
+	if ref.Tag == "" {
+		return nil, fmt.Errorf("push %s: a tag is required, for example %s", ref, ref.WithTag("latest"))
+	}
+	if ref.Digest != "" {
+		return nil, fmt.Errorf("push %s: push takes a tag, not a digest (the digest comes from the content)", ref)
+	}
+	created, err := CreatedTime(opts.Created)
+	if err != nil {
+		return nil, err
+	}
+	layerFile, packed, err := PackFile(ctx, path, opts.Pack)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(layerFile.Name())
+	defer layerFile.Close()
+
+	annotations := map[string]string{}
+	for k, v := range opts.Annotations {
+		annotations[k] = v
+	}
+	if opts.Source != "" {
+		annotations[AnnotationSource] = opts.Source
+	}
+	if opts.Revision != "" {
+		annotations[AnnotationRevision] = opts.Revision
+	}
+	annotations[AnnotationCreated] = created.Format(time.RFC3339)
+
+	repo, err := opts.Remote.Repository(ref)
+	if err != nil {
+		return nil, err
+	}
+	configDesc := ocispec.Descriptor{MediaType: ConfigMediaType, Digest: digest.FromBytes(emptyConfig), Size: int64(len(emptyConfig))}
+	layerDesc := ocispec.Descriptor{MediaType: ContentMediaType, Digest: packed.Digest, Size: packed.Size}
+
+	if err := pushBlob(ctx, repo, configDesc, bytes.NewReader(emptyConfig)); err != nil {
+		return nil, classify("push config of", ref, err)
+	}
+	body := progress.Reader(layerFile, opts.Progress, "pushing "+ref.Name(), packed.Size)
+	if err := pushBlob(ctx, repo, layerDesc, body); err != nil {
+		return nil, classify("push layer "+packed.Digest.String()+" of", ref, err)
+	}
+
+	manifest, err := json.Marshal(ocispec.Manifest{
+		Versioned:   specs.Versioned{SchemaVersion: 2},
+		MediaType:   ocispec.MediaTypeImageManifest,
+		Config:      configDesc,
+		Layers:      []ocispec.Descriptor{layerDesc},
+		Annotations: annotations,
+	})
+	if err != nil {
+		return nil, err
+	}
+	manifestDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(manifest), Size: int64(len(manifest))}
+	if err := repo.PushReference(ctx, manifestDesc, bytes.NewReader(manifest), ref.Tag); err != nil {
+		return nil, classify("push manifest of", ref, err)
+	}
+	// Exit 0 only when the registry serves the manifest under the tag.
+	got, err := repo.Resolve(ctx, ref.Tag)
+	if err != nil {
+		return nil, classify("confirm push of", ref, err)
+	}
+	if got.Digest != manifestDesc.Digest {
+		return nil, fmt.Errorf("push %s: the registry now serves %s for the tag, not the pushed %s: another push raced this one; retry", ref, got.Digest, manifestDesc.Digest)
+	}
+	pushed := ref.WithDigest(manifestDesc.Digest.String())
+	return &PushResult{
+		Ref:         pushed,
+		Digest:      pushed.Digest,
+		URL:         pushed.String(),
+		Tag:         ref.Tag,
+		Source:      opts.Source,
+		Revision:    opts.Revision,
+		Annotations: annotations,
+		LayerDigest: packed.Digest.String(),
+		LayerSize:   packed.Size,
+		Files:       packed.Files,
+		Skipped:     packed.Skipped,
+	}, nil
+}
+
+// pushBlob uploads a blob unless the registry already has it.
+func pushBlob(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, r io.Reader) error {
+	ok, err := repo.Blobs().Exists(ctx, desc)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return nil
+	}
+	return repo.Blobs().Push(ctx, desc, r)
+}

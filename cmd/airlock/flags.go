@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+
+	"airlock.dev/airlock/artifact"
+)
+
+// remoteFlags are the registry flags every command that talks to a registry takes.
+type remoteFlags struct {
+	creds    string
+	insecure bool
+	caFile   string
+}
+
+func (f *remoteFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.creds, "creds", "", "registry credentials as user:password (default: $"+artifact.CredsEnv+", then docker's config.json and credential helpers)")
+	fs.BoolVar(&f.insecure, "insecure-registry", false, "talk plain HTTP to the registry (no TLS); only for a registry on a trusted network")
+	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of CA certificates to trust for the registry's TLS certificate")
+}
+
+func (f *remoteFlags) options() artifact.RemoteOptions {
+	return artifact.RemoteOptions{Creds: f.creds, PlainHTTPInsecure: f.insecure, CAFile: f.caFile}
+}
+
+// outputFlag is -o/--output with the formats a command supports.
+type outputFlag struct {
+	format  string
+	allowed []string
+}
+
+func (o *outputFlag) register(fs *pflag.FlagSet, allowed ...string) {
+	o.allowed = allowed
+	fs.StringVarP(&o.format, "output", "o", "", "output format: "+strings.Join(allowed, "|")+" (default: human-readable text)")
+}
+
+func (o *outputFlag) validate() error {
+	if o.format == "" {
+		return nil
+	}
+	for _, a := range o.allowed {
+		if o.format == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("--output %q: want one of %s", o.format, strings.Join(o.allowed, ", "))
+}
+
+// print writes v as JSON or YAML; it returns false for the text format, which
+// the caller prints itself.
+func (o *outputFlag) print(w io.Writer, v any) (bool, error) {
+	switch o.format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return true, enc.Encode(v)
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return true, err
+		}
+		_, err = w.Write(b)
+		return true, err
+	}
+	return false, nil
+}
+
+// parseAnnotations turns repeated key=value flags into a map.
+func parseAnnotations(kvs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("annotation %q: want key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"airlock.dev/airlock/artifact"
+)
+
+type pushOptions struct {
+	remote      remoteFlags
+	output      outputFlag
+	path        string
+	source      string
+	revision    string
+	annotations []string
+	ignorePaths []string
+	created     string
+	signKey     string
+}
+
+func newPushArtifactCmd() *cobra.Command {
+	o := &pushOptions{}
+	cmd := &cobra.Command{
+		Use:   "artifact oci://HOST/REPO:TAG --path=DIR --source=URL --revision=BRANCH@sha1:COMMIT",
+		Short: "Pack a directory or file as a reproducible OCI artifact and push it",
+		Example: `  airlock push artifact oci://registry.example.com/team/app:v1 --path=./deploy \
+    --source="$(git config --get remote.origin.url)" \
+    --revision="$(git branch --show-current)@sha1:$(git rev-parse HEAD)"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, args[0]) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.path, "path", "", "directory or file to pack (required)")
+	fs.StringVar(&o.source, "source", "", "source URL, recorded as org.opencontainers.image.source (required)")
+	fs.StringVar(&o.revision, "revision", "", "source revision as BRANCH@sha1:COMMIT, recorded as org.opencontainers.image.revision (required)")
+	fs.StringArrayVarP(&o.annotations, "annotations", "a", nil, "extra manifest annotation key=value (repeatable)")
+	fs.StringSliceVar(&o.ignorePaths, "ignore-paths", nil, "gitignore patterns to leave out, comma-separated (.git/ and .sourceignore are always honoured)")
+	fs.StringVar(&o.created, "created", "", "creation time (RFC 3339) recorded in the artifact (default: $SOURCE_DATE_EPOCH, else the Unix epoch, for reproducible digests)")
+	fs.StringVar(&o.signKey, "sign-key", "", "cosign private key file: sign the pushed digest (password from $COSIGN_PASSWORD or a prompt)")
+	o.remote.register(fs)
+	o.output.register(fs, "json", "yaml")
+	return cmd
+}
+
+func (o *pushOptions) run(cmd *cobra.Command, arg string) error {
+	if err := o.output.validate(); err != nil {
+		return err
+	}
+	ref, err := artifact.ParseReference(arg)
+	if err != nil {
+		return err
+	}
+	for flag, v := range map[string]string{"--path": o.path, "--source": o.source, "--revision": o.revision} {
+		if v == "" {
+			return fmt.Errorf("push %s: %s is required", ref, flag)
+		}
+	}
+	annotations, err := parseAnnotations(o.annotations)
+	if err != nil {
+		return err
+	}
+	var created time.Time
+	if o.created != "" {
+		if created, err = time.Parse(time.RFC3339, o.created); err != nil {
+			return fmt.Errorf("--created %q: want RFC 3339, for example 2024-01-02T15:04:05Z", o.created)
+		}
+	}
+	signer, err := loadSigner(cmd, o.signKey)
+	if err != nil {
+		return err
+	}
+	res, err := artifact.Push(cmd.Context(), ref, o.path, artifact.PushOptions{
+		Remote:      o.remote.options(),
+		Pack:        artifact.PackOptions{IgnorePaths: o.ignorePaths},
+		Source:      o.source,
+		Revision:    o.revision,
+		Annotations: annotations,
+		Created:     created,
+		Progress:    cmd.ErrOrStderr(),
+	})
+	if err != nil {
+		return err
+	}
+	for _, s := range res.Skipped {
+		fmt.Fprintf(cmd.ErrOrStderr(), "skipped %s: not a regular file or directory\n", s)
+	}
+	out := pushOutput{PushResult: res}
+	if signer != nil {
+		sig, err := signer.sign(cmd, res.Ref, o.remote.options())
+		if err != nil {
+			return fmt.Errorf("pushed %s, but signing failed: %w", res.URL, err)
+		}
+		out.Signature = sig
+	}
+	if ok, err := o.output.print(cmd.OutOrStdout(), out); ok {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), res.URL)
+	if out.Signature != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "signed %s: signature %s\n", res.Digest, out.Signature)
+	}
+	return nil
+}
+
+type pushOutput struct {
+	*artifact.PushResult
+	Signature string `json:"signature,omitempty"`
+}

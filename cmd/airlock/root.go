@@ -1,0 +1,32 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "airlock",
+		Short:         "Deliver Kubernetes configuration as signed OCI artifacts",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	// Verb groups, as in Flux: `airlock push artifact`, `airlock list artifacts`.
+	push := &cobra.Command{Use: "push", Short: "Push artifacts to a registry"}
+	push.AddCommand(newPushArtifactCmd())
+	build := &cobra.Command{Use: "build", Short: "Build artifacts locally"}
+	build.AddCommand(newBuildArtifactCmd())
+	pull := &cobra.Command{Use: "pull", Short: "Pull artifacts from a registry"}
+	pull.AddCommand(newPullArtifactCmd())
+	tag := &cobra.Command{Use: "tag", Short: "Tag artifacts"}
+	tag.AddCommand(newTagArtifactCmd())
+	list := &cobra.Command{Use: "list", Short: "List artifacts"}
+	list.AddCommand(newListArtifactsCmd())
+	diff := &cobra.Command{Use: "diff", Short: "Compare artifacts with local files"}
+	diff.AddCommand(newDiffArtifactCmd())
+	reg := &cobra.Command{Use: "registry", Short: "Run an embedded OCI registry"}
+	reg.AddCommand(newRegistryServeCmd())
+
+	root.AddCommand(push, build, pull, tag, list, diff, reg, newVersionCmd())
+	return root
+}
