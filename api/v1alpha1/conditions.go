@@ -1,0 +1,50 @@
+package v1alpha1
+
+// Condition types. Ready, Reconciling and Stalled follow kstatus, so kubectl
+// wait, kstatus and Flux-style tools read a Release's health.
+const (
+	ConditionReady       = "Ready"
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
+	ConditionVerified    = "Verified"
+	ConditionHealthy     = "Healthy"
+)
+
+// Condition reasons. Each names a pipeline stage and the outcome; the
+// condition's message says which object, reference or digest and what to do.
+const (
+	ReasonSucceeded            = "ReconciliationSucceeded"
+	ReasonProgressing          = "Progressing"
+	ReasonSuspended            = "Suspended"
+	ReasonDependencyNotReady   = "DependencyNotReady"
+	ReasonInvalidSpec          = "InvalidSpec"
+	ReasonSecretError          = "SecretError"
+	ReasonRegistryUnavailable  = "RegistryUnavailable"
+	ReasonArtifactNotFound     = "ArtifactNotFound"
+	ReasonRegistryAuthFailed   = "RegistryAuthFailed"
+	ReasonPullFailed           = "PullFailed"
+	ReasonVerificationRequired = "VerificationRequired"
+	ReasonVerificationFailed   = "VerificationFailed"
+	ReasonVerified             = "Verified"
+	ReasonVerificationSkipped  = "VerificationSkipped"
+	ReasonBuildFailed          = "BuildFailed"
+	ReasonApplyFailed          = "ApplyFailed"
+	ReasonImmutableField       = "ImmutableFieldChanged"
+	ReasonForbidden            = "Forbidden"
+	ReasonPruneFailed          = "PruneFailed"
+	ReasonEmptyArtifact        = "EmptyArtifact"
+	ReasonHealthy              = "Healthy"
+	ReasonUnhealthy            = "HealthCheckFailed"
+	ReasonWaitSkipped          = "WaitSkipped"
+	ReasonDriftCorrected       = "DriftCorrected"
+	ReasonPruned               = "Pruned"
+	ReasonDeleted              = "Deleted"
+)
+
+// Health values recorded in the history.
+const (
+	HealthHealthy     = "Healthy"
+	HealthProgressing = "Progressing"
+	HealthUnhealthy   = "Unhealthy"
+	HealthUnknown     = "Unknown"
+)

@@ -1,0 +1,322 @@
+package v1alpha1
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ReleaseKind is the kind of the Release type.
+const ReleaseKind = "Release"
+
+// Annotations and labels airlock reads or writes on applied objects and artifacts.
+const (
+	// PruneAnnotation set to PruneDisabled on an applied object keeps it when
+	// it leaves the artifact.
+	PruneAnnotation = "delivery.airlock.dev/prune"
+	// PruneDisabled is the value of PruneAnnotation that keeps an object.
+	PruneDisabled = "disabled"
+	// EmptyAnnotation set to "true" on an artifact's manifest says that the
+	// artifact is empty on purpose: without it, an artifact that builds to no
+	// objects never prunes anything.
+	EmptyAnnotation = "delivery.airlock.dev/empty"
+	// NameLabel and NamespaceLabel mark every applied object with the Release
+	// that owns it. Prune deletes only objects that still carry them.
+	NameLabel      = "delivery.airlock.dev/name"
+	NamespaceLabel = "delivery.airlock.dev/namespace"
+	// Finalizer lets a deleted Release prune its inventory first.
+	Finalizer = "delivery.airlock.dev/finalizer"
+)
+
+// ReleaseSpec says which artifact to deploy and how.
+type ReleaseSpec struct {
+	// URL is the artifact's repository, oci://HOST/REPO.
+	// +kubebuilder:validation:Pattern=`^oci://[^/@:]+(:[0-9]+)?/[^:@]+$`
+	// +required
+	URL string `json:"url"`
+
+	// Ref selects the artifact in the repository. A digest wins over a semver
+	// range, which wins over a tag. Empty means the tag "latest".
+	// +optional
+	Ref ArtifactRef `json:"ref,omitempty"`
+
+	// Interval is how often the artifact is resolved and drift corrected.
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
+
+	// RetryInterval caps the exponential backoff after a failure. Empty means
+	// Interval.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	RetryInterval *metav1.Duration `json:"retryInterval,omitempty"`
+
+	// Timeout bounds the registry operations and the health wait. Empty means 5m.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// SecretRef names a kubernetes.io/dockerconfigjson Secret in the
+	// Release's namespace with the registry credentials. Empty means anonymous.
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+
+	// CertSecretRef names a Secret with the registry's CA (ca.crt) and
+	// optionally a client certificate (tls.crt, tls.key). Empty means the
+	// system roots.
+	// +optional
+	CertSecretRef *LocalObjectReference `json:"certSecretRef,omitempty"`
+
+	// Insecure talks plain HTTP to the registry, without TLS.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
+
+	// Verify is the trust policy. Empty means the Release is refused unless
+	// the controller runs with --allow-unsigned.
+	// +optional
+	Verify *VerifySpec `json:"verify,omitempty"`
+
+	// Path is a directory inside the artifact to build. Empty means its root.
+	// +optional
+	Path string `json:"path,omitempty"`
+
+	// TargetNamespace sets the namespace of every namespaced object. Empty
+	// means the object's own namespace, or the Release's when it has none.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	TargetNamespace string `json:"targetNamespace,omitempty"`
+
+	// Prune deletes the objects that leave the artifact, and the inventory
+	// when the Release is deleted. Empty means true.
+	// +kubebuilder:default=true
+	// +optional
+	Prune *bool `json:"prune,omitempty"`
+
+	// Wait makes the Release Ready only when every applied object is
+	// Current by kstatus. Empty means true.
+	// +kubebuilder:default=true
+	// +optional
+	Wait *bool `json:"wait,omitempty"`
+
+	// Force recreates an object whose change touches an immutable field.
+	// false means such a change fails and names the object.
+	// +optional
+	Force bool `json:"force,omitempty"`
+
+	// Suspend stops pulling, applying and pruning; status is still written.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// ServiceAccountName is a ServiceAccount in the Release's namespace to
+	// impersonate for apply and prune. Empty means the controller's own account.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
+	// DependsOn lists Releases that must be Ready before this one applies.
+	// +optional
+	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
+}
+
+// ArtifactRef selects an artifact in a repository.
+type ArtifactRef struct {
+	// Tag is a tag such as "v1.2.3" or "latest".
+	// +optional
+	Tag string `json:"tag,omitempty"`
+	// Semver is a range such as ">=1.2.0 <2.0.0"; the highest matching tag wins.
+	// +optional
+	Semver string `json:"semver,omitempty"`
+	// Digest pins the artifact: sha256:<64 hex>.
+	// +kubebuilder:validation:Pattern=`^sha256:[a-f0-9]{64}$`
+	// +optional
+	Digest string `json:"digest,omitempty"`
+}
+
+// VerifySpec is the trust policy for an artifact's cosign signatures.
+type VerifySpec struct {
+	// KeysSecretRef names a Secret in the Release's namespace; every key
+	// ending in .pub is a trusted cosign public key.
+	// +required
+	KeysSecretRef LocalObjectReference `json:"keysSecretRef"`
+	// Threshold is how many distinct trusted keys must have signed. Empty means 1.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	Threshold int `json:"threshold,omitempty"`
+}
+
+// LocalObjectReference names an object in the Release's namespace.
+type LocalObjectReference struct {
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Name string `json:"name"`
+}
+
+// DependencyReference names another Release.
+type DependencyReference struct {
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Name string `json:"name"`
+	// Namespace is empty for the Release's own namespace.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// ReleaseStatus is everything the controller knows about a Release.
+type ReleaseStatus struct {
+	// ObservedGeneration is the generation last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions are Ready, Reconciling, Stalled, Verified and Healthy.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// LastAttemptedDigest is the digest the last reconcile resolved.
+	// +optional
+	LastAttemptedDigest string `json:"lastAttemptedDigest,omitempty"`
+
+	// LastAppliedDigest is the digest whose objects are applied.
+	// +optional
+	LastAppliedDigest string `json:"lastAppliedDigest,omitempty"`
+
+	// ShortDigest is the first 12 hex digits of LastAppliedDigest, for kubectl.
+	// +optional
+	ShortDigest string `json:"shortDigest,omitempty"`
+
+	// LastAppliedGeneration is the spec generation of the last successful apply.
+	// +optional
+	LastAppliedGeneration int64 `json:"lastAppliedGeneration,omitempty"`
+
+	// LastAppliedSource and LastAppliedRevision are the artifact's source
+	// and revision annotations (org.opencontainers.image.source/revision).
+	// +optional
+	LastAppliedSource string `json:"lastAppliedSource,omitempty"`
+	// +optional
+	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
+
+	// Signers are the trusted keys whose signatures verified the applied artifact.
+	// +optional
+	Signers []Signer `json:"signers,omitempty"`
+
+	// Inventory is every applied object, in apply order.
+	// +optional
+	Inventory []ObjectRef `json:"inventory,omitempty"`
+
+	// History is the last 10 applied digests, newest first.
+	// +optional
+	History []HistoryEntry `json:"history,omitempty"`
+
+	// DriftCorrections counts the objects corrected after a change outside airlock.
+	// +optional
+	DriftCorrections int64 `json:"driftCorrections,omitempty"`
+}
+
+// Signer is a trusted key that signed the artifact.
+type Signer struct {
+	// Name is the key's name in the keys Secret, without .pub.
+	Name string `json:"name"`
+	// Fingerprint is the SHA-256 of the key's DER encoding, in hex.
+	Fingerprint string `json:"fingerprint"`
+}
+
+// ObjectRef identifies an applied object.
+type ObjectRef struct {
+	// +optional
+	Group   string `json:"group,omitempty"`
+	Version string `json:"version"`
+	Kind    string `json:"kind"`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+// HistoryEntry records one applied digest.
+type HistoryEntry struct {
+	Digest    string      `json:"digest"`
+	AppliedAt metav1.Time `json:"appliedAt"`
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// +optional
+	Signers []string `json:"signers,omitempty"`
+	// Health is Healthy, Progressing or Unhealthy, as last seen.
+	// +optional
+	Health string `json:"health,omitempty"`
+}
+
+// Release pulls a signed OCI artifact, builds it with kustomize and applies it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rel,categories=airlock
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.shortDigest`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.lastAppliedRevision`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+type Release struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ReleaseSpec   `json:"spec,omitempty"`
+	Status ReleaseStatus `json:"status,omitempty"`
+}
+
+// ReleaseList is a list of Releases.
+// +kubebuilder:object:root=true
+type ReleaseList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Release `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Release{}, &ReleaseList{})
+}
+
+// Defaults for the optional durations.
+const (
+	DefaultInterval = 5 * time.Minute
+	DefaultTimeout  = 5 * time.Minute
+	HistoryLimit    = 10
+)
+
+// GetInterval is spec.interval, or DefaultInterval when unset.
+func (r *Release) GetInterval() time.Duration {
+	if r.Spec.Interval.Duration > 0 {
+		return r.Spec.Interval.Duration
+	}
+	return DefaultInterval
+}
+
+// GetRetryInterval is spec.retryInterval, or the interval when unset.
+func (r *Release) GetRetryInterval() time.Duration {
+	if r.Spec.RetryInterval != nil && r.Spec.RetryInterval.Duration > 0 {
+		return r.Spec.RetryInterval.Duration
+	}
+	return r.GetInterval()
+}
+
+// GetTimeout is spec.timeout, or DefaultTimeout when unset.
+func (r *Release) GetTimeout() time.Duration {
+	if r.Spec.Timeout != nil && r.Spec.Timeout.Duration > 0 {
+		return r.Spec.Timeout.Duration
+	}
+	return DefaultTimeout
+}
+
+// PruneEnabled is spec.prune; unset means true.
+func (r *Release) PruneEnabled() bool { return r.Spec.Prune == nil || *r.Spec.Prune }
+
+// WaitEnabled is spec.wait; unset means true.
+func (r *Release) WaitEnabled() bool { return r.Spec.Wait == nil || *r.Spec.Wait }
+
+// GetConditions returns the status conditions (for kstatus-style helpers).
+func (r *Release) GetConditions() []metav1.Condition { return r.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (r *Release) SetConditions(c []metav1.Condition) { r.Status.Conditions = c }

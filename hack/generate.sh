@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Generates the Release API's deepcopy functions and its CRD with
+# controller-gen, from the markers in api/.
+#
+#   hack/generate.sh          regenerate api/v1alpha1/zz_generated.deepcopy.go
+#                             and config/crd/bases/
+#   hack/generate.sh --check  fail when the committed output is stale (CI)
+set -euo pipefail
+
+CONTROLLER_GEN=${CONTROLLER_GEN:-sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+generate() { # $1: output root
+  local out=$1
+  mkdir -p "$out/api/v1alpha1" "$out/config/crd/bases"
+  go run "$CONTROLLER_GEN" \
+    object:headerFile=hack/boilerplate.go.txt \
+    crd:maxDescLen=400 \
+    paths=./api/... \
+    output:object:dir="$out/api/v1alpha1" \
+    output:crd:dir="$out/config/crd/bases"
+}
+
+case "${1:-}" in
+--check)
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  generate "$tmp"
+  stale=0
+  diff -u api/v1alpha1/zz_generated.deepcopy.go "$tmp/api/v1alpha1/zz_generated.deepcopy.go" || stale=1
+  diff -ru config/crd/bases "$tmp/config/crd/bases" || stale=1
+  if [ "$stale" = 1 ]; then
+    echo "generate: the committed deepcopy or CRD is stale: run hack/generate.sh and commit the result" >&2
+    exit 1
+  fi
+  ;;
+"")
+  generate "$root"
+  ;;
+*)
+  echo "usage: $0 [--check]" >&2
+  exit 2
+  ;;
+esac
