@@ -1,0 +1,257 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"github.com/sigstore/cosign/v2/pkg/oci"
+	"github.com/sigstore/cosign/v2/pkg/oci/static"
+	"github.com/sigstore/sigstore/pkg/signature"
+)
+
+// fetchedSignature is one signature layer as read from the registry: the
+// raw payload and the layer's annotations (the base64 signature, and a
+// certificate or Rekor bundle when cosign added one).
+type fetchedSignature struct {
+	Payload     []byte
+	Annotations map[string]string
+	MediaType   string
+}
+
+// checkOpts are cosign's verification rules for `cosign verify --key KEY
+// --insecure-ignore-tlog=true`: offline, no SCT, and the claim in the
+// payload must name the digest being verified.
+func checkOpts(v signature.Verifier) *cosign.CheckOpts {
+	return &cosign.CheckOpts{
+		SigVerifier: v,
+		IgnoreTlog:  true,
+		IgnoreSCT:   true,
+		// Without it cosign never compares the signed digest with the
+		// artifact's digest, and a signature copied from another artifact passes.
+		ClaimVerifier: cosign.SimpleClaimVerifier,
+	}
+}
+
+var hexFingerprint = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// short abbreviates a fingerprint or digest for lists in messages.
+func short(s string) string {
+	s = strings.TrimPrefix(s, "sha256:")
+	if len(s) > 16 {
+		return s[:16] + "…"
+	}
+	return s
+}
+
+// evaluate is the pure check: do at least p's threshold of distinct trusted
+// keys have valid signatures over exactly dgst among sigs? ref names the
+// artifact in messages. It reads nothing from the network.
+func evaluate(ctx context.Context, ref, dgst string, sigs []fetchedSignature, p Policy) (*Result, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("verify %s: %w", ref, err)
+	}
+	fail := func(reason error, msg, hint string) *Error {
+		return &Error{Op: "verify", Ref: ref, Reason: reason, Msg: msg, Hint: hint}
+	}
+	h, err := v1.NewHash(dgst)
+	if err != nil {
+		return nil, fail(ErrMalformed, fmt.Sprintf("artifact digest %q: %v", dgst, err), "")
+	}
+	if len(sigs) == 0 {
+		return nil, fail(ErrNoSignatures, "no signature on "+dgst,
+			"sign it with `airlock sign "+ref+" --key cosign.key`, or check that the signatures were copied with the artifact")
+	}
+	if len(sigs) > MaxSignatures {
+		return nil, fail(ErrMalformed, fmt.Sprintf("%d signatures, over the cap of %d per digest", len(sigs), MaxSignatures),
+			"remove stale signatures from the .sig tag")
+	}
+
+	keys := p.distinctKeys()
+	var (
+		details    []error
+		found      []string // signer hints, as fingerprints
+		foundSeen  = map[string]bool{}
+		malformed  int
+		mismatched []string // digests named by trusted keys' signatures for other artifacts
+		signed     = map[string]Signer{}
+	)
+	addFound := func(fp string) {
+		if fp != "" && !foundSeen[fp] {
+			foundSeen[fp] = true
+			found = append(found, fp)
+		}
+	}
+	for i, fs := range sigs {
+		n := i + 1
+		claim, sig, err := parseSignature(fs)
+		if err != nil {
+			malformed++
+			details = append(details, fmt.Errorf("signature %d: %w: %v", n, ErrMalformed, err))
+			continue
+		}
+		hinted := claim.Annotations[SignerAnnotation]
+		if hexFingerprint.MatchString(hinted) {
+			addFound(hinted)
+		}
+		if cert, err := sig.Cert(); err == nil && cert != nil {
+			if fp, err := Fingerprint(cert.PublicKey); err == nil {
+				addFound(fp)
+			}
+		}
+		for _, k := range keys {
+			verr := verifyOne(ctx, sig, h, k)
+			switch {
+			case verr == nil && claim.Digest == h.String():
+				if _, ok := signed[k.Fingerprint]; !ok {
+					signed[k.Fingerprint] = Signer{Name: k.Name, Fingerprint: k.Fingerprint, Annotations: claim.Annotations}
+				}
+				addFound(k.Fingerprint)
+			case claim.Digest != h.String() && cryptoValid(sig, k):
+				mismatched = append(mismatched, claim.Digest)
+				addFound(k.Fingerprint)
+				details = append(details, fmt.Errorf("signature %d: %w: trusted key %s (%s) signed %s, not %s",
+					n, ErrDigestMismatch, short(k.Fingerprint), k.Name, claim.Digest, h.String()))
+			default:
+				details = append(details, fmt.Errorf("signature %d: key %s (%s): %v", n, short(k.Fingerprint), k.Name, verr))
+			}
+		}
+	}
+
+	need := p.threshold()
+	var signers []Signer
+	var missing []string
+	for _, k := range keys {
+		if s, ok := signed[k.Fingerprint]; ok {
+			signers = append(signers, s)
+		} else {
+			missing = append(missing, k.Fingerprint)
+		}
+	}
+	if len(signers) >= need {
+		return &Result{Ref: ref, Digest: h.String(), Signers: signers, Threshold: need, Signatures: len(sigs)}, nil
+	}
+
+	var e *Error
+	trusted := describeKeys(keys, nil)
+	switch {
+	case len(signers) > 0:
+		e = fail(ErrThresholdNotMet,
+			fmt.Sprintf("%d of %d required keys signed: missing %s", len(signers), need, describeKeys(keys, missing)),
+			"sign the digest with the missing keys (`airlock sign "+ref+" --key KEY`), or lower --threshold")
+	case len(mismatched) > 0:
+		e = fail(ErrDigestMismatch,
+			fmt.Sprintf("%d signature(s) by trusted keys name another digest (%s), not %s", len(mismatched), strings.Join(uniq(mismatched), ", "), h.String()),
+			"a signature was copied from another artifact or the tag was moved: verify the digest that was signed, or sign this one")
+	case malformed == len(sigs):
+		e = fail(ErrMalformed, fmt.Sprintf("all %d signature(s) are malformed", len(sigs)),
+			"re-sign the artifact with `airlock sign` or `cosign sign`")
+	default:
+		signersFound := "unknown (the signatures name no signer key)"
+		if len(found) > 0 {
+			signersFound = strings.Join(found, ", ")
+		}
+		e = fail(ErrUntrustedSigner,
+			fmt.Sprintf("%d signature(s), none valid for a trusted key (found signers: %s; trusted keys tried: %s)", len(sigs), signersFound, trusted),
+			"sign the artifact with one of the trusted keys, or add the signer's public key to the policy")
+	}
+	e.Found, e.Missing = found, missing
+	e.Details = errors.Join(details...)
+	return nil, e
+}
+
+// parseSignature checks one fetched signature and builds cosign's view of it.
+func parseSignature(fs fetchedSignature) (signedClaim, oci.Signature, error) {
+	claim, err := parsePayload(fs.Payload)
+	if err != nil {
+		return signedClaim{}, nil, err
+	}
+	b64 := fs.Annotations[static.SignatureAnnotationKey]
+	if b64 == "" {
+		return signedClaim{}, nil, fmt.Errorf("no %s annotation", static.SignatureAnnotationKey)
+	}
+	if _, err := base64.StdEncoding.DecodeString(b64); err != nil {
+		return signedClaim{}, nil, fmt.Errorf("signature is not base64: %v", err)
+	}
+	ann := make(map[string]string, len(fs.Annotations))
+	for k, v := range fs.Annotations {
+		ann[k] = v
+	}
+	opts := []static.Option{static.WithAnnotations(ann)}
+	if fs.MediaType != "" {
+		opts = append(opts, static.WithLayerMediaType(types.MediaType(fs.MediaType)))
+	}
+	sig, err := static.NewSignature(fs.Payload, b64, opts...)
+	if err != nil {
+		return signedClaim{}, nil, err
+	}
+	if _, err := sig.Cert(); err != nil {
+		return signedClaim{}, nil, fmt.Errorf("certificate annotation: %v", err)
+	}
+	return claim, sig, nil
+}
+
+// verifyOne applies cosign's own rules (checkOpts) to one signature and key.
+func verifyOne(ctx context.Context, sig oci.Signature, h v1.Hash, k PublicKey) error {
+	_, err := cosign.VerifyImageSignature(ctx, sig, h, checkOpts(k.verifier))
+	return err
+}
+
+// cryptoValid reports whether k made sig over its payload, whatever the
+// payload claims. It tells a replayed signature from a stranger's.
+func cryptoValid(sig oci.Signature, k PublicKey) bool {
+	b64, err := sig.Base64Signature()
+	if err != nil {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return false
+	}
+	pl, err := sig.Payload()
+	if err != nil {
+		return false
+	}
+	return k.verifier.VerifySignature(bytes.NewReader(raw), bytes.NewReader(pl)) == nil
+}
+
+// describeKeys lists keys as "fingerprint (name)"; only those in only when
+// only is not nil.
+func describeKeys(keys []PublicKey, only []string) string {
+	var want map[string]bool
+	if only != nil {
+		want = map[string]bool{}
+		for _, fp := range only {
+			want[fp] = true
+		}
+	}
+	var parts []string
+	for _, k := range keys {
+		if want != nil && !want[k.Fingerprint] {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", k.Fingerprint, k.Name))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func uniq(ss []string) []string {
+	m := map[string]bool{}
+	var out []string
+	for _, s := range ss {
+		if !m[s] {
+			m[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,59 @@
+package verify
+
+import (
+	"fmt"
+)
+
+// Policy is the trust material for verification: which keys are trusted and
+// how many of them must have signed.
+type Policy struct {
+	// Keys are the trusted public keys. Keys with the same fingerprint count once.
+	Keys []PublicKey
+	// Threshold is how many distinct trusted keys must have signed the exact
+	// digest. 0 means 1.
+	Threshold int
+}
+
+// threshold is Threshold with its default applied.
+func (p Policy) threshold() int {
+	if p.Threshold == 0 {
+		return 1
+	}
+	return p.Threshold
+}
+
+// distinctKeys returns the keys with duplicates (same fingerprint) removed,
+// in order.
+func (p Policy) distinctKeys() []PublicKey {
+	seen := map[string]bool{}
+	var out []PublicKey
+	for _, k := range p.Keys {
+		if seen[k.Fingerprint] {
+			continue
+		}
+		seen[k.Fingerprint] = true
+		out = append(out, k)
+	}
+	return out
+}
+
+// Validate reports a policy that can never pass or was built by hand without
+// LoadPublicKey: no keys, a negative threshold, or a threshold over the
+// number of distinct keys.
+func (p Policy) Validate() error {
+	if len(p.Keys) == 0 {
+		return fmt.Errorf("%w: no trusted public keys: give at least one (--key FILE.pub, or a key in the policy's Secret)", ErrPolicy)
+	}
+	for i, k := range p.Keys {
+		if k.verifier == nil || k.Fingerprint == "" {
+			return fmt.Errorf("%w: key %d (%q) was not loaded: build keys with verify.LoadPublicKey", ErrPolicy, i, k.Name)
+		}
+	}
+	if p.Threshold < 0 {
+		return fmt.Errorf("%w: threshold %d is negative: want 1 or more (0 means 1)", ErrPolicy, p.Threshold)
+	}
+	if n := len(p.distinctKeys()); p.threshold() > n {
+		return fmt.Errorf("%w: threshold %d is more than the %d distinct trusted keys: lower the threshold or add keys", ErrPolicy, p.threshold(), n)
+	}
+	return nil
+}

@@ -1,0 +1,128 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	cremote "github.com/sigstore/cosign/v2/pkg/cosign/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci/static"
+	"github.com/sigstore/sigstore/pkg/signature/payload"
+	"oras.land/oras-go/v2/errdef"
+
+	"airlock.dev/airlock/artifact"
+)
+
+// SignResult is a stored signature.
+type SignResult struct {
+	// Ref is the artifact signed, with its Digest set.
+	Ref artifact.Reference `json:"-"`
+	// Digest is the manifest digest signed.
+	Digest string `json:"digest"`
+	// SignatureTag is the tag the signature is stored under (sha256-<hex>.sig).
+	SignatureTag string `json:"signatureTag"`
+	// Fingerprint is the signing key's public key fingerprint.
+	Fingerprint string `json:"fingerprint"`
+	// Existing is how many signatures the digest had before this one.
+	Existing int `json:"existing"`
+}
+
+// Sign signs ref's digest with key and stores the signature where cosign
+// does: a simple-signing payload layer on the sha256-<hex>.sig tag, next to
+// the signatures already there (a signature by the same key over the same
+// payload replaces its duplicate, as in cosign). ref is pinned by digest, or
+// its tag is resolved first; the tag itself is never signed. annotations go
+// into the signed payload (`cosign sign -a`); nil means none. The payload
+// also carries SignerAnnotation with the key's fingerprint. Nothing is
+// uploaded to a transparency log.
+func Sign(ctx context.Context, ref artifact.Reference, key *PrivateKey, annotations map[string]string, opts artifact.RemoteOptions) (*SignResult, error) {
+	fail := func(reason error, msg string, err error) error {
+		return &Error{Op: "sign", Ref: ref.String(), Reason: reason, Msg: msg, Err: err}
+	}
+	if key == nil || key.signer == nil {
+		return nil, fail(ErrKey, "no private key: load one with verify.LoadPrivateKeyFile", nil)
+	}
+	if _, ok := annotations[SignerAnnotation]; ok {
+		return nil, fail(ErrKey, "annotation "+SignerAnnotation+" is set by airlock from the signing key: remove it", nil)
+	}
+	repo, err := opts.Repository(ref)
+	if err != nil {
+		return nil, fail(ErrRegistry, "", err)
+	}
+	// Resolve the tag (or check the digest exists): a signature is always over a digest.
+	desc, err := repo.Resolve(ctx, ref.Reference())
+	if err != nil {
+		return nil, registryError("sign", ref, "resolve", ref, err)
+	}
+	ref = ref.WithDigest(desc.Digest.String())
+	tag := SignatureTag(ref.Digest)
+
+	// Refuse to grow a signature set past what Verify reads.
+	existing := 0
+	_, body, err := fetchManifest(ctx, repo, tag, MaxSignatureManifestSize)
+	switch {
+	case errors.Is(err, errdef.ErrNotFound):
+	case err != nil && !errors.Is(err, errTooLarge) && !errors.Is(err, errdef.ErrSizeExceedsLimit):
+		return nil, registryError("sign", ref, "fetch signatures", ref.WithTag(tag), err)
+	default:
+		var m ocispec.Manifest
+		if err != nil || json.Unmarshal(body, &m) != nil {
+			return nil, fail(ErrMalformed, fmt.Sprintf("the existing signature manifest %s is malformed or over %d bytes", tag, MaxSignatureManifestSize),
+				artifact.ErrTooLarge)
+		}
+		existing = len(m.Layers)
+		if existing >= MaxSignatures {
+			return nil, fail(ErrMalformed, fmt.Sprintf("%s already holds %d signatures, the cap per digest is %d: remove stale signatures first", tag, existing, MaxSignatures), nil)
+		}
+	}
+
+	digestName, err := name.NewDigest(ref.DigestRef(), opts.NameOptions()...)
+	if err != nil {
+		return nil, fail(ErrRegistry, "", fmt.Errorf("reference %s: %w", ref.DigestRef(), err))
+	}
+	optional := map[string]interface{}{SignerAnnotation: key.Public.Fingerprint}
+	for k, v := range annotations {
+		optional[k] = v
+	}
+	pl, err := (&payload.Cosign{Image: digestName, Annotations: optional}).MarshalJSON()
+	if err != nil {
+		return nil, fail(ErrMalformed, "build payload", err)
+	}
+	rawSig, err := key.signer.SignMessage(bytes.NewReader(pl))
+	if err != nil {
+		return nil, fail(ErrKey, "sign payload", err)
+	}
+	sig, err := static.NewSignature(pl, base64.StdEncoding.EncodeToString(rawSig))
+	if err != nil {
+		return nil, fail(ErrMalformed, "build signature", err)
+	}
+
+	ropts, err := opts.GGCROptions(ctx)
+	if err != nil {
+		return nil, fail(ErrRegistry, "", err)
+	}
+	o := ociremote.WithRemoteOptions(ropts...)
+	se, err := ociremote.SignedEntity(digestName, o)
+	if err != nil {
+		var nf *ociremote.EntityNotFoundError
+		if errors.As(err, &nf) {
+			return nil, fail(ErrRegistry, "", &artifact.RegistryError{Op: "fetch", Ref: ref.String(), Kind: artifact.ErrNotFound, Err: err, Hint: "push the artifact first"})
+		}
+		return nil, registryError("sign", ref, "fetch", ref, err)
+	}
+	newSE, err := mutate.AttachSignatureToEntity(se, sig, mutate.WithDupeDetector(cremote.NewDupeDetector(key.signer)))
+	if err != nil {
+		return nil, registryError("sign", ref, "read existing signatures from", ref.WithTag(tag), err)
+	}
+	if err := ociremote.WriteSignatures(digestName.Repository, newSE, o); err != nil {
+		return nil, registryError("sign", ref, "write signature to", ref.WithTag(tag), err)
+	}
+	return &SignResult{Ref: ref, Digest: ref.Digest, SignatureTag: tag, Fingerprint: key.Public.Fingerprint, Existing: existing}, nil
+}

@@ -1,0 +1,183 @@
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
+
+	"airlock.dev/airlock/artifact"
+)
+
+// Artifact annotations reported with a verification result.
+const (
+	AnnotationSource   = ocispec.AnnotationSource
+	AnnotationRevision = ocispec.AnnotationRevision
+)
+
+// Result is a passed verification.
+type Result struct {
+	// Ref is the artifact verified, oci://HOST/REPO[:TAG]@DIGEST.
+	Ref string `json:"ref"`
+	// Digest is the manifest digest whose signatures were verified.
+	Digest string `json:"digest"`
+	// Signers are the distinct trusted keys with a valid signature, in policy order.
+	Signers []Signer `json:"signers"`
+	// Threshold is how many signers the policy required.
+	Threshold int `json:"threshold"`
+	// Signatures is how many signatures the digest has (valid or not).
+	Signatures int `json:"signatures"`
+	// Source and Revision are the artifact manifest's
+	// org.opencontainers.image.source and .revision annotations; "" when absent.
+	Source   string `json:"source,omitempty"`
+	Revision string `json:"revision,omitempty"`
+}
+
+// Signer is a trusted key that signed.
+type Signer struct {
+	// Name is the key's name (its file name, or its key in a Secret).
+	Name string `json:"name"`
+	// Fingerprint is the hex SHA-256 of the key's DER SubjectPublicKeyInfo.
+	Fingerprint string `json:"fingerprint"`
+	// Annotations are the signed payload's optional annotations (`sign -a`).
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Verify checks that at least p's threshold of distinct trusted keys have
+// valid cosign signatures over exactly ref's digest. ref is pinned by digest,
+// or its tag is resolved first. It reads the artifact manifest (for its
+// source and revision annotations) and the signatures on the
+// sha256-<hex>.sig tag, bounded by MaxSignatureManifestSize, MaxPayloadSize
+// and MaxSignatures. A failure is an *Error whose Reason is one of the Err…
+// sentinels; a registry that cannot be reached is ErrRegistry, never a pass.
+func Verify(ctx context.Context, ref artifact.Reference, p Policy, opts artifact.RemoteOptions) (*Result, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("verify %s: %w", ref, err)
+	}
+	f, err := fetch(ctx, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	res, err := evaluate(ctx, f.ref.String(), f.ref.Digest, f.sigs, p)
+	if err != nil {
+		return nil, err
+	}
+	res.Source = f.annotations[AnnotationSource]
+	res.Revision = f.annotations[AnnotationRevision]
+	return res, nil
+}
+
+// fetched is what verification reads from the registry.
+type fetched struct {
+	ref         artifact.Reference // with Digest set
+	annotations map[string]string  // the artifact manifest's
+	sigs        []fetchedSignature
+}
+
+// SignatureTag is the tag cosign stores a digest's signatures under:
+// sha256:<hex> → sha256-<hex>.sig.
+func SignatureTag(dgst string) string {
+	return strings.Replace(dgst, ":", "-", 1) + ".sig"
+}
+
+// registryError is a failed registry call during op on artifact; what says
+// which call (as artifact.RegistryError's Op) and on which reference.
+func registryError(op string, artifactRef artifact.Reference, what string, on artifact.Reference, err error) error {
+	return &Error{Op: op, Ref: artifactRef.String(), Reason: ErrRegistry, Err: artifact.ClassifyError(what, on, err)}
+}
+
+// fetch resolves ref and reads its manifest annotations and signatures.
+func fetch(ctx context.Context, ref artifact.Reference, opts artifact.RemoteOptions) (*fetched, error) {
+	repo, err := opts.Repository(ref)
+	if err != nil {
+		return nil, &Error{Op: "verify", Ref: ref.String(), Reason: ErrRegistry, Err: err}
+	}
+	desc, body, err := fetchManifest(ctx, repo, ref.Reference(), artifact.MaxManifestSize)
+	if err != nil {
+		return nil, registryError("verify", ref, "fetch manifest", ref, err)
+	}
+	f := &fetched{ref: ref.WithDigest(desc.Digest.String())}
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(body, &m) == nil {
+		f.annotations = m.Annotations
+	}
+	f.sigs, err = fetchSignatures(ctx, repo, f.ref)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// errTooLarge marks content refused by size before it was read.
+var errTooLarge = errors.New("over the size limit")
+
+// fetchManifest reads a manifest by tag or digest, refusing one over limit
+// before reading it. content.ReadAll checks the size and digest.
+func fetchManifest(ctx context.Context, repo *remote.Repository, reference string, limit int64) (ocispec.Descriptor, []byte, error) {
+	desc, rc, err := repo.FetchReference(ctx, reference)
+	if err != nil {
+		return desc, nil, err
+	}
+	defer rc.Close()
+	if desc.Size > limit {
+		return desc, nil, fmt.Errorf("manifest %s is %d bytes: %w of %d bytes", reference, desc.Size, errTooLarge, limit)
+	}
+	body, err := content.ReadAll(rc, desc)
+	if err != nil {
+		return desc, nil, err
+	}
+	return desc, body, nil
+}
+
+// fetchSignatures reads the signatures on ref's sha256-<hex>.sig tag. No tag
+// means no signatures (nil, nil).
+func fetchSignatures(ctx context.Context, repo *remote.Repository, ref artifact.Reference) ([]fetchedSignature, error) {
+	tag := SignatureTag(ref.Digest)
+	sigRef := ref.WithTag(tag)
+	malformed := func(msg string) error {
+		return &Error{Op: "verify", Ref: ref.String(), Reason: ErrMalformed, Msg: msg, Err: artifact.ErrTooLarge,
+			Hint: "refused before parsing; remove the oversized signatures from tag " + tag}
+	}
+	_, body, err := fetchManifest(ctx, repo, tag, MaxSignatureManifestSize)
+	switch {
+	case errors.Is(err, errdef.ErrNotFound):
+		return nil, nil
+	case errors.Is(err, errTooLarge) || errors.Is(err, errdef.ErrSizeExceedsLimit):
+		return nil, malformed(fmt.Sprintf("signature manifest %s is over the %d-byte limit", tag, MaxSignatureManifestSize))
+	case err != nil:
+		return nil, registryError("verify", ref, "fetch signatures", sigRef, err)
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, &Error{Op: "verify", Ref: ref.String(), Reason: ErrMalformed,
+			Msg: fmt.Sprintf("signature manifest %s is not an image manifest: %v", tag, err), Hint: "re-sign the artifact"}
+	}
+	if len(m.Layers) > MaxSignatures {
+		return nil, malformed(fmt.Sprintf("signature manifest %s lists %d signatures, over the cap of %d per digest", tag, len(m.Layers), MaxSignatures))
+	}
+	sigs := make([]fetchedSignature, 0, len(m.Layers))
+	for i, l := range m.Layers {
+		if l.Size > MaxPayloadSize || l.Size < 0 {
+			return nil, malformed(fmt.Sprintf("signature %d payload is %d bytes, over the %d-byte limit", i+1, l.Size, MaxPayloadSize))
+		}
+		rc, err := repo.Fetch(ctx, l)
+		if err != nil {
+			return nil, registryError("verify", ref, fmt.Sprintf("fetch signature %d payload %s from", i+1, l.Digest), sigRef, err)
+		}
+		b, err := content.ReadAll(rc, l)
+		rc.Close()
+		if err != nil {
+			return nil, registryError("verify", ref, fmt.Sprintf("read signature %d payload %s from", i+1, l.Digest), sigRef, err)
+		}
+		sigs = append(sigs, fetchedSignature{Payload: b, Annotations: l.Annotations, MediaType: l.MediaType})
+	}
+	return sigs, nil
+}
