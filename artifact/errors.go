@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -109,7 +110,7 @@ func classify(op string, ref Reference, err error) error {
 		e.Kind, e.Hint = ErrUnreachable, "connection refused by "+ref.Registry+": is the registry running on that port?"
 	case errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &certErr):
 		e.Kind, e.Hint = ErrTLS, "pass the registry's CA with --ca-file"
-	case errors.As(err, &recordErr):
+	case errors.As(err, &recordErr) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		e.Kind, e.Hint = ErrTLS, "the registry speaks plain HTTP: pass --insecure-registry if that is intended"
 	case errors.Is(err, ErrDigest):
 		e.Kind = ErrDigest

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/Masterminds/semver/v3"
 )
@@ -67,7 +68,7 @@ func List(ctx context.Context, repo Reference, opts ListOptions) ([]ListEntry, e
 			continue
 		}
 		if constraint != nil {
-			v, err := semver.NewVersion(t)
+			v, err := parseSemverTag(t)
 			if err != nil || !constraint.Check(v) {
 				continue
 			}
@@ -114,7 +115,7 @@ func LatestSemver(ctx context.Context, repo Reference, semverRange string, opts 
 	var bestTag string
 	if err := client.Tags(ctx, "", func(page []string) error {
 		for _, t := range page {
-			v, err := semver.NewVersion(t)
+			v, err := parseSemverTag(t)
 			if err != nil || !constraint.Check(v) {
 				continue
 			}
@@ -130,4 +131,10 @@ func LatestSemver(ctx context.Context, repo Reference, semverRange string, opts 
 		return "", fmt.Errorf("list tags of %s: no tag matches semver range %q: push a matching tag or widen the range", repo, semverRange)
 	}
 	return bestTag, nil
+}
+
+// parseSemverTag accepts MAJOR.MINOR.PATCH[-PRE][+BUILD], with an optional
+// leading "v"; a partial version such as "v1" is not a release tag.
+func parseSemverTag(t string) (*semver.Version, error) {
+	return semver.StrictNewVersion(strings.TrimPrefix(t, "v"))
 }

@@ -214,9 +214,16 @@ func Pull(ctx context.Context, ref Reference, dir string, opts PullOptions) (*Pu
 
 	gz, err := gzip.NewReader(rc)
 	if err != nil {
+		if derr := verify(); derr != nil {
+			return nil, derr
+		}
 		return nil, fmt.Errorf("pull %s: layer %s is not gzip: %v", ref, layer.Digest, err)
 	}
 	if err := safetar.Extract(gz, staging, safetar.Options{MaxSize: opts.maxSize()}); err != nil {
+		// A corrupt stream is better reported as the digest mismatch it is.
+		if derr := verify(); derr != nil && !errors.Is(err, safetar.ErrTooLarge) {
+			return nil, derr
+		}
 		return nil, fmt.Errorf("pull %s: layer %s: %w", ref, layer.Digest, err)
 	}
 	if err := verify(); err != nil {

@@ -75,11 +75,11 @@ func CreatedTime(t time.Time) (time.Time, error) {
 // Push packs path and pushes it to ref's tag as a Flux-compatible artifact.
 // It returns once the registry holds the manifest under the tag.
 func Push(ctx context.Context, ref Reference, path string, opts PushOptions) (*PushResult, error) {
-	if ref.Tag == "" {
-		return nil, fmt.Errorf("push %s: a tag is required, for example %s", ref, ref.WithTag("latest"))
-	}
 	if ref.Digest != "" {
 		return nil, fmt.Errorf("push %s: push takes a tag, not a digest (the digest comes from the content)", ref)
+	}
+	if ref.Tag == "" {
+		return nil, fmt.Errorf("push %s: a tag is required, for example %s", ref, ref.WithTag("latest"))
 	}
 	created, err := CreatedTime(opts.Created)
 	if err != nil {

@@ -120,6 +120,11 @@ func Extract(r io.Reader, dir string, opts Options) (err error) {
 		if name == "." {
 			continue
 		}
+		// Never write through a symlink, even one that stays inside: the
+		// lexical checks below judge paths as written, so the path must be real.
+		if err := checkNoLinkParents(root, name); err != nil {
+			return &EntryError{Name: hdr.Name, Err: err}
+		}
 		if err := mkdirAll(root, path.Dir(name)); err != nil {
 			return &EntryError{Name: hdr.Name, Err: err}
 		}
@@ -153,6 +158,28 @@ func Extract(r io.Reader, dir string, opts Options) (err error) {
 			return &EntryError{Name: hdr.Name, Err: fmt.Errorf("%w: unsupported entry type %q", ErrUnsafe, hdr.Typeflag)}
 		}
 	}
+}
+
+// checkNoLinkParents refuses a name whose parent directories include a symlink.
+func checkNoLinkParents(root *os.Root, name string) error {
+	parts := strings.Split(path.Dir(name), "/")
+	for i := range parts {
+		if parts[0] == "." {
+			break
+		}
+		prefix := strings.Join(parts[:i+1], "/")
+		fi, err := root.Lstat(prefix)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%w: path goes through symlink %q", ErrUnsafe, prefix)
+		}
+	}
+	return nil
 }
 
 func mkdirAll(root *os.Root, dir string) error {
