@@ -20,6 +20,12 @@ log() { echo "envtest-assets: $*" >&2; }
 
 mkdir -p "$ASSETS"
 
+# One build at a time: a second caller waits for the first and reuses its result.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$CACHE/.lock"
+  flock 9
+fi
+
 if ! "$ASSETS/kube-apiserver" --version >/dev/null 2>&1; then
   log "building kube-apiserver $K8S_VERSION (cold: about 8 minutes on 2 cores)"
   work=$CACHE/src/kube-apiserver-$K8S_VERSION

@@ -1,0 +1,37 @@
+# airlock — run `make help` for the targets.
+SHELL := /usr/bin/env bash
+GO ?= go
+export CGO_ENABLED ?= 1
+
+.PHONY: help build demo test lint generate bench envtest clean
+
+help: ## show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/airlock and bin/airlock-controller (release flags)
+	$(GO) build -trimpath -ldflags="-s -w" -o bin/airlock ./cmd/airlock
+	@if [ -d cmd/airlock-controller ]; then $(GO) build -trimpath -ldflags="-s -w" -o bin/airlock-controller ./cmd/airlock-controller; fi
+
+demo: ## the main job on the embedded default: registry, push, pull, compare, tag, list
+	hack/demo.sh
+
+envtest: ## build (once, then cached) kube-apiserver and etcd for the tests
+	hack/envtest-assets.sh >/dev/null
+
+lint: ## gofmt, go vet, generated code up to date
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@if [ -x hack/generate.sh ]; then hack/generate.sh --check; fi
+
+test: envtest lint ## everything CI runs: lint, then go test -race against a real registry and apiserver
+	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) $(GO) test -race -count=1 -timeout 30m ./...
+
+generate: ## regenerate deepcopy and the CRD
+	hack/generate.sh
+
+bench: ## benchmarks (figures for the issues' closing notes)
+	$(GO) test -run '^$$' -bench . -benchmem ./artifact/ ./verify/
+	@if [ -d bench ]; then for d in bench/*/; do $(GO) run ./$$d; done; fi
+
+clean:
+	rm -rf bin
