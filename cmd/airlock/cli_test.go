@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/registrytest"
+	"airlock.dev/airlock/verify"
 )
 
 // airlock runs the CLI in process and returns stdout, stderr and the exit code.
@@ -136,4 +138,54 @@ func TestCLIVersion(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "airlock dev") || !strings.Contains(out, "go: go1.") {
 		t.Fatalf("version exited %d: %q", code, out)
 	}
+}
+
+func TestCLIPushSignKey(t *testing.T) {
+	reg := registrytest.New(t)
+	dir := t.TempDir()
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	priv, pub, err := verify.GenerateKeyPair([]byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "cosign.key"), priv, 0o600)
+	os.WriteFile(filepath.Join(dir, "cosign.pub"), pub, 0o644)
+	url := "oci://" + reg.Addr + "/demo/signed:v1"
+	out, stderr, code := airlock(t, "push", "artifact", url, "--path", exampleDir(t), "--source", "s", "--revision", testRevision,
+		"--insecure-registry", "--sign-key", filepath.Join(dir, "cosign.key"), "-o", "json")
+	if code != 0 {
+		t.Fatalf("push --sign-key exited %d: %s", code, stderr)
+	}
+	var res struct{ Digest, Signature string }
+	if err := json.Unmarshal([]byte(out), &res); err != nil || !strings.HasSuffix(res.Signature, ":sha256-"+strings.TrimPrefix(res.Digest, "sha256:")+".sig") {
+		t.Fatalf("push -o json = %q (%v), want the signature reference", out, err)
+	}
+	key, err := verify.LoadPublicKeyFile(filepath.Join(dir, "cosign.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := artifact.ParseReference(url)
+	if _, err := verify.Verify(context.Background(), ref, verify.Policy{Keys: []verify.PublicKey{key}}, artifact.RemoteOptions{PlainHTTPInsecure: true}); err != nil {
+		t.Fatalf("the pushed artifact does not verify: %v", err)
+	}
+
+	// A wrong password fails before anything is pushed.
+	t.Setenv("COSIGN_PASSWORD", "wrong")
+	_, stderr, code = airlock(t, "push", "artifact", "oci://"+reg.Addr+"/demo/other:v1", "--path", exampleDir(t), "--source", "s", "--revision", testRevision,
+		"--insecure-registry", "--sign-key", filepath.Join(dir, "cosign.key"))
+	if code == 0 || !strings.Contains(stderr, "password") {
+		t.Fatalf("wrong password: exit %d, %q", code, stderr)
+	}
+	if _, err := artifact.Resolve(context.Background(), mustParse(t, "oci://"+reg.Addr+"/demo/other:v1"), artifact.RemoteOptions{PlainHTTPInsecure: true}); err == nil {
+		t.Fatal("a push with a bad signing key uploaded the artifact")
+	}
+}
+
+func mustParse(t *testing.T, s string) artifact.Reference {
+	t.Helper()
+	r, err := artifact.ParseReference(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
