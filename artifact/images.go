@@ -1,0 +1,66 @@
+package artifact
+
+import (
+	"fmt"
+	"sort"
+)
+
+// podSpecPaths says where each workload kind keeps its pod spec.
+var podSpecPaths = map[string][]string{
+	"Pod":                   {"spec"},
+	"Deployment":            {"spec", "template", "spec"},
+	"StatefulSet":           {"spec", "template", "spec"},
+	"DaemonSet":             {"spec", "template", "spec"},
+	"ReplicaSet":            {"spec", "template", "spec"},
+	"ReplicationController": {"spec", "template", "spec"},
+	"Job":                   {"spec", "template", "spec"},
+	"CronJob":               {"spec", "jobTemplate", "spec", "template", "spec"},
+}
+
+// Images returns the container images (containers, init and ephemeral
+// containers) of every workload among objs, sorted and deduplicated. objs
+// are decoded Kubernetes objects (unstructured.Unstructured's Object).
+func Images(objs []map[string]any) []string {
+	seen := map[string]bool{}
+	for _, o := range objs {
+		kind, _ := o["kind"].(string)
+		p, ok := podSpecPaths[kind]
+		if !ok {
+			continue
+		}
+		var cur any = o
+		for _, k := range p {
+			m, _ := cur.(map[string]any)
+			cur = m[k]
+		}
+		spec, _ := cur.(map[string]any)
+		for _, field := range []string{"initContainers", "containers", "ephemeralContainers"} {
+			list, _ := spec[field].([]any)
+			for _, c := range list {
+				cm, _ := c.(map[string]any)
+				if img, _ := cm["image"].(string); img != "" {
+					seen[img] = true
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for img := range seen {
+		out = append(out, img)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ParseMirror parses oci://HOST[/PREFIX], the destination of an import.
+func ParseMirror(s string) (Reference, error) {
+	ref, err := parseReference(s+"/x", true)
+	if err != nil || ref.Tag != "" || ref.Digest != "" {
+		return Reference{}, fmt.Errorf("mirror %q: want oci://HOST[/PREFIX] without tag or digest", s)
+	}
+	ref.Repository = ref.Repository[:len(ref.Repository)-len("x")]
+	if len(ref.Repository) > 0 {
+		ref.Repository = ref.Repository[:len(ref.Repository)-1]
+	}
+	return ref, nil
+}

@@ -1,0 +1,214 @@
+package artifact_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"sigs.k8s.io/yaml"
+
+	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/internal/registrytest"
+	"airlock.dev/airlock/verify"
+)
+
+// upstreamFixture pushes a two-platform image and a signed artifact whose
+// Deployment uses it, to a fresh "upstream" registry.
+type upstreamFixture struct {
+	addr      string
+	image     string // as written in the Deployment (by tag)
+	artifact  artifact.Reference
+	policy    verify.Policy
+	requests  func() int64
+	stop      func()
+	deployDir string
+}
+
+func newUpstream(t *testing.T) *upstreamFixture {
+	t.Helper()
+	up := registrytest.New(t)
+	ctx := context.Background()
+	idx, err := random.Index(512, 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := up.Addr + "/team/svc:1.0"
+	iref, err := name.ParseReference(image, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ggcrremote.WriteIndex(iref, idx, ggcrremote.WithContext(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	dir := writeTree(t, map[string]string{
+		"deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: svc\nspec:\n  template:\n    spec:\n      initContainers:\n      - name: init\n        image: " + image + "\n      containers:\n      - name: svc\n        image: " + image + "\n",
+	})
+	res, err := artifact.Push(ctx, mustRef(t, "oci://"+up.Addr+"/team/app:v1"), dir, artifact.PushOptions{Remote: plainHTTP, Source: "https://example.com/app.git", Revision: revision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, pub, err := verify.GenerateKeyPair([]byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := verify.LoadPrivateKey(priv, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify.Sign(ctx, res.Ref, key, nil, plainHTTP); err != nil {
+		t.Fatal(err)
+	}
+	pk, err := verify.LoadPublicKey("upstream.pub", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &upstreamFixture{addr: up.Addr, image: image, artifact: res.Ref, policy: verify.Policy{Keys: []verify.PublicKey{pk}},
+		requests: up.Requests, stop: func() { up.Close() }, deployDir: dir}
+}
+
+func imagesOf(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "deploy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var obj map[string]any
+	if err := yaml.Unmarshal(b, &obj); err != nil {
+		t.Fatal(err)
+	}
+	return artifact.Images([]map[string]any{obj})
+}
+
+func TestExportImportAirGap(t *testing.T) {
+	ctx := context.Background()
+	up := newUpstream(t)
+	images := imagesOf(t, up.deployDir)
+	if len(images) != 1 || images[0] != up.image {
+		t.Fatalf("image discovery found %v, want [%s]", images, up.image)
+	}
+
+	tarball := filepath.Join(t.TempDir(), "site.tar")
+	f, err := os.Create(tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, relocated, err := artifact.Export(ctx, up.artifact.WithDigest(""), f, artifact.RelocateOptions{Src: plainHTTP, Images: images})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lock.Images) != 1 || !strings.HasPrefix(lock.Images[0].Digest, "sha256:") {
+		t.Fatalf("images.lock = %+v", lock)
+	}
+	roles := map[string]int{}
+	for _, r := range relocated {
+		roles[r.Role]++
+	}
+	if roles["artifact"] != 1 || roles["signature"] != 1 || roles["image"] != 1 {
+		t.Fatalf("export wrote %v, want the artifact, its signature and the image", roles)
+	}
+
+	// The gap: upstream is gone, and is never contacted again.
+	before := up.requests()
+	up.stop()
+
+	site := registrytest.New(t)
+	a, err := artifact.OpenArchive(ctx, tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror, err := artifact.ParseMirror("oci://" + site.Addr + "/mirror")
+	if err != nil {
+		t.Fatal(err)
+	}
+	imported, err := artifact.Import(ctx, a, mirror, artifact.ImportOptions{Dst: plainHTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imported) != 3 {
+		t.Fatalf("imported %+v", imported)
+	}
+	if up.requests() != before {
+		t.Fatalf("upstream got %d requests after the export", up.requests()-before)
+	}
+
+	// Same digest at the mirror, and the upstream signature still verifies there.
+	atSite := mustRef(t, "oci://"+site.Addr+"/mirror/team/app:v1")
+	res, err := verify.Verify(ctx, atSite, up.policy, plainHTTP)
+	if err != nil {
+		t.Fatalf("upstream signature does not verify at the mirror: %v", err)
+	}
+	if res.Digest != up.artifact.Digest {
+		t.Fatalf("digest changed across the gap: %s → %s", up.artifact.Digest, res.Digest)
+	}
+	// The image is there by digest, all platforms.
+	img := mustRef(t, "oci://"+site.Addr+"/mirror/team/svc@"+lock.Images[0].Digest)
+	if _, err := artifact.Resolve(ctx, img.WithTag("x").WithDigest(img.Digest), plainHTTP); err != nil {
+		t.Fatal(err)
+	}
+	repo, _ := plainHTTP.Repository(img)
+	if _, err := repo.Resolve(ctx, lock.Images[0].Digest); err != nil {
+		t.Fatalf("image %s missing at the mirror: %v", img, err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := artifact.Pull(ctx, atSite, out, artifact.PullOptions{Remote: plainHTTP}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestImportRefusesTamperedBlob(t *testing.T) {
+	ctx := context.Background()
+	up := newUpstream(t)
+	var buf bytes.Buffer
+	if _, _, err := artifact.Export(ctx, up.artifact, &buf, artifact.RelocateOptions{Src: plainHTTP}); err != nil {
+		t.Fatal(err)
+	}
+	// Flip a byte inside the artifact's layer, which is gzip data in the tar.
+	_, m, err := artifact.Manifest(ctx, up.artifact, plainHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	hdr := bytes.Index(b, []byte("blobs/sha256/"+m.Layers[0].Digest.Encoded()))
+	if hdr < 0 {
+		t.Fatal("layer not found in the archive")
+	}
+	b[hdr+512+10] ^= 0xff
+	tarball := filepath.Join(t.TempDir(), "site.tar")
+	os.WriteFile(tarball, b, 0o644)
+
+	_, err = artifact.OpenArchive(ctx, tarball)
+	if !errors.Is(err, artifact.ErrDigest) || !strings.Contains(err.Error(), m.Layers[0].Digest.Encoded()) {
+		t.Fatalf("got %v, want a digest error naming blob %s", err, m.Layers[0].Digest)
+	}
+}
+
+func TestCopyWithSignaturesAndImages(t *testing.T) {
+	ctx := context.Background()
+	up := newUpstream(t)
+	site := registrytest.New(t)
+	dst := mustRef(t, "oci://"+site.Addr+"/team/app:v1").WithTag("")
+	dst.Tag = ""
+	rel, err := artifact.Copy(ctx, up.artifact.WithDigest(""), dst, artifact.RelocateOptions{Src: plainHTTP, Dst: plainHTTP, Images: imagesOf(t, up.deployDir), Platform: "linux/amd64"})
+	if err == nil {
+		t.Fatalf("random images have no linux/amd64 platform, yet the copy passed: %+v", rel)
+	}
+	rel, err = artifact.Copy(ctx, up.artifact.WithDigest(""), dst, artifact.RelocateOptions{Src: plainHTTP, Dst: plainHTTP, Images: imagesOf(t, up.deployDir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rel) != 3 {
+		t.Fatalf("copied %+v", rel)
+	}
+	res, err := verify.Verify(ctx, mustRef(t, "oci://"+site.Addr+"/team/app:v1"), up.policy, plainHTTP)
+	if err != nil || res.Digest != up.artifact.Digest {
+		t.Fatalf("copied signature: %v", err)
+	}
+}
