@@ -555,4 +555,3 @@ func Import(ctx context.Context, a *Archive, dst Reference, opts ImportOptions) 
 	}
 	return out, nil
 }
-
