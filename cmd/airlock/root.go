@@ -28,5 +28,6 @@ func newRootCmd() *cobra.Command {
 	reg.AddCommand(newRegistryServeCmd())
 
 	root.AddCommand(push, build, pull, tag, list, diff, reg, newVersionCmd())
+	root.AddCommand(newCopyCmd(), newExportCmd(), newImportCmd())
 	return root
 }

@@ -1,0 +1,102 @@
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content"
+
+	"airlock.dev/airlock/artifact"
+)
+
+// Annotations of a site signature made at import (chained trust): they
+// record what was verified upstream, inside the signed payload.
+const (
+	// ChainUpstreamSigners lists the upstream signer fingerprints, comma-separated.
+	ChainUpstreamSigners = "dev.airlock/upstream-signers"
+	// ChainUpstreamRef is the artifact's reference before the import.
+	ChainUpstreamRef = "dev.airlock/upstream-ref"
+	// ChainImportedAt is the time of the import, RFC 3339.
+	ChainImportedAt = "dev.airlock/imported-at"
+)
+
+// VerifyArchive checks the artifact in an export tarball against p before
+// anything is pushed: the same rules and bounds as Verify, with the
+// signatures read from the archive instead of a registry.
+func VerifyArchive(ctx context.Context, a *artifact.Archive, p Policy) (*Result, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	desc, ref, err := a.Artifact()
+	if err != nil {
+		return nil, err
+	}
+	fail := func(reason error, msg string) error {
+		return &Error{Op: "verify", Ref: ref.String(), Reason: reason, Msg: msg, Hint: "export the artifact again from upstream, with its signatures"}
+	}
+	var sigDesc *ocispec.Descriptor
+	want := ref.Name() + ":" + SignatureTag(ref.Digest)
+	for i, m := range a.Manifests {
+		if m.Annotations[ocispec.AnnotationRefName] == want {
+			sigDesc = &a.Manifests[i]
+		}
+	}
+	var sigs []fetchedSignature
+	if sigDesc != nil {
+		if sigDesc.Size > MaxSignatureManifestSize {
+			return nil, fail(ErrMalformed, fmt.Sprintf("signature manifest is %d bytes, over the %d-byte limit", sigDesc.Size, MaxSignatureManifestSize))
+		}
+		body, err := content.FetchAll(ctx, a.Store, *sigDesc)
+		if err != nil {
+			return nil, fail(ErrMalformed, "read signature manifest: "+err.Error())
+		}
+		var m ocispec.Manifest
+		if err := json.Unmarshal(body, &m); err != nil {
+			return nil, fail(ErrMalformed, "signature manifest: "+err.Error())
+		}
+		if len(m.Layers) > MaxSignatures {
+			return nil, fail(ErrMalformed, fmt.Sprintf("%d signatures, over the cap of %d per digest", len(m.Layers), MaxSignatures))
+		}
+		for i, l := range m.Layers {
+			if l.Size > MaxPayloadSize || l.Size < 0 {
+				return nil, fail(ErrMalformed, fmt.Sprintf("signature %d payload is %d bytes, over the %d-byte limit", i+1, l.Size, MaxPayloadSize))
+			}
+			b, err := content.FetchAll(ctx, a.Store, l)
+			if err != nil {
+				return nil, fail(ErrMalformed, fmt.Sprintf("read signature %d payload: %v", i+1, err))
+			}
+			sigs = append(sigs, fetchedSignature{Payload: b, Annotations: l.Annotations, MediaType: l.MediaType})
+		}
+	}
+	res, err := evaluate(ctx, ref.String(), desc.Digest.String(), sigs, p)
+	if err != nil {
+		return nil, err
+	}
+	if body, err := content.FetchAll(ctx, a.Store, desc); err == nil {
+		var m ocispec.Manifest
+		if json.Unmarshal(body, &m) == nil {
+			res.Source, res.Revision = m.Annotations[AnnotationSource], m.Annotations[AnnotationRevision]
+		}
+	}
+	return res, nil
+}
+
+// ChainAnnotations are the payload annotations of a site signature over an
+// artifact whose upstream signatures verified as res.
+func ChainAnnotations(res *Result, upstreamRef string, at time.Time) map[string]string {
+	fps := ""
+	for i, s := range res.Signers {
+		if i > 0 {
+			fps += ","
+		}
+		fps += s.Fingerprint
+	}
+	return map[string]string{
+		ChainUpstreamSigners: fps,
+		ChainUpstreamRef:     upstreamRef,
+		ChainImportedAt:      at.UTC().Format(time.RFC3339),
+	}
+}
