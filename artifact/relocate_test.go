@@ -15,7 +15,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/internal/registry"
 	"airlock.dev/airlock/internal/registrytest"
+	"airlock.dev/airlock/internal/tlstest"
 	"airlock.dev/airlock/verify"
 )
 
@@ -210,5 +212,25 @@ func TestCopyWithSignaturesAndImages(t *testing.T) {
 	res, err := verify.Verify(ctx, mustRef(t, "oci://"+site.Addr+"/team/app:v1"), up.policy, plainHTTP)
 	if err != nil || res.Digest != up.artifact.Digest {
 		t.Fatalf("copied signature: %v", err)
+	}
+}
+
+// TestCopyToTLSMirror: a site registry serving TLS with its own CA is
+// reached with the CA file, and refused (with the fix named) without it.
+func TestCopyToTLSMirror(t *testing.T) {
+	ctx := context.Background()
+	up := newUpstream(t)
+	certs := tlstest.New(t)
+	site := registrytest.NewWithOptions(t, registry.Options{TLSCertFile: certs.Cert, TLSKeyFile: certs.Key})
+	dst := mustRef(t, "oci://"+site.Addr+"/team/app:v1")
+	_, err := artifact.Copy(ctx, up.artifact, dst, artifact.RelocateOptions{Src: plainHTTP})
+	if !errors.Is(err, artifact.ErrTLS) || !strings.Contains(err.Error(), "--ca-file") {
+		t.Fatalf("without the CA: got %v, want ErrTLS suggesting --ca-file", err)
+	}
+	if _, err := artifact.Copy(ctx, up.artifact, dst, artifact.RelocateOptions{Src: plainHTTP, Dst: artifact.RemoteOptions{CAFile: certs.CA}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify.Verify(ctx, dst, up.policy, artifact.RemoteOptions{CAData: certs.CAPEM}); err != nil {
+		t.Fatalf("verify over TLS with CA data: %v", err)
 	}
 }
