@@ -6,20 +6,16 @@
 package main
 
 import (
-	"bytes"
+	"airlock.dev/airlock/internal/benchproc"
 	"flag"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 func main() {
@@ -37,16 +33,16 @@ func run(mib int64) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "airlock")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/airlock").CombinedOutput(); err != nil {
-		return fmt.Errorf("build airlock (run from the repository root): %v\n%s", err, out)
+	bin, err := benchproc.BuildCLI(work)
+	if err != nil {
+		return err
 	}
-	up, stopUp, err := startRegistry(bin, filepath.Join(work, "upstream"))
+	up, stopUp, err := benchproc.StartRegistry(bin, filepath.Join(work, "upstream"))
 	if err != nil {
 		return err
 	}
 	defer stopUp()
-	site, stopSite, err := startRegistry(bin, filepath.Join(work, "site"))
+	site, stopSite, err := benchproc.StartRegistry(bin, filepath.Join(work, "site"))
 	if err != nil {
 		return err
 	}
@@ -65,58 +61,22 @@ func run(mib int64) error {
 	app := filepath.Join(work, "app")
 	os.MkdirAll(app, 0o755)
 	os.WriteFile(filepath.Join(app, "pod.yaml"), []byte("apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\nspec:\n  containers:\n  - name: big\n    image: "+up+"/bench/big:1.0\n"), 0o644)
-	if _, _, err := timed(bin, "push", "artifact", "oci://"+up+"/bench/app:v1", "--path", app, "--source", "s", "--revision", "r", "--insecure-registry"); err != nil {
+	if _, _, err := benchproc.Timed(bin, "push", "artifact", "oci://"+up+"/bench/app:v1", "--path", app, "--source", "s", "--revision", "r", "--insecure-registry"); err != nil {
 		return err
 	}
 
 	tarball := filepath.Join(work, "site.tar")
-	d, rss, err := timed(bin, "export", "oci://"+up+"/bench/app:v1", "-o", tarball, "--with-images", "--insecure-registry")
+	d, rss, err := benchproc.Timed(bin, "export", "oci://"+up+"/bench/app:v1", "-o", tarball, "--with-images", "--insecure-registry")
 	if err != nil {
 		return err
 	}
 	fi, _ := os.Stat(tarball)
 	size := fi.Size()
 	fmt.Printf("export: %.0f MiB tarball in %v: %.0f MiB/s, peak RSS %d MiB\n", float64(size)/(1<<20), d.Round(time.Millisecond), float64(size)/(1<<20)/d.Seconds(), rss>>10)
-	d, rss, err = timed(bin, "import", tarball, "oci://"+site+"/mirror", "--insecure-registry")
+	d, rss, err = benchproc.Timed(bin, "import", tarball, "oci://"+site+"/mirror", "--insecure-registry")
 	if err != nil {
 		return err
 	}
 	fmt.Printf("import: %.0f MiB tarball in %v: %.0f MiB/s (blob check pass included), peak RSS %d MiB\n", float64(size)/(1<<20), d.Round(time.Millisecond), float64(size)/(1<<20)/d.Seconds(), rss>>10)
 	return nil
-}
-
-func timed(bin string, args ...string) (time.Duration, int64, error) {
-	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	err := cmd.Run()
-	d := time.Since(start)
-	if err != nil {
-		return 0, 0, fmt.Errorf("airlock %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return d, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, nil
-}
-
-func startRegistry(bin, storage string) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "registry", "serve", "--addr", addr, "--storage", storage)
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr, stop, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	stop()
-	return "", nil, fmt.Errorf("registry did not start on %s", addr)
 }

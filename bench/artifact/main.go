@@ -6,17 +6,14 @@
 package main
 
 import (
+	"airlock.dev/airlock/internal/benchproc"
 	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
 	"airlock.dev/airlock/artifact"
@@ -39,11 +36,11 @@ func run(files, mib, rssMiB int) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "airlock")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/airlock").CombinedOutput(); err != nil {
-		return fmt.Errorf("build airlock (run from the repository root): %v\n%s", err, out)
+	bin, err := benchproc.BuildCLI(work)
+	if err != nil {
+		return err
 	}
-	addr, stop, err := startRegistry(bin, filepath.Join(work, "registry"))
+	addr, stop, err := benchproc.StartRegistry(bin, filepath.Join(work, "registry"))
 	if err != nil {
 		return err
 	}
@@ -78,11 +75,11 @@ func run(files, mib, rssMiB int) error {
 
 	ref := "oci://" + addr + "/bench/tree"
 	push := func(tag, dir string) (time.Duration, int64, error) {
-		return timed(bin, "push", "artifact", ref+":"+tag, "--path", dir, "--source", "https://example.com/bench.git",
+		return benchproc.Timed(bin, "push", "artifact", ref+":"+tag, "--path", dir, "--source", "https://example.com/bench.git",
 			"--revision", "main@sha1:0000000000000000000000000000000000000000", "--insecure-registry")
 	}
 	pull := func(tag, dir string) (time.Duration, int64, error) {
-		return timed(bin, "pull", "artifact", ref+":"+tag, "-o", dir, "--insecure-registry", "--max-size", "2Gi")
+		return benchproc.Timed(bin, "pull", "artifact", ref+":"+tag, "-o", dir, "--insecure-registry", "--max-size", "2Gi")
 	}
 	// Each push gets a fresh tree so the registry does not already hold the layer.
 	d, rss, err := push("t1", tree)
@@ -118,43 +115,6 @@ func run(files, mib, rssMiB int) error {
 }
 
 func mibps(n int64, d time.Duration) float64 { return float64(n) / (1 << 20) / d.Seconds() }
-
-// timed runs the CLI and returns its wall time and peak RSS in KiB.
-func timed(bin string, args ...string) (time.Duration, int64, error) {
-	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	err := cmd.Run()
-	d := time.Since(start)
-	if err != nil {
-		return 0, 0, fmt.Errorf("airlock %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return d, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, nil
-}
-
-func startRegistry(bin, storage string) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "registry", "serve", "--addr", addr, "--storage", storage)
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr, stop, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	stop()
-	return "", nil, fmt.Errorf("registry did not start on %s", addr)
-}
 
 // generate writes n Deployment-like YAML files totalling about size bytes,
 // with enough variety that they compress like real manifests.
