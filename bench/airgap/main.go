@@ -6,7 +6,6 @@
 package main
 
 import (
-	"airlock.dev/airlock/internal/benchproc"
 	"flag"
 	"fmt"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"airlock.dev/airlock/internal/benchproc"
 )
 
 func main() {

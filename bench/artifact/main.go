@@ -6,7 +6,6 @@
 package main
 
 import (
-	"airlock.dev/airlock/internal/benchproc"
 	"bytes"
 	"context"
 	"flag"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/internal/benchproc"
 )
 
 func main() {
