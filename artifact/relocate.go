@@ -2,6 +2,7 @@ package artifact
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,6 +23,7 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/oci"
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
 
 	"airlock.dev/airlock/internal/progress"
 )
@@ -34,8 +36,9 @@ const (
 	ImagesLockFile = "images.lock"
 )
 
-// attachedSuffixes are the cosign tags stored next to a digest.
-var attachedSuffixes = []string{".sig", ".att", ".sbom"}
+// attachedSuffixes are the tags stored next to a digest: cosign's
+// signatures, attestations and SBOMs, and airlock's images lock.
+var attachedSuffixes = []string{".sig", ".att", ".sbom", ImagesLockSuffix}
 
 // AttachedTags are the tags where cosign (and the OCI 1.1 referrers tag
 // schema) store what belongs to digest d: signatures, attestations, SBOMs.
@@ -552,6 +555,85 @@ func Import(ctx context.Context, a *Archive, dst Reference, opts ImportOptions) 
 			return out, copyError(src, target, err)
 		}
 		out = append(out, Relocated{Role: m.Annotations[AnnotationRole], Source: name, Target: target.WithDigest(m.Digest.String()).String(), Digest: m.Digest.String()})
+		if m.Annotations[AnnotationRole] == "artifact" && len(a.Lock.Images) > 0 {
+			lockRef, err := pushImagesLock(ctx, repo, target.WithDigest(m.Digest.String()), m, a.Lock)
+			if err != nil {
+				return out, err
+			}
+			out = append(out, Relocated{Role: "images-lock", Source: name, Target: lockRef.String(), Digest: lockRef.Digest})
+		}
 	}
 	return out, nil
+}
+
+// ImagesLockSuffix ends the tag of an artifact's images lock:
+// sha256-<hex>.imageslock, beside cosign's .sig.
+const ImagesLockSuffix = ".imageslock"
+
+// ImagesLockMediaType is the artifact type and layer type of an images lock.
+const ImagesLockMediaType = "application/vnd.airlock.images-lock.v1+json"
+
+// pushImagesLock stores lock next to the artifact (OCI 1.1 subject, and the
+// sha256-<hex>.imageslock tag for registries without the referrers API), so
+// the controller's preflight can find the pinned images by the artifact digest.
+func pushImagesLock(ctx context.Context, repo *remote.Repository, artifactRef Reference, subject ocispec.Descriptor, lock ImagesLock) (Reference, error) {
+	body, err := json.Marshal(lock)
+	if err != nil {
+		return artifactRef, err
+	}
+	layer := ocispec.Descriptor{MediaType: ImagesLockMediaType, Digest: digest.FromBytes(body), Size: int64(len(body))}
+	cfg := ocispec.DescriptorEmptyJSON
+	for _, b := range []struct {
+		d ocispec.Descriptor
+		c []byte
+	}{{layer, body}, {cfg, cfg.Data}} {
+		if ok, err := repo.Exists(ctx, b.d); err != nil {
+			return artifactRef, classify("push images lock of", artifactRef, err)
+		} else if !ok {
+			if err := repo.Push(ctx, b.d, bytes.NewReader(b.c)); err != nil {
+				return artifactRef, classify("push images lock of", artifactRef, err)
+			}
+		}
+	}
+	subj := ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
+	m, err := json.Marshal(ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+		ArtifactType: ImagesLockMediaType, Config: cfg, Layers: []ocispec.Descriptor{layer}, Subject: &subj})
+	if err != nil {
+		return artifactRef, err
+	}
+	md := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(m), Size: int64(len(m))}
+	tag := strings.Replace(subject.Digest.String(), ":", "-", 1) + ImagesLockSuffix
+	if err := repo.PushReference(ctx, md, bytes.NewReader(m), tag); err != nil {
+		return artifactRef, classify("push images lock of", artifactRef, err)
+	}
+	return artifactRef.WithTag(tag).WithDigest(md.Digest.String()), nil
+}
+
+// FetchImagesLock reads the images lock stored next to ref's digest by an
+// import; nil when there is none.
+func FetchImagesLock(ctx context.Context, ref Reference, opts RemoteOptions) (*ImagesLock, error) {
+	repo, err := opts.Repository(ref)
+	if err != nil {
+		return nil, err
+	}
+	tag := strings.Replace(ref.Digest, ":", "-", 1) + ImagesLockSuffix
+	_, m, err := fetchManifest(ctx, repo, ref.WithTag(tag).WithDigest(""))
+	if errors.Is(err, ErrNoTag) || errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Layers) != 1 || m.Layers[0].MediaType != ImagesLockMediaType || m.Layers[0].Size > MaxManifestSize {
+		return nil, fmt.Errorf("images lock %s:%s is not a single %s layer under %d bytes", ref.Name(), tag, ImagesLockMediaType, MaxManifestSize)
+	}
+	body, err := content.FetchAll(ctx, repo, m.Layers[0])
+	if err != nil {
+		return nil, classify("fetch images lock of", ref, err)
+	}
+	var lock ImagesLock
+	if err := json.Unmarshal(body, &lock); err != nil {
+		return nil, fmt.Errorf("images lock %s:%s: %v", ref.Name(), tag, err)
+	}
+	return &lock, nil
 }

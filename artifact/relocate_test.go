@@ -134,8 +134,8 @@ func TestExportImportAirGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(imported) != 3 {
-		t.Fatalf("imported %+v", imported)
+	if len(imported) != 4 {
+		t.Fatalf("imported %+v, want the image, the artifact, its images lock and its signature", imported)
 	}
 	if up.requests() != before {
 		t.Fatalf("upstream got %d requests after the export", up.requests()-before)
@@ -162,6 +162,14 @@ func TestExportImportAirGap(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	if _, err := artifact.Pull(ctx, atSite, out, artifact.PullOptions{Remote: plainHTTP}); err != nil {
 		t.Fatal(err)
+	}
+	// The images lock travelled with the artifact, found by its digest.
+	gotLock, err := artifact.FetchImagesLock(ctx, atSite.WithDigest(res.Digest), plainHTTP)
+	if err != nil || gotLock == nil || len(gotLock.Images) != 1 || gotLock.Images[0] != lock.Images[0] {
+		t.Fatalf("images lock at the mirror = %+v, %v; want %+v", gotLock, err, lock)
+	}
+	if none, err := artifact.FetchImagesLock(ctx, mustRef(t, "oci://"+site.Addr+"/mirror/team/svc@"+lock.Images[0].Digest), plainHTTP); none != nil || err != nil {
+		t.Fatalf("an image without a lock: %+v, %v", none, err)
 	}
 }
 
