@@ -1,0 +1,155 @@
+// Command airlock-controller runs the Release controller: it pulls signed OCI
+// artifacts by digest, verifies them, builds them with kustomize and applies
+// them with server-side apply.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"airlock.dev/airlock/api/v1alpha1"
+	"airlock.dev/airlock/reconciler"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "airlock-controller:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	metricsAddr    string
+	probeAddr      string
+	leaderElect    bool
+	leaderNS       string
+	concurrent     int
+	watchSelector  string
+	allowUnsigned  bool
+	cacheDir       string
+	cacheEntries   int
+	maxSize        int64
+	requeueBackoff time.Duration
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("airlock-controller", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.metricsAddr, "metrics-addr", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&o.probeAddr, "health-addr", ":8081", "address of the /healthz and /readyz probes")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader, so that only one replica reconciles")
+	fs.StringVar(&o.leaderNS, "leader-election-namespace", "", "namespace of the leader election Lease; empty means the controller's own")
+	fs.IntVar(&o.concurrent, "concurrent", 4, "number of Releases reconciled at once")
+	fs.StringVar(&o.watchSelector, "watch-label-selector", "", "reconcile only the Releases matching this label selector (sharding)")
+	fs.BoolVar(&o.allowUnsigned, "allow-unsigned", false, "apply Releases without spec.verify (INSECURE: the artifact's origin is not checked)")
+	fs.StringVar(&o.cacheDir, "cache-dir", filepath.Join(os.TempDir(), "airlock-cache"), "directory of the pulled-artifact cache; emptied at start")
+	fs.IntVar(&o.cacheEntries, "cache-entries", 32, "number of pulled artifacts kept on disk")
+	fs.Int64Var(&o.maxSize, "max-size", 0, "size limit of an artifact's content in bytes; 0 means 100 MiB")
+	fs.DurationVar(&o.requeueBackoff, "backoff-base", time.Second, "first retry delay after a failure; it doubles up to the Release's retryInterval")
+	config.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
+	zapOpts := zap.Options{Development: false}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	zapOpts.DestWriter = stderr
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	_ = stdout
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	restConfig, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("connect to Kubernetes: %w: pass --kubeconfig or run in a cluster", err)
+	}
+
+	releaseCache := cache.ByObject{}
+	if o.watchSelector != "" {
+		sel, err := labels.Parse(o.watchSelector)
+		if err != nil {
+			return fmt.Errorf("--watch-label-selector %q: %w", o.watchSelector, err)
+		}
+		releaseCache.Label = sel
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "airlock-controller.delivery.airlock.dev",
+		LeaderElectionNamespace: o.leaderNS,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&v1alpha1.Release{}: releaseCache,
+		}},
+		// Secrets are read uncached: the controller watches their metadata only.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+
+	m := reconciler.NewMetrics(metrics.Registry)
+	artifacts, err := reconciler.NewCache(o.cacheDir, o.cacheEntries)
+	if err != nil {
+		return err
+	}
+	r := &reconciler.Reconciler{
+		Client:                mgr.GetClient(),
+		APIReader:             mgr.GetAPIReader(),
+		Clients:               &reconciler.Clients{Config: restConfig, Scheme: scheme, Mapper: mgr.GetRESTMapper(), Metrics: m},
+		Source:                reconciler.RegistrySource{},
+		Verifier:              reconciler.CosignVerifier{},
+		Cache:                 artifacts,
+		Events:                mgr.GetEventRecorder("airlock-controller"),
+		Metrics:               m,
+		AllowUnsignedInsecure: o.allowUnsigned,
+		MaxSize:               o.maxSize,
+		BackoffBase:           o.requeueBackoff,
+	}
+	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: o.concurrent}); err != nil {
+		return fmt.Errorf("set up the Release controller: %w", err)
+	}
+	ctrl.Log.Info("starting airlock-controller", "concurrent", o.concurrent, "allowUnsigned", o.allowUnsigned,
+		"watchLabelSelector", o.watchSelector, "leaderElect", o.leaderElect)
+	return mgr.Start(ctx)
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+func TestHelpListsFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	if err := run(context.Background(), []string{"-h"}, &bytes.Buffer{}, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"-metrics-addr", "-leader-elect", "-concurrent", "-watch-label-selector", "-allow-unsigned", "-kubeconfig", "-zap-encoder"} {
+		if !strings.Contains(stderr.String(), f) {
+			t.Errorf("help does not list %s", f)
+		}
+	}
+}
+
+func TestBadSelectorFails(t *testing.T) {
+	err := run(context.Background(), []string{"--watch-label-selector", "a in (", "--kubeconfig", "/nonexistent"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil {
+		t.Fatal("want an error")
+	}
+}
+
+// TestConfigDefaultBuilds builds config/default, the install manifests.
+func TestConfigDefaultBuilds(t *testing.T) {
+	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "../../config/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, r := range res.Resources() {
+		kinds[r.GetKind()] = true
+		if r.GetKind() != "Namespace" && r.GetKind() != "CustomResourceDefinition" && !strings.HasPrefix(r.GetKind(), "Cluster") && r.GetNamespace() != "airlock-system" {
+			t.Errorf("%s %s is in namespace %q, want airlock-system", r.GetKind(), r.GetName(), r.GetNamespace())
+		}
+	}
+	for _, k := range []string{"CustomResourceDefinition", "Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Namespace"} {
+		if !kinds[k] {
+			t.Errorf("config/default has no %s", k)
+		}
+	}
+}

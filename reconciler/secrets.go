@@ -1,0 +1,166 @@
+package reconciler
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"airlock.dev/airlock/api/v1alpha1"
+	"airlock.dev/airlock/artifact"
+)
+
+// SecretError is a referenced Secret that is missing or unusable.
+type SecretError struct {
+	Secret types.NamespacedName
+	Field  string // spec field that names it
+	Err    error
+}
+
+func (e *SecretError) Error() string {
+	return fmt.Sprintf("Secret %s (%s): %v", e.Secret, e.Field, e.Err)
+}
+func (e *SecretError) Unwrap() error { return e.Err }
+
+// VerificationRequiredError is a Release without a trust policy in a
+// controller that requires signatures.
+type VerificationRequiredError struct{ Release types.NamespacedName }
+
+func (e *VerificationRequiredError) Error() string {
+	return fmt.Sprintf("Release %s has no spec.verify and this controller requires signed artifacts: set spec.verify.keysSecretRef to a Secret holding the cosign public keys (*.pub), or run the controller with --allow-unsigned", e.Release)
+}
+
+func (r *Reconciler) getSecret(ctx context.Context, rel *v1alpha1.Release, name, field string) (*corev1.Secret, error) {
+	key := types.NamespacedName{Namespace: rel.Namespace, Name: name}
+	s := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, key, s); err != nil {
+		return nil, &SecretError{Secret: key, Field: field, Err: fmt.Errorf("%s: create it in namespace %s", apiMessage(err), rel.Namespace)}
+	}
+	return s, nil
+}
+
+// trustedKeys reads every *.pub key of the Release's keys Secret.
+func (r *Reconciler) trustedKeys(ctx context.Context, rel *v1alpha1.Release) ([]TrustedKey, error) {
+	s, err := r.getSecret(ctx, rel, rel.Spec.Verify.KeysSecretRef.Name, "spec.verify.keysSecretRef")
+	if err != nil {
+		return nil, err
+	}
+	var keys []TrustedKey
+	for k, v := range s.Data {
+		if strings.HasSuffix(k, ".pub") {
+			keys = append(keys, TrustedKey{Name: strings.TrimSuffix(k, ".pub"), PEM: v})
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].Name < keys[j].Name })
+	if len(keys) == 0 {
+		return nil, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.verify.keysSecretRef",
+			Err: fmt.Errorf("holds no key ending in .pub: add the cosign public keys, for example with `kubectl create secret generic %s --from-file=release.pub`", s.Name)}
+	}
+	return keys, nil
+}
+
+// remoteOptions builds the registry options from the Release's Secrets.
+func (r *Reconciler) remoteOptions(ctx context.Context, rel *v1alpha1.Release) (artifact.RemoteOptions, error) {
+	opts := artifact.RemoteOptions{
+		PlainHTTPInsecure: rel.Spec.Insecure,
+		Keychain:          authn.NewMultiKeychain(), // never the controller's own docker config
+		UserAgent:         "airlock-controller",
+	}
+	if r.Metrics != nil {
+		opts.WrapTransport = r.Metrics.wrapTransport
+	}
+	if ref := rel.Spec.SecretRef; ref != nil {
+		s, err := r.getSecret(ctx, rel, ref.Name, "spec.secretRef")
+		if err != nil {
+			return opts, err
+		}
+		kc, err := dockerConfigKeychain(s)
+		if err != nil {
+			return opts, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.secretRef", Err: err}
+		}
+		opts.Keychain = kc
+	}
+	if ref := rel.Spec.CertSecretRef; ref != nil {
+		s, err := r.getSecret(ctx, rel, ref.Name, "spec.certSecretRef")
+		if err != nil {
+			return opts, err
+		}
+		opts.CAData = s.Data["ca.crt"]
+		if crt, key := s.Data["tls.crt"], s.Data["tls.key"]; len(crt) > 0 || len(key) > 0 {
+			cert, err := tls.X509KeyPair(crt, key)
+			if err != nil {
+				return opts, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.certSecretRef", Err: fmt.Errorf("tls.crt and tls.key: %v", err)}
+			}
+			opts.ClientCert = &cert
+		}
+		if len(opts.CAData) == 0 && opts.ClientCert == nil {
+			return opts, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.certSecretRef", Err: fmt.Errorf("holds neither ca.crt nor tls.crt and tls.key")}
+		}
+	}
+	return opts, nil
+}
+
+// dockerConfigKeychain reads a kubernetes.io/dockerconfigjson Secret (or a
+// legacy .dockercfg one).
+func dockerConfigKeychain(s *corev1.Secret) (authn.Keychain, error) {
+	type entry struct {
+		Username      string `json:"username"`
+		Password      string `json:"password"`
+		Auth          string `json:"auth"`
+		IdentityToken string `json:"identitytoken"`
+		RegistryToken string `json:"registrytoken"`
+	}
+	auths := map[string]entry{}
+	switch {
+	case len(s.Data[corev1.DockerConfigJsonKey]) > 0:
+		var cfg struct {
+			Auths map[string]entry `json:"auths"`
+		}
+		if err := json.Unmarshal(s.Data[corev1.DockerConfigJsonKey], &cfg); err != nil {
+			return nil, fmt.Errorf("%s is not a docker config: %v", corev1.DockerConfigJsonKey, err)
+		}
+		auths = cfg.Auths
+	case len(s.Data[corev1.DockerConfigKey]) > 0:
+		if err := json.Unmarshal(s.Data[corev1.DockerConfigKey], &auths); err != nil {
+			return nil, fmt.Errorf("%s is not a docker config: %v", corev1.DockerConfigKey, err)
+		}
+	default:
+		return nil, fmt.Errorf("holds no %s: create it with `kubectl create secret docker-registry`", corev1.DockerConfigJsonKey)
+	}
+	kc := dockerKeychain{}
+	for host, e := range auths {
+		cfg := authn.AuthConfig{Username: e.Username, Password: e.Password, IdentityToken: e.IdentityToken, RegistryToken: e.RegistryToken}
+		if e.Auth != "" && cfg.Username == "" {
+			b, err := base64.StdEncoding.DecodeString(e.Auth)
+			if err != nil {
+				return nil, fmt.Errorf("auth for %s is not base64", host)
+			}
+			cfg.Username, cfg.Password, _ = strings.Cut(string(b), ":")
+		}
+		kc[normalizeHost(host)] = cfg
+	}
+	return kc, nil
+}
+
+type dockerKeychain map[string]authn.AuthConfig
+
+func normalizeHost(h string) string {
+	h = strings.TrimPrefix(strings.TrimPrefix(h, "https://"), "http://")
+	h, _, _ = strings.Cut(h, "/")
+	return h
+}
+
+func (k dockerKeychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
+	if cfg, ok := k[res.RegistryStr()]; ok {
+		return authn.FromConfig(cfg), nil
+	}
+	return authn.Anonymous, nil
+}

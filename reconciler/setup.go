@@ -1,0 +1,116 @@
+package reconciler
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"airlock.dev/airlock/api/v1alpha1"
+)
+
+// Index fields on Releases.
+const (
+	secretIndex    = ".airlock.secrets"    // namespace/name of each referenced Secret
+	dependsOnIndex = ".airlock.dependsOn" // namespace/name of each dependency
+)
+
+// SetupWithManager registers the controller: it watches Releases, the
+// metadata of Secrets (a change to a referenced Secret reconciles its
+// Releases, without caching any Secret's data), and the Ready condition of
+// the Releases others depend on.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts controller.Options) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &v1alpha1.Release{}, secretIndex, func(o client.Object) []string {
+		rel := o.(*v1alpha1.Release)
+		var keys []string
+		add := func(name string) { keys = append(keys, rel.Namespace+"/"+name) }
+		if rel.Spec.SecretRef != nil {
+			add(rel.Spec.SecretRef.Name)
+		}
+		if rel.Spec.CertSecretRef != nil {
+			add(rel.Spec.CertSecretRef.Name)
+		}
+		if rel.Spec.Verify != nil {
+			add(rel.Spec.Verify.KeysSecretRef.Name)
+		}
+		return keys
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &v1alpha1.Release{}, dependsOnIndex, func(o client.Object) []string {
+		rel := o.(*v1alpha1.Release)
+		var keys []string
+		for _, d := range rel.Spec.DependsOn {
+			ns := d.Namespace
+			if ns == "" {
+				ns = rel.Namespace
+			}
+			keys = append(keys, ns+"/"+d.Name)
+		}
+		return keys
+	}); err != nil {
+		return err
+	}
+
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("release").
+		For(&v1alpha1.Release{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{},
+			predicate.AnnotationChangedPredicate{},
+			deletingPredicate()))).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.releasesFor(secretIndex))).
+		Watches(&v1alpha1.Release{}, handler.EnqueueRequestsFromMapFunc(r.releasesFor(dependsOnIndex)),
+			builder.WithPredicates(readyChangedPredicate())).
+		WithOptions(opts).
+		Complete(r)
+}
+
+// releasesFor maps an object to the Releases whose index field names it.
+func (r *Reconciler) releasesFor(index string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.ReleaseList
+		if err := r.Client.List(ctx, &list, client.MatchingFields{index: o.GetNamespace() + "/" + o.GetName()}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, rel := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: rel.Namespace, Name: rel.Name}})
+		}
+		return reqs
+	}
+}
+
+func deletingPredicate() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool { return !e.ObjectNew.GetDeletionTimestamp().IsZero() },
+		CreateFunc: func(event.CreateEvent) bool { return true },
+		DeleteFunc: func(event.DeleteEvent) bool { return true },
+	}
+}
+
+func readyChangedPredicate() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return false },
+		DeleteFunc: func(event.DeleteEvent) bool { return true },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*v1alpha1.Release)
+			n, ok2 := e.ObjectNew.(*v1alpha1.Release)
+			if !ok1 || !ok2 {
+				return false
+			}
+			a := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionReady)
+			b := meta.FindStatusCondition(n.Status.Conditions, v1alpha1.ConditionReady)
+			return (a == nil) != (b == nil) || (a != nil && b != nil && a.Status != b.Status)
+		},
+	}
+}
