@@ -2,8 +2,8 @@ package reconciler_test
 
 import (
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"

@@ -716,13 +716,13 @@ func (r *Reconciler) fail(rel *v1alpha1.Release, stageReason string, err error) 
 // change by a person helps (Stalled) rather than a retry (Reconciling).
 func classify(err error, stageReason string) (reason string, stalled bool) {
 	var (
-		verr *VerificationRequiredError
-		serr *SecretError
-		derr *DependencyError
-		ver  *VerificationError
-		berr *BuildError
-		ierr *ImmutableFieldError
-		eerr *EmptyArtifactError
+		verr  *VerificationRequiredError
+		serr  *SecretError
+		derr  *DependencyError
+		ver   *VerificationError
+		berr  *BuildError
+		ierr  *ImmutableFieldError
+		eerr  *EmptyArtifactError
 		sperr *SpecError
 	)
 	switch {

@@ -20,7 +20,7 @@ import (
 
 // Index fields on Releases.
 const (
-	secretIndex    = ".airlock.secrets"    // namespace/name of each referenced Secret
+	secretIndex    = ".airlock.secrets"   // namespace/name of each referenced Secret
 	dependsOnIndex = ".airlock.dependsOn" // namespace/name of each dependency
 )
 
