@@ -29,5 +29,6 @@ func newRootCmd() *cobra.Command {
 
 	root.AddCommand(push, build, pull, tag, list, diff, reg, newVersionCmd())
 	root.AddCommand(newCopyCmd(), newExportCmd(), newImportCmd())
+	root.AddCommand(newKeygenCmd(), newSignCmd(), newVerifyCmd())
 	return root
 }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/verify"
+)
+
+type verifyOptions struct {
+	remote    remoteFlags
+	output    outputFlag
+	keys      []string
+	threshold int
+}
+
+func newVerifyCmd() *cobra.Command {
+	o := &verifyOptions{}
+	cmd := &cobra.Command{
+		Use:   "verify oci://HOST/REPO:TAG|oci://HOST/REPO@sha256:… --key a.pub [--key b.pub …] [--threshold N]",
+		Short: "Verify an artifact's cosign signatures against trusted keys, offline",
+		Long: `Verify that at least --threshold distinct trusted keys (default 1) have valid
+cosign signatures over exactly the artifact's digest (a tag is resolved
+first). Signatures made by 'airlock sign' and by 'cosign sign --key …
+--tlog-upload=false' are accepted; no transparency log is consulted.
+
+Prints the keys that signed and the artifact's source and revision.
+Exit status: 0 verified; 1 not verified (no signatures, untrusted signer,
+signature for another digest, malformed signatures, threshold not met);
+2 could not check (registry unreachable, unreadable key, bad arguments).`,
+		Example:      `  airlock verify oci://registry.example.com/team/app:v1 --key team.pub --key security.pub --threshold 2`,
+		Args:         cobra.ExactArgs(1),
+		SilenceUsage: true,
+		RunE:         func(cmd *cobra.Command, args []string) error { return o.run(cmd, args[0]) },
+	}
+	fs := cmd.Flags()
+	fs.StringArrayVar(&o.keys, "key", nil, "trusted cosign public key file (required, repeatable)")
+	fs.IntVar(&o.threshold, "threshold", 1, "how many distinct trusted keys must have signed")
+	o.remote.register(fs)
+	o.output.register(fs, "json", "yaml")
+	return cmd
+}
+
+func (o *verifyOptions) run(cmd *cobra.Command, arg string) error {
+	if err := o.output.validate(); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	ref, err := artifact.ParseReference(arg)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if len(o.keys) == 0 {
+		return &exitError{code: 2, err: fmt.Errorf("verify %s: --key is required: pass the public key of each trusted signer", ref)}
+	}
+	if o.threshold < 1 {
+		return &exitError{code: 2, err: fmt.Errorf("verify %s: --threshold %d: want 1 or more", ref, o.threshold)}
+	}
+	p := verify.Policy{Threshold: o.threshold}
+	for _, path := range o.keys {
+		k, err := verify.LoadPublicKeyFile(path)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("verify %s: %w", ref, err)}
+		}
+		k.Name = path
+		p.Keys = append(p.Keys, k)
+	}
+	res, err := verify.Verify(cmd.Context(), ref, p, o.remote.options())
+	if err != nil {
+		return &exitError{code: verifyExitCode(err), err: err}
+	}
+	if ok, err := o.output.print(cmd.OutOrStdout(), res); ok {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "Verified %s\n", res.Ref)
+	fmt.Fprintf(w, "Signed by %d of %d required keys:\n", len(res.Signers), res.Threshold)
+	for _, s := range res.Signers {
+		fmt.Fprintf(w, "  %s  %s\n", s.Fingerprint, s.Name)
+	}
+	if res.Source != "" {
+		fmt.Fprintf(w, "Source:   %s\n", res.Source)
+	}
+	if res.Revision != "" {
+		fmt.Fprintf(w, "Revision: %s\n", res.Revision)
+	}
+	return nil
+}
+
+// verifyExitCode is 1 when the artifact is not verified and 2 when it could
+// not be checked.
+func verifyExitCode(err error) int {
+	for _, reason := range []error{verify.ErrNoSignatures, verify.ErrUntrustedSigner, verify.ErrDigestMismatch, verify.ErrMalformed, verify.ErrThresholdNotMet} {
+		if errors.Is(err, reason) {
+			return 1
+		}
+	}
+	return 2
+}
