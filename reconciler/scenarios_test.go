@@ -475,3 +475,40 @@ func (h *harness) waitEvent(reason, substr string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+func TestEmptyArtifactNeverPrunesWithoutMarker(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	d1 := h.pushSigned("v1", "v1", map[string]string{"a.yaml": configMapYAML("a", nil)})
+	h.release("app", "v1", nil)
+	h.readyAt("app", d1)
+
+	empty := h.push("v1", "v2", map[string]string{"README.md": "nothing to deploy"}, nil)
+	h.sign(empty, h.key)
+	h.update("app", func(r *v1alpha1.Release) { r.Annotations = map[string]string{"reconcile.airlock.dev/requestedAt": "1"} })
+	rel := h.failsWith("app", v1alpha1.ReasonEmptyArtifact)
+	if msg := condition(rel, v1alpha1.ConditionReady).Message; !strings.Contains(msg, v1alpha1.EmptyAnnotation) {
+		t.Errorf("message %q does not name the marker annotation", msg)
+	}
+	h.mustConfigMap("a")
+
+	marked := h.push("v1", "v3", map[string]string{"README.md": "retired"}, map[string]string{v1alpha1.EmptyAnnotation: "true"})
+	h.sign(marked, h.key)
+	h.update("app", func(r *v1alpha1.Release) { r.Annotations = map[string]string{"reconcile.airlock.dev/requestedAt": "2"} })
+	rel = h.readyAt("app", marked)
+	h.eventuallyGone(configMapGVK, h.ns, "a")
+	if len(rel.Status.Inventory) != 0 {
+		t.Errorf("inventory = %+v, want empty", rel.Status.Inventory)
+	}
+}
+
+func TestSemverPicksHighestTag(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.pushSigned("1.0.0", "v1.0.0", map[string]string{"a.yaml": configMapYAML("a", map[string]string{"v": "1.0.0"})})
+	want := h.pushSigned("1.2.0", "v1.2.0", map[string]string{"a.yaml": configMapYAML("a", map[string]string{"v": "1.2.0"})})
+	h.pushSigned("2.0.0", "v2.0.0", map[string]string{"a.yaml": configMapYAML("a", map[string]string{"v": "2.0.0"})})
+	h.release("app", "", func(r *v1alpha1.Release) { r.Spec.Ref = v1alpha1.ArtifactRef{Semver: ">=1.0.0 <2.0.0"} })
+	h.readyAt("app", want)
+	if got := h.mustConfigMap("a").Data["v"]; got != "1.2.0" {
+		t.Errorf("v = %q, want 1.2.0", got)
+	}
+}
