@@ -27,6 +27,7 @@ import (
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/internal/kbuild"
 )
 
 // Reconciler reconciles Releases. Every dependency is an explicit field.
@@ -172,7 +173,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.fail(rel, v1alpha1.ReasonPullFailed, err)
 	}
 	defer art.Release()
-	objs, err := Build(art.Dir, rel.Spec.Path, ref.Digest)
+	objs, err := kbuild.Build(art.Dir, rel.Spec.Path, ref.Digest)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonBuildFailed, err)
 	}
@@ -181,7 +182,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.fail(rel, v1alpha1.ReasonApplyFailed, err)
 	}
 	if err := Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
-		return r.fail(rel, v1alpha1.ReasonBuildFailed, &BuildError{Digest: ref.Digest, Path: rel.Spec.Path, Err: err})
+		return r.fail(rel, v1alpha1.ReasonBuildFailed, &kbuild.BuildError{Digest: ref.Digest, Path: rel.Spec.Path, Err: err})
 	}
 	if len(objs) == 0 && len(rel.Status.Inventory) > 0 && art.Result.Annotations[v1alpha1.EmptyAnnotation] != "true" {
 		return r.fail(rel, v1alpha1.ReasonEmptyArtifact, &EmptyArtifactError{Ref: ref.String(), Inventory: len(rel.Status.Inventory)})
@@ -720,7 +721,7 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		serr  *SecretError
 		derr  *DependencyError
 		ver   *VerificationError
-		berr  *BuildError
+		berr  *kbuild.BuildError
 		ierr  *ImmutableFieldError
 		eerr  *EmptyArtifactError
 		sperr *SpecError

@@ -30,6 +30,9 @@ type BuildError struct {
 
 func (e *BuildError) Error() string {
 	where := e.Path
+	if where == "" {
+		where = "the root"
+	}
 	if e.File != "" {
 		where = e.File
 	}
@@ -61,8 +64,12 @@ func Build(dir, subPath, digest string) ([]*unstructured.Unstructured, error) {
 		return nil, &BuildError{Digest: digest, Path: subPath, File: err.file, Err: err.err}
 	}
 	if !hasKustomization(mem, buildRoot) {
-		if err := generateKustomization(mem, buildRoot); err != nil {
+		n, err := generateKustomization(mem, buildRoot)
+		if err != nil {
 			return nil, &BuildError{Digest: digest, Path: subPath, Err: err}
+		}
+		if n == 0 {
+			return nil, nil // no YAML at all: an empty artifact
 		}
 	}
 	opts := krusty.MakeDefaultOptions()
@@ -191,7 +198,7 @@ func splitDocuments(b []byte) [][]byte {
 // generateKustomization writes a kustomization.yaml in dir listing its YAML
 // files, and its subdirectories: a subdirectory with a kustomization is
 // listed as a base; one without gets its YAML files listed.
-func generateKustomization(fsys filesys.FileSystem, dir string) error {
+func generateKustomization(fsys filesys.FileSystem, dir string) (int, error) {
 	var resources []string
 	var walk func(d string) error
 	walk = func(d string) error {
@@ -220,7 +227,7 @@ func generateKustomization(fsys filesys.FileSystem, dir string) error {
 		return nil
 	}
 	if err := walk(dir); err != nil {
-		return fmt.Errorf("list YAML files: %w", err)
+		return 0, fmt.Errorf("list YAML files: %w", err)
 	}
 	k := map[string]any{
 		"apiVersion": "kustomize.config.k8s.io/v1beta1",
@@ -229,7 +236,7 @@ func generateKustomization(fsys filesys.FileSystem, dir string) error {
 	}
 	b, err := yaml.Marshal(k)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return fsys.WriteFile(path.Join(dir, "kustomization.yaml"), b)
+	return len(resources), fsys.WriteFile(path.Join(dir, "kustomization.yaml"), b)
 }
