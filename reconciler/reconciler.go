@@ -118,6 +118,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	before := rel.DeepCopy()
 	out := r.pipeline(ctx, rel)
 	rel.Status.ObservedGeneration = rel.Generation
+	if v, ok := rel.Annotations[v1alpha1.ReconcileRequestAnnotation]; ok {
+		rel.Status.LastHandledReconcileAt = v
+	}
 	if err := r.writeStatus(ctx, before, rel); err != nil {
 		return reconcile.Result{}, err
 	}

@@ -26,6 +26,10 @@ const (
 	NamespaceLabel = "delivery.airlock.dev/namespace"
 	// Finalizer lets a deleted Release prune its inventory first.
 	Finalizer = "delivery.airlock.dev/finalizer"
+	// ReconcileRequestAnnotation set to any new value (by convention the
+	// time, RFC 3339) asks for an immediate reconcile; the controller copies
+	// the value to status.lastHandledReconcileAt when it has handled it.
+	ReconcileRequestAnnotation = "delivery.airlock.dev/reconcile-requested-at"
 )
 
 // ReleaseSpec says which artifact to deploy and how.
@@ -215,6 +219,11 @@ type ReleaseStatus struct {
 	// DriftCorrections counts the objects corrected after a change outside airlock.
 	// +optional
 	DriftCorrections int64 `json:"driftCorrections,omitempty"`
+
+	// LastHandledReconcileAt is the value of the ReconcileRequestAnnotation
+	// that the last finished reconcile saw.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
 }
 
 // Signer is a trusted key that signed the artifact.
