@@ -62,6 +62,9 @@ type harnessOptions struct {
 	allowUnsigned bool
 	// concurrent is the number of workers. 0 means 2.
 	concurrent int
+	// mirrorFrom is an upstream registry host that the controller rewrites
+	// to the harness's own registry under /airgap. "" means no mirror.
+	mirrorFrom string
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
@@ -108,6 +111,9 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		AllowUnsignedInsecure: opts.allowUnsigned,
 		BackoffBase:           200 * time.Millisecond,
 		HealthPoll:            200 * time.Millisecond,
+	}
+	if opts.mirrorFrom != "" {
+		h.rec.Mirrors = artifact.Mirrors{opts.mirrorFrom: {Registry: h.reg.Addr, Repository: "airgap"}}
 	}
 	if err := h.rec.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: max(opts.concurrent, 2)}); err != nil {
 		t.Fatal(err)

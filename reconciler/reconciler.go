@@ -61,6 +61,9 @@ type Reconciler struct {
 	BackoffBase time.Duration
 	// HealthPoll is how often health is checked while objects progress. 0 means 2s.
 	HealthPoll time.Duration
+	// Mirrors rewrites Release URLs to site registries: the controller then
+	// contacts only the mirror. nil means none.
+	Mirrors artifact.Mirrors
 
 	mu       sync.Mutex
 	failures map[types.NamespacedName]int
@@ -186,6 +189,9 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	}
 	if err := Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
 		return r.fail(rel, v1alpha1.ReasonBuildFailed, &kbuild.BuildError{Digest: ref.Digest, Path: rel.Spec.Path, Err: err})
+	}
+	if err := r.preflightImages(timeoutCtx, rel, ref, remote); err != nil {
+		return r.fail(rel, v1alpha1.ReasonImagesMissing, err)
 	}
 	if len(objs) == 0 && len(rel.Status.Inventory) > 0 && art.Result.Annotations[v1alpha1.EmptyAnnotation] != "true" {
 		return r.fail(rel, v1alpha1.ReasonEmptyArtifact, &EmptyArtifactError{Ref: ref.String(), Inventory: len(rel.Status.Inventory)})
@@ -364,6 +370,7 @@ func (r *Reconciler) resolve(ctx context.Context, rel *v1alpha1.Release, remote 
 	if err != nil {
 		return repo, &SpecError{Field: "spec.url", Err: err}
 	}
+	repo = r.Mirrors.Rewrite(repo)
 	switch {
 	case rel.Spec.Ref.Digest != "":
 		return repo.WithDigest(rel.Spec.Ref.Digest), nil
@@ -728,6 +735,7 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		ierr  *ImmutableFieldError
 		eerr  *EmptyArtifactError
 		sperr *SpecError
+		merr  *ImagesMissingError
 	)
 	switch {
 	case errors.As(err, &verr):
@@ -754,6 +762,8 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		return v1alpha1.ReasonImmutableField, true
 	case errors.As(err, &eerr):
 		return v1alpha1.ReasonEmptyArtifact, true
+	case errors.As(err, &merr):
+		return v1alpha1.ReasonImagesMissing, false
 	case apierrors.IsForbidden(err):
 		return v1alpha1.ReasonForbidden, true
 	}

@@ -33,6 +33,7 @@ const (
 	ReasonForbidden            = "Forbidden"
 	ReasonPruneFailed          = "PruneFailed"
 	ReasonEmptyArtifact        = "EmptyArtifact"
+	ReasonImagesMissing        = "ImagesMissing"
 	ReasonHealthy              = "Healthy"
 	ReasonUnhealthy            = "HealthCheckFailed"
 	ReasonWaitSkipped          = "WaitSkipped"

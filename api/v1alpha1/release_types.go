@@ -88,6 +88,13 @@ type ReleaseSpec struct {
 	// +optional
 	Path string `json:"path,omitempty"`
 
+	// ImagesPreflight checks, before applying, that every image pinned in the
+	// images lock that `airlock import` stored next to the artifact exists in
+	// the mirror (one HEAD request each). A missing image, or no images lock,
+	// refuses the artifact: nothing is applied or pruned.
+	// +optional
+	ImagesPreflight bool `json:"imagesPreflight,omitempty"`
+
 	// TargetNamespace sets the namespace of every namespaced object. Empty
 	// means the object's own namespace, or the Release's when it has none.
 	// +kubebuilder:validation:MaxLength=63

@@ -30,6 +30,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"airlock.dev/airlock/api/v1alpha1"
+	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/reconciler"
 )
 
@@ -55,6 +56,7 @@ type options struct {
 	cacheEntries   int
 	maxSize        int64
 	requeueBackoff time.Duration
+	mirrors        artifact.Mirrors
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -72,6 +74,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.cacheEntries, "cache-entries", 32, "number of pulled artifacts kept on disk")
 	fs.Int64Var(&o.maxSize, "max-size", 0, "size limit of an artifact's content in bytes; 0 means 100 MiB")
 	fs.DurationVar(&o.requeueBackoff, "backoff-base", time.Second, "first retry delay after a failure; it doubles up to the Release's retryInterval")
+	o.mirrors = artifact.Mirrors{}
+	fs.Func("registry-mirror", "rewrite Release URLs from an upstream registry to a site mirror, as UPSTREAM_HOST=MIRROR_HOST[/PREFIX]; the upstream host is never contacted (repeatable)", func(s string) error {
+		from, to, err := artifact.ParseMirrorRule(s)
+		if err != nil {
+			return err
+		}
+		o.mirrors[from] = to
+		return nil
+	})
 	config.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
@@ -143,6 +154,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Events:                mgr.GetEventRecorder("airlock-controller"),
 		Metrics:               m,
 		AllowUnsignedInsecure: o.allowUnsigned,
+		Mirrors:               o.mirrors,
 		MaxSize:               o.maxSize,
 		BackoffBase:           o.requeueBackoff,
 	}
