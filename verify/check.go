@@ -137,7 +137,13 @@ func evaluate(ctx context.Context, ref, dgst string, sigs []fetchedSignature, p 
 		}
 	}
 	if len(signers) >= need {
-		return &Result{Ref: ref, Digest: h.String(), Signers: signers, Threshold: need, Signatures: len(sigs)}, nil
+		res := &Result{Ref: ref, Digest: h.String(), Signers: signers, Threshold: need, Signatures: len(sigs)}
+		if len(p.Upstream) > 0 {
+			if err := checkChain(ctx, ref, dgst, sigs, p, res); err != nil {
+				return nil, err
+			}
+		}
+		return res, nil
 	}
 
 	var e *Error
@@ -254,4 +260,33 @@ func uniq(ss []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// checkChain requires a site signature (by a policy key) whose signed
+// import record names an upstream key of p.Upstream, and a valid signature
+// by that upstream key over the same digest.
+func checkChain(ctx context.Context, ref, dgst string, sigs []fetchedSignature, p Policy, res *Result) error {
+	upstream, err := evaluate(ctx, ref, dgst, sigs, Policy{Keys: p.Upstream})
+	if err != nil {
+		return &Error{Op: "verify", Ref: ref, Reason: ErrChainNotMet, Err: err,
+			Msg:  "no valid upstream signature by a required upstream key (" + describeKeys(p.Upstream, nil) + ")",
+			Hint: "import the artifact with its upstream signatures (`airlock import … --verify-key upstream.pub`)"}
+	}
+	verified := map[string]bool{}
+	var fps []string
+	for _, s := range upstream.Signers {
+		verified[s.Fingerprint] = true
+		fps = append(fps, s.Fingerprint)
+	}
+	for _, s := range res.Signers {
+		for _, fp := range strings.Split(s.Annotations[ChainUpstreamSigners], ",") {
+			if verified[fp] {
+				res.Upstream = upstream.Signers
+				return nil
+			}
+		}
+	}
+	return &Error{Op: "verify", Ref: ref, Reason: ErrChainNotMet,
+		Msg:  "the upstream signature verifies, but no trusted site signature records it (no " + ChainUpstreamSigners + " annotation naming " + describeKeys(p.Upstream, fps) + ")",
+		Hint: "re-import with `airlock import … --verify-key upstream.pub --sign-key site.key`"}
 }

@@ -12,6 +12,11 @@ type Policy struct {
 	// Threshold is how many distinct trusted keys must have signed the exact
 	// digest. 0 means 1.
 	Threshold int
+	// Upstream, when set, requires a chain of trust: one of Keys (the site)
+	// signed with an import record naming an upstream signer, and that
+	// upstream key's own signature over the same digest verifies too.
+	// nil means no chain is required.
+	Upstream []PublicKey
 }
 
 // threshold is Threshold with its default applied.
@@ -47,6 +52,11 @@ func (p Policy) Validate() error {
 	for i, k := range p.Keys {
 		if k.verifier == nil || k.Fingerprint == "" {
 			return fmt.Errorf("%w: key %d (%q) was not loaded: build keys with verify.LoadPublicKey", ErrPolicy, i, k.Name)
+		}
+	}
+	for i, k := range p.Upstream {
+		if k.verifier == nil || k.Fingerprint == "" {
+			return fmt.Errorf("%w: upstream key %d (%q) was not loaded: build keys with verify.LoadPublicKey", ErrPolicy, i, k.Name)
 		}
 	}
 	if p.Threshold < 0 {

@@ -21,6 +21,9 @@ var (
 	ErrMalformed = errors.New("malformed or oversized signature")
 	// ErrThresholdNotMet: fewer distinct trusted keys signed than the policy requires.
 	ErrThresholdNotMet = errors.New("signature threshold not met")
+	// ErrChainNotMet: the policy requires a chain of trust (a site signature
+	// recording an upstream signer, and that upstream signature) and it is missing.
+	ErrChainNotMet = errors.New("chain of trust not met")
 	// ErrKey: a key cannot be read or used (missing file, not a cosign key,
 	// wrong password).
 	ErrKey = errors.New("unusable key")

@@ -33,6 +33,9 @@ type Result struct {
 	Threshold int `json:"threshold"`
 	// Signatures is how many signatures the digest has (valid or not).
 	Signatures int `json:"signatures"`
+	// Upstream are the upstream keys whose signatures verified when the
+	// policy requires a chain of trust; empty otherwise.
+	Upstream []Signer `json:"upstream,omitempty"`
 	// Source and Revision are the artifact manifest's
 	// org.opencontainers.image.source and .revision annotations; "" when absent.
 	Source   string `json:"source,omitempty"`

@@ -94,4 +94,24 @@ func TestCLIAirGapChainedTrust(t *testing.T) {
 	if !chained {
 		t.Fatalf("the site signature does not record the upstream signer: %+v", res.Signers)
 	}
+
+	// A policy can require the chain: the site key's signature recording the
+	// upstream signer, and the upstream signature itself.
+	out, stderr, code = airlock(t, "verify", atSite.String(), "--insecure-registry", "--key", filepath.Join(keys, "site.pub"),
+		"--require-upstream", filepath.Join(keys, "upstream.pub"))
+	if code != 0 || !strings.Contains(out, "after verifying upstream signer(s) "+upPub.Fingerprint) || !strings.Contains(out, "Upstream signature verified: "+upPub.Fingerprint) {
+		t.Fatalf("verify --require-upstream exited %d:\n%s\n%s", code, out, stderr)
+	}
+	// The upstream key alone has no import record: the chain is not met.
+	_, stderr, code = airlock(t, "verify", atSite.String(), "--insecure-registry", "--key", filepath.Join(keys, "upstream.pub"),
+		"--require-upstream", filepath.Join(keys, "upstream.pub"))
+	if code != 1 || !strings.Contains(stderr, "chain of trust not met") {
+		t.Fatalf("a chain without a site record: exit %d, %s", code, stderr)
+	}
+	// Another upstream key than the one the site verified: not met either.
+	_, stderr, code = airlock(t, "verify", atSite.String(), "--insecure-registry", "--key", filepath.Join(keys, "site.pub"),
+		"--require-upstream", filepath.Join(keys, "other.pub"))
+	if code != 1 || !strings.Contains(stderr, "chain of trust not met") {
+		t.Fatalf("a chain to another upstream key: exit %d, %s", code, stderr)
+	}
 }

@@ -15,6 +15,7 @@ type verifyOptions struct {
 	output    outputFlag
 	keys      []string
 	threshold int
+	upstream  []string
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -39,6 +40,7 @@ signature for another digest, malformed signatures, threshold not met);
 	fs := cmd.Flags()
 	fs.StringArrayVar(&o.keys, "key", nil, "trusted cosign public key file (required, repeatable)")
 	fs.IntVar(&o.threshold, "threshold", 1, "how many distinct trusted keys must have signed")
+	fs.StringArrayVar(&o.upstream, "require-upstream", nil, "require a chain of trust: a --key signature recording an import verified against this upstream public key, and that key's own signature (repeatable)")
 	o.remote.register(fs)
 	o.output.register(fs, "json", "yaml")
 	return cmd
@@ -67,6 +69,14 @@ func (o *verifyOptions) run(cmd *cobra.Command, arg string) error {
 		k.Name = path
 		p.Keys = append(p.Keys, k)
 	}
+	for _, path := range o.upstream {
+		k, err := verify.LoadPublicKeyFile(path)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("verify %s: %w", ref, err)}
+		}
+		k.Name = path
+		p.Upstream = append(p.Upstream, k)
+	}
 	res, err := verify.Verify(cmd.Context(), ref, p, o.remote.options())
 	if err != nil {
 		return &exitError{code: verifyExitCode(err), err: err}
@@ -79,6 +89,13 @@ func (o *verifyOptions) run(cmd *cobra.Command, arg string) error {
 	fmt.Fprintf(w, "Signed by %d of %d required keys:\n", len(res.Signers), res.Threshold)
 	for _, s := range res.Signers {
 		fmt.Fprintf(w, "  %s  %s\n", s.Fingerprint, s.Name)
+		if up := s.Annotations[verify.ChainUpstreamSigners]; up != "" {
+			fmt.Fprintf(w, "    imported %s from %s after verifying upstream signer(s) %s\n",
+				orNone(s.Annotations[verify.ChainImportedAt]), orNone(s.Annotations[verify.ChainUpstreamRef]), up)
+		}
+	}
+	for _, s := range res.Upstream {
+		fmt.Fprintf(w, "Upstream signature verified: %s  %s\n", s.Fingerprint, s.Name)
 	}
 	if res.Source != "" {
 		fmt.Fprintf(w, "Source:   %s\n", res.Source)
@@ -92,7 +109,7 @@ func (o *verifyOptions) run(cmd *cobra.Command, arg string) error {
 // verifyExitCode is 1 when the artifact is not verified and 2 when it could
 // not be checked.
 func verifyExitCode(err error) int {
-	for _, reason := range []error{verify.ErrNoSignatures, verify.ErrUntrustedSigner, verify.ErrDigestMismatch, verify.ErrMalformed, verify.ErrThresholdNotMet} {
+	for _, reason := range []error{verify.ErrNoSignatures, verify.ErrUntrustedSigner, verify.ErrDigestMismatch, verify.ErrMalformed, verify.ErrThresholdNotMet, verify.ErrChainNotMet} {
 		if errors.Is(err, reason) {
 			return 1
 		}
