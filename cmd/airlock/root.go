@@ -30,5 +30,20 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(push, build, pull, tag, list, diff, reg, newVersionCmd())
 	root.AddCommand(newCopyCmd(), newExportCmd(), newImportCmd())
 	root.AddCommand(newKeygenCmd(), newSignCmd(), newVerifyCmd())
+
+	// Operator commands, through the kubeconfig.
+	get := &cobra.Command{Use: "get", Short: "List Releases in the cluster"}
+	get.AddCommand(newGetReleasesCmd())
+	describe := &cobra.Command{Use: "describe", Short: "Show a Release in detail"}
+	describe.AddCommand(newDescribeReleaseCmd())
+	reconcile := &cobra.Command{Use: "reconcile", Short: "Reconcile a Release now"}
+	reconcile.AddCommand(newReconcileReleaseCmd())
+	suspend := &cobra.Command{Use: "suspend", Short: "Suspend a Release"}
+	suspend.AddCommand(newSuspendReleaseCmd(true))
+	resume := &cobra.Command{Use: "resume", Short: "Resume a suspended Release"}
+	resume.AddCommand(newSuspendReleaseCmd(false))
+	events := &cobra.Command{Use: "events", Short: "List a Release's events"}
+	events.AddCommand(newEventsReleaseCmd())
+	root.AddCommand(get, describe, reconcile, suspend, resume, events, newInstallCmd())
 	return root
 }
