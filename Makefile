@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 GO ?= go
 export CGO_ENABLED ?= 1
 
-.PHONY: help build demo test lint generate bench envtest clean
+.PHONY: help build quickstart demo test lint generate bench envtest clean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -12,7 +12,10 @@ build: ## build bin/airlock and bin/airlock-controller (release flags)
 	$(GO) build -trimpath -ldflags="-s -w" -o bin/airlock ./cmd/airlock
 	@if [ -d cmd/airlock-controller ]; then $(GO) build -trimpath -ldflags="-s -w" -o bin/airlock-controller ./cmd/airlock-controller; fi
 
-demo: ## the main job on the embedded default: registry, push, pull, compare, tag, list
+quickstart: ## the main job: registry, local control plane, controller; sign, deliver, update, prune, refuse unsigned
+	hack/quickstart.sh
+
+demo: ## the artifact half only: registry, push, pull, compare, tag, list
 	hack/demo.sh
 
 envtest: ## build (once, then cached) kube-apiserver and etcd for the tests

@@ -1,0 +1,205 @@
+// Command controlplane runs a local Kubernetes control plane (kube-apiserver
+// and etcd on loopback, through controller-runtime's envtest) with the
+// Release CRD, for hack/quickstart.sh. It has no kubelet and no
+// controller-manager: objects are stored and served, Pods never run.
+//
+//	controlplane up --kubeconfig FILE        start, write FILE, run until SIGINT/SIGTERM
+//	controlplane apply --kubeconfig FILE -f MANIFEST
+//	controlplane objects --kubeconfig FILE -n NAMESPACE -l SELECTOR
+//
+// The binaries come from $KUBEBUILDER_ASSETS (hack/envtest-assets.sh).
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "controlplane:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: controlplane up|apply|objects --kubeconfig FILE …")
+	}
+	fs := flag.NewFlagSet("controlplane "+args[0], flag.ContinueOnError)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (written by up, read by the others)")
+	crds := fs.String("crds", "config/crd/bases", "directory of CRDs to install (up)")
+	file := fs.String("f", "", "manifest file to server-side apply (apply)")
+	namespace := fs.String("n", "default", "namespace (objects)")
+	selector := fs.String("l", "", "label selector (objects)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *kubeconfig == "" {
+		return errors.New("--kubeconfig is required")
+	}
+	switch args[0] {
+	case "up":
+		return up(ctx, *kubeconfig, *crds)
+	case "apply":
+		c, err := newClient(*kubeconfig)
+		if err != nil {
+			return err
+		}
+		return apply(ctx, c, *file, stdout)
+	case "objects":
+		c, err := newClient(*kubeconfig)
+		if err != nil {
+			return err
+		}
+		return objects(ctx, c, *namespace, *selector, stdout)
+	}
+	return fmt.Errorf("unknown command %q: want up, apply or objects", args[0])
+}
+
+// up starts the control plane, writes the kubeconfig (atomically, so a
+// waiting script never reads half a file) and stops it on a signal.
+func up(ctx context.Context, kubeconfig, crds string) error {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return errors.New("KUBEBUILDER_ASSETS is unset: export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
+	}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{crds}, ErrorIfCRDPathMissing: true}
+	if _, err := env.Start(); err != nil {
+		return fmt.Errorf("start kube-apiserver and etcd from %s: %w", os.Getenv("KUBEBUILDER_ASSETS"), err)
+	}
+	defer func() { _ = env.Stop() }() // stops both processes and removes their directories
+	cfg, err := clientcmd.Load(env.KubeConfig)
+	if err != nil {
+		return err
+	}
+	// One context named for the quickstart, with the default namespace.
+	for name, c := range cfg.Contexts {
+		delete(cfg.Contexts, name)
+		c.Namespace = "default"
+		cfg.Contexts["airlock-quickstart"] = c
+	}
+	cfg.CurrentContext = "airlock-quickstart"
+	tmp := kubeconfig + ".tmp"
+	if err := clientcmd.WriteToFile(*cfg, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, kubeconfig); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "controlplane: kube-apiserver at %s (kubeconfig %s)\n", env.Config.Host, kubeconfig)
+	<-ctx.Done()
+	return nil
+}
+
+func newClient(kubeconfig string) (client.Client, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{})
+}
+
+// apply server-side applies every document of file, in order.
+func apply(ctx context.Context, c client.Client, file string, out io.Writer) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("%s: %w", filepath.Base(file), err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("quickstart"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+		fmt.Fprintf(out, "%s/%s applied\n", strings.ToLower(u.GetKind()), u.GetName())
+	}
+}
+
+// objects prints the objects of a few common kinds matching selector in
+// namespace, with what changes between the quickstart's versions.
+func objects(ctx context.Context, c client.Client, namespace, selector string, out io.Writer) error {
+	sel, err := labels.Parse(selector)
+	if err != nil {
+		return err
+	}
+	kinds := []schema.GroupVersionKind{
+		{Version: "v1", Kind: "ConfigMapList"},
+		{Version: "v1", Kind: "ServiceList"},
+		{Group: "apps", Version: "v1", Kind: "DeploymentList"},
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tNAMESPACE/NAME\tDETAIL")
+	for _, gvk := range kinds {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(gvk)
+		if err := c.List(ctx, l, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+			return err
+		}
+		for _, o := range l.Items {
+			fmt.Fprintf(tw, "%s\t%s/%s\t%s\n", o.GetKind(), o.GetNamespace(), o.GetName(), detail(&o))
+		}
+	}
+	return tw.Flush()
+}
+
+func detail(o *unstructured.Unstructured) string {
+	switch o.GetKind() {
+	case "ConfigMap":
+		data, _, _ := unstructured.NestedStringMap(o.Object, "data")
+		keys := make([]string, 0, len(data))
+		for k := range data {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s=%q", k, data[k]))
+		}
+		return strings.Join(parts, " ")
+	case "Deployment":
+		r, _, _ := unstructured.NestedInt64(o.Object, "spec", "replicas")
+		cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+		var images []string
+		for _, c := range cs {
+			if m, ok := c.(map[string]any); ok {
+				images = append(images, fmt.Sprint(m["image"]))
+			}
+		}
+		return fmt.Sprintf("replicas=%d image=%s", r, strings.Join(images, ","))
+	case "Service":
+		ip, _, _ := unstructured.NestedString(o.Object, "spec", "clusterIP")
+		return "clusterIP=" + ip
+	}
+	return ""
+}
