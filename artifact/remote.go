@@ -50,6 +50,12 @@ func (o RemoteOptions) transport() (http.RoundTripper, error) {
 	base.DialContext = (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	base.TLSHandshakeTimeout = 15 * time.Second
 	base.ResponseHeaderTimeout = 60 * time.Second
+	// HTTP/1.1 only: over HTTP/2, net/http closes a request body from another
+	// goroutine while oras-go's copy closes it too, a data race in oras-go
+	// v2.7.0 (httputil.readSeekCloser) seen under -race. Registries serve
+	// HTTP/1.1 everywhere.
+	base.ForceAttemptHTTP2 = false
+	base.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	if o.CAFile != "" || len(o.CAData) > 0 || o.ClientCert != nil {
 		pool, err := x509.SystemCertPool()
 		if err != nil {

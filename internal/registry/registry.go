@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -110,9 +111,14 @@ func Start(ctx context.Context, addr string, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	s := &Server{Addr: ln.Addr().String(), ln: ln, done: make(chan error, 1)}
+	errLog := io.Discard // TLS handshake errors from clients that lack the CA
+	if opts.LogOutput != nil {
+		errLog = opts.LogOutput
+	}
 	s.srv = &http.Server{
 		Handler:           s.wrap(h),
 		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          log.New(errLog, "registry: ", 0),
 	}
 	go func() {
 		var err error
