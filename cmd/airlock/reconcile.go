@@ -31,7 +31,7 @@ Release is Ready, 1 with the Ready message when it is not.`,
 			if err != nil {
 				return err
 			}
-			token := now().UTC().Format(time.RFC3339Nano)
+			token := time.Now().UTC().Format(time.RFC3339Nano)
 			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{v1alpha1.ReconcileRequestAnnotation: token}}})
 			r, err := c.patchRelease(cmd.Context(), args[0], patch)
 			if err != nil {
