@@ -2,8 +2,8 @@
 # Generates the Release API's deepcopy functions and its CRD with
 # controller-gen, from the markers in api/.
 #
-#   hack/generate.sh          regenerate api/v1alpha1/zz_generated.deepcopy.go
-#                             and config/crd/bases/
+#   hack/generate.sh          regenerate api/v1alpha1/zz_generated.deepcopy.go,
+#                             config/crd/bases/ and config/install.yaml
 #   hack/generate.sh --check  fail when the committed output is stale (CI)
 set -euo pipefail
 
@@ -20,6 +20,9 @@ generate() { # $1: output root
     paths=./api/... \
     output:object:dir="$out/api/v1alpha1" \
     output:crd:dir="$out/config/crd/bases"
+  # The install manifests `airlock install --export` embeds: config/default
+  # rendered (with the CRD just generated when $out is the tree itself).
+  go run ./hack/installyaml -o "$out/config/install.yaml"
 }
 
 case "${1:-}" in
@@ -30,8 +33,9 @@ case "${1:-}" in
   stale=0
   diff -u api/v1alpha1/zz_generated.deepcopy.go "$tmp/api/v1alpha1/zz_generated.deepcopy.go" || stale=1
   diff -ru config/crd/bases "$tmp/config/crd/bases" || stale=1
+  diff -u config/install.yaml "$tmp/config/install.yaml" || stale=1
   if [ "$stale" = 1 ]; then
-    echo "generate: the committed deepcopy or CRD is stale: run hack/generate.sh and commit the result" >&2
+    echo "generate: the committed deepcopy, CRD or install.yaml is stale: run hack/generate.sh and commit the result" >&2
     exit 1
   fi
   ;;

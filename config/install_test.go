@@ -1,0 +1,170 @@
+package config_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"airlock.dev/airlock/config"
+	"airlock.dev/airlock/internal/envtestenv"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	envtestenv.Stop()
+	os.Exit(code)
+}
+
+func installObjects(t *testing.T) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(config.Install), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out
+			}
+			t.Fatalf("install.yaml: %v", err)
+		}
+		if len(u.Object) > 0 {
+			out = append(out, u)
+		}
+	}
+}
+
+func deployment(t *testing.T, objs []*unstructured.Unstructured) *appsv1.Deployment {
+	t.Helper()
+	for _, u := range objs {
+		if u.GetKind() == "Deployment" {
+			var d appsv1.Deployment
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
+				t.Fatal(err)
+			}
+			return &d
+		}
+	}
+	t.Fatal("install.yaml has no Deployment")
+	return nil
+}
+
+// TestInstallManifests checks what install.yaml holds, in an order that a
+// plain apply of the file accepts on an empty cluster.
+func TestInstallManifests(t *testing.T) {
+	objs := installObjects(t)
+	var kinds []string
+	for _, u := range objs {
+		kinds = append(kinds, u.GetKind()+"/"+u.GetName())
+		if u.GetLabels()["app.kubernetes.io/part-of"] != "airlock" {
+			t.Errorf("%s %s lacks the label app.kubernetes.io/part-of=airlock", u.GetKind(), u.GetName())
+		}
+	}
+	want := "Namespace/airlock-system CustomResourceDefinition/releases.delivery.airlock.dev ServiceAccount/airlock-controller Role/airlock-leader-election ClusterRole/airlock-controller RoleBinding/airlock-leader-election ClusterRoleBinding/airlock-controller ClusterRoleBinding/airlock-controller-applier Service/airlock-controller-metrics Deployment/airlock-controller"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Errorf("install.yaml objects:\n got %s\nwant %s", got, want)
+	}
+	if ns := objs[0]; ns.GetLabels()["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Errorf("Namespace airlock-system labels = %v: want pod-security.kubernetes.io/enforce=restricted", ns.GetLabels())
+	}
+
+	d := deployment(t, objs)
+	pod := d.Spec.Template.Spec
+	if sc := pod.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0 ||
+		sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod securityContext = %+v: want runAsNonRoot, a non-zero runAsUser and the RuntimeDefault seccomp profile", sc)
+	}
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.Capabilities == nil ||
+		len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+		t.Errorf("container securityContext = %+v: want readOnlyRootFilesystem, no privilege escalation, all capabilities dropped", sc)
+	}
+	r := c.Resources
+	if r.Requests.Cpu().IsZero() || r.Requests.Memory().IsZero() || r.Limits.Memory().IsZero() {
+		t.Errorf("resources = %+v: want cpu and memory requests and a memory limit", r)
+	}
+	if c.Image != config.DefaultImage {
+		t.Errorf("image = %q, want %q (airlock install --image replaces it)", c.Image, config.DefaultImage)
+	}
+	if c.LivenessProbe == nil || c.ReadinessProbe == nil {
+		t.Error("the controller container needs liveness and readiness probes")
+	}
+}
+
+// TestInstallManifestsApply applies install.yaml to a real API server with
+// server-side apply, the Deployment after a server-side dry-run, then checks
+// that the Pod it would create passes the restricted Pod Security Standard
+// enforced in airlock-system (and that a privileged one would not).
+func TestInstallManifestsApply(t *testing.T) {
+	env := envtestenv.Start(t)
+	ctx := context.Background()
+	c := client.WithFieldOwner(env.Client, "airlock-install-test")
+	objs := installObjects(t)
+	for _, u := range objs {
+		// Apply writes the server's answer into its argument: a copy each time.
+		if u.GetKind() == "Deployment" {
+			if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), client.ForceOwnership, client.DryRunAll); err != nil {
+				t.Fatalf("server-side dry-run of Deployment %s: %v", u.GetName(), err)
+			}
+			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(u), u.DeepCopy()); !apierrors.IsNotFound(err) {
+				t.Fatalf("after a dry-run, Deployment %s: %v, want not found", u.GetName(), err)
+			}
+		}
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), client.ForceOwnership); err != nil {
+			t.Fatalf("server-side apply of %s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+	}
+	// Applying again changes nothing.
+	for _, u := range objs {
+		before := u.DeepCopy()
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(before), before); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), client.ForceOwnership); err != nil {
+			t.Fatalf("second apply of %s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+		after := u.DeepCopy()
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(after), after); err != nil {
+			t.Fatal(err)
+		}
+		if before.GetResourceVersion() != after.GetResourceVersion() {
+			t.Errorf("second apply of %s %s changed it", u.GetKind(), u.GetName())
+		}
+	}
+
+	d := deployment(t, objs)
+	pod := func(mutate func(*corev1.PodSpec)) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "airlock-controller-", Namespace: d.Namespace, Labels: d.Spec.Template.Labels}, Spec: *d.Spec.Template.Spec.DeepCopy()}
+		if mutate != nil {
+			mutate(&p.Spec)
+		}
+		return p
+	}
+	if err := env.Client.Create(ctx, pod(nil), client.DryRunAll); err != nil {
+		t.Errorf("the controller's Pod is refused in %s: %v", d.Namespace, err)
+	}
+	err := env.Client.Create(ctx, pod(func(s *corev1.PodSpec) {
+		s.Containers[0].SecurityContext.AllowPrivilegeEscalation = nil
+		s.SecurityContext.RunAsNonRoot = nil
+		s.SecurityContext.RunAsUser = nil
+	}), client.DryRunAll)
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "PodSecurity") {
+		t.Errorf("a Pod that breaks the restricted standard was not refused by PodSecurity (%v): the check above proves nothing", err)
+	}
+}
