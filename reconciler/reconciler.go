@@ -243,7 +243,11 @@ func (r *Reconciler) correctDrift(ctx context.Context, rel *v1alpha1.Release, d 
 			return r.fail(rel, v1alpha1.ReasonPruneFailed, err)
 		}
 	}
-	return r.checkHealth(ctx, rel, applier.Client)
+	out := r.checkHealth(ctx, rel, applier.Client)
+	if out.result == "success" && len(drifted) == 0 {
+		out.result = "noop" // nothing changed upstream or in the cluster
+	}
+	return out
 }
 
 // checkHealth evaluates kstatus over the inventory and sets Ready.
