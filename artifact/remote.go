@@ -117,6 +117,13 @@ func (o RemoteOptions) credential(host string) (auth.Credential, error) {
 	return auth.Credential{Username: cfg.Username, Password: cfg.Password, RefreshToken: cfg.IdentityToken, AccessToken: cfg.RegistryToken}, nil
 }
 
+func (o RemoteOptions) userAgent() string {
+	if o.UserAgent == "" {
+		return "airlock"
+	}
+	return o.UserAgent
+}
+
 // Repository returns an oras-go client for ref's repository.
 func (o RemoteOptions) Repository(ref Reference) (*remote.Repository, error) {
 	repo, err := remote.NewRepository(ref.Name())
@@ -127,10 +134,6 @@ func (o RemoteOptions) Repository(ref Reference) (*remote.Repository, error) {
 	if err != nil {
 		return nil, err
 	}
-	ua := o.UserAgent
-	if ua == "" {
-		ua = "airlock"
-	}
 	client := &auth.Client{
 		Client: &http.Client{Transport: retry.NewTransport(rt)},
 		Cache:  auth.NewCache(),
@@ -138,7 +141,7 @@ func (o RemoteOptions) Repository(ref Reference) (*remote.Repository, error) {
 			return o.credential(hostport)
 		},
 	}
-	client.SetUserAgent(ua)
+	client.SetUserAgent(o.userAgent())
 	repo.Client = client
 	repo.PlainHTTP = o.PlainHTTPInsecure
 	// Bound what a registry can make us read for manifests and tag lists.
@@ -153,14 +156,10 @@ func (o RemoteOptions) GGCROptions(ctx context.Context) ([]ggcrremote.Option, er
 	if err != nil {
 		return nil, err
 	}
-	ua := o.UserAgent
-	if ua == "" {
-		ua = "airlock"
-	}
 	return []ggcrremote.Option{
 		ggcrremote.WithContext(ctx),
 		ggcrremote.WithTransport(rt),
-		ggcrremote.WithUserAgent(ua),
+		ggcrremote.WithUserAgent(o.userAgent()),
 		ggcrremote.WithAuthFromKeychain(credKeychain{o}),
 	}, nil
 }
