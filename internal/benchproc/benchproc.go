@@ -10,7 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
+	"strconv"
 	"time"
 )
 
@@ -24,17 +24,58 @@ func BuildCLI(dir string) (string, error) {
 }
 
 // Timed runs bin with args and returns its wall time and peak RSS in KiB.
+// The peak is VmHWM from /proc, sampled while the process runs: rusage's
+// ru_maxrss of a child can include the parent's pages from before exec,
+// which would charge a large benchmark process to the CLI.
 func Timed(bin string, args ...string) (time.Duration, int64, error) {
 	cmd := exec.Command(bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	done := make(chan struct{})
+	peak := make(chan int64, 1)
+	go func() {
+		var max int64
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := vmHWM(cmd.Process.Pid); v > max {
+				max = v
+			}
+			select {
+			case <-done:
+				peak <- max
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
 	d := time.Since(start)
+	close(done)
+	hwm := <-peak
 	if err != nil {
 		return 0, 0, fmt.Errorf("airlock %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-	return d, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, nil
+	return d, hwm, nil
+}
+
+// vmHWM is the peak resident set of pid in KiB, 0 when it cannot be read.
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
+		}
+	}
+	return 0
 }
 
 // StartRegistry runs `airlock registry serve` on a free loopback port with
