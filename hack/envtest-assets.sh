@@ -79,5 +79,7 @@ MOD
 fi
 
 "$ASSETS/kube-apiserver" --version >&2
-"$ASSETS/etcd" --version | head -1 >&2
+# sed reads to the end: head would exit first and, under pipefail, the
+# SIGPIPE etcd sometimes gets would fail this script (exit 141).
+"$ASSETS/etcd" --version | sed -n 1p >&2
 echo "$ASSETS"

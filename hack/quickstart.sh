@@ -52,6 +52,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 141' PIPE # piped into head: still stop everything
 
 free_port() { # a free TCP port on 127.0.0.1
   local p
@@ -72,7 +73,7 @@ wait_for() { # DESCRIPTION SECONDS COMMAND...
 
 step "build airlock, airlock-controller and the local control plane"
 go build -o bin/ ./cmd/airlock ./cmd/airlock-controller ./hack/controlplane
-KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh 2>/dev/null) || KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)
+KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) # cold: builds them, about 10 minutes
 export KUBEBUILDER_ASSETS
 export KUBECONFIG=$work/kubeconfig
 airlock=bin/airlock
