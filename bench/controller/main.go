@@ -1,12 +1,15 @@
 // Command controller measures airlock-controller as its own process against
 // a real kube-apiserver (envtest) and the embedded registry:
+//
 //   - 100 Releases of 10 objects each, cold: time until all are Ready;
+//
 //   - the cost of a no-op reconcile (interval reached, nothing changed):
 //     registry requests and non-dry-run apiserver writes, from the
 //     controller's own metrics;
+//
 //   - the controller's peak RSS.
 //
-//	KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) go run ./bench/controller
+//     KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) go run ./bench/controller
 package main
 
 import (
