@@ -24,6 +24,7 @@ type parallelGzip struct {
 	buf     []byte
 	pending []chan member
 	max     int
+	members int // members dispatched so far
 	err     error
 }
 
@@ -79,6 +80,7 @@ func (p *parallelGzip) Write(b []byte) (int, error) {
 func (p *parallelGzip) dispatch() {
 	chunk := p.buf
 	p.buf = chunkPool.Get().([]byte)[:0]
+	p.members++
 	ch := make(chan member, 1)
 	p.pending = append(p.pending, ch)
 	go func() {
@@ -114,7 +116,8 @@ func (p *parallelGzip) writeOldest() {
 
 // Close compresses what is left and writes every member out, in order.
 func (p *parallelGzip) Close() error {
-	if len(p.buf) > 0 || len(p.pending) == 0 {
+	// A partial last chunk, or one empty member so that empty input is gzip too.
+	if len(p.buf) > 0 || p.members == 0 {
 		p.dispatch()
 	}
 	for len(p.pending) > 0 {
