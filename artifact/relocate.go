@@ -43,12 +43,17 @@ var attachedSuffixes = []string{".sig", ".att", ".sbom", ImagesLockSuffix}
 // AttachedTags are the tags where cosign (and the OCI 1.1 referrers tag
 // schema) store what belongs to digest d: signatures, attestations, SBOMs.
 func AttachedTags(d string) []string {
-	base := strings.Replace(d, ":", "-", 1)
 	tags := []string{}
 	for _, s := range attachedSuffixes {
-		tags = append(tags, base+s)
+		tags = append(tags, AttachedTag(d, s))
 	}
-	return append(tags, base)
+	return append(tags, AttachedTag(d, ""))
+}
+
+// AttachedTag is the tag of what is stored next to digest d:
+// sha256:<hex> → sha256-<hex><suffix> (".sig" for cosign's signatures).
+func AttachedTag(d, suffix string) string {
+	return strings.Replace(d, ":", "-", 1) + suffix
 }
 
 // RelocateOptions configures copy, export and import. The zero value copies
@@ -602,7 +607,7 @@ func pushImagesLock(ctx context.Context, repo *remote.Repository, artifactRef Re
 		return artifactRef, err
 	}
 	md := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(m), Size: int64(len(m))}
-	tag := strings.Replace(subject.Digest.String(), ":", "-", 1) + ImagesLockSuffix
+	tag := AttachedTag(subject.Digest.String(), ImagesLockSuffix)
 	if err := repo.PushReference(ctx, md, bytes.NewReader(m), tag); err != nil {
 		return artifactRef, classify("push images lock of", artifactRef, err)
 	}
@@ -616,7 +621,7 @@ func FetchImagesLock(ctx context.Context, ref Reference, opts RemoteOptions) (*I
 	if err != nil {
 		return nil, err
 	}
-	tag := strings.Replace(ref.Digest, ":", "-", 1) + ImagesLockSuffix
+	tag := AttachedTag(ref.Digest, ImagesLockSuffix)
 	_, m, err := fetchManifest(ctx, repo, ref.WithTag(tag).WithDigest(""))
 	if errors.Is(err, ErrNoTag) || errors.Is(err, ErrNotFound) {
 		return nil, nil

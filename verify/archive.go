@@ -46,29 +46,23 @@ func VerifyArchive(ctx context.Context, a *artifact.Archive, p Policy) (*Result,
 	}
 	var sigs []fetchedSignature
 	if sigDesc != nil {
+		tag := SignatureTag(ref.Digest)
 		if sigDesc.Size > MaxSignatureManifestSize {
-			return nil, fail(ErrMalformed, fmt.Sprintf("signature manifest is %d bytes, over the %d-byte limit", sigDesc.Size, MaxSignatureManifestSize))
+			return nil, oversized(ref, tag, fmt.Sprintf("signature manifest %s is %d bytes, over the %d-byte limit", tag, sigDesc.Size, MaxSignatureManifestSize))
 		}
 		body, err := content.FetchAll(ctx, a.Store, *sigDesc)
 		if err != nil {
 			return nil, fail(ErrMalformed, "read signature manifest: "+err.Error())
 		}
-		var m ocispec.Manifest
-		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, fail(ErrMalformed, "signature manifest: "+err.Error())
-		}
-		if len(m.Layers) > MaxSignatures {
-			return nil, fail(ErrMalformed, fmt.Sprintf("%d signatures, over the cap of %d per digest", len(m.Layers), MaxSignatures))
-		}
-		for i, l := range m.Layers {
-			if l.Size > MaxPayloadSize || l.Size < 0 {
-				return nil, fail(ErrMalformed, fmt.Sprintf("signature %d payload is %d bytes, over the %d-byte limit", i+1, l.Size, MaxPayloadSize))
-			}
+		sigs, err = readSignatures(ref, tag, body, func(i int, l ocispec.Descriptor) ([]byte, error) {
 			b, err := content.FetchAll(ctx, a.Store, l)
 			if err != nil {
 				return nil, fail(ErrMalformed, fmt.Sprintf("read signature %d payload: %v", i+1, err))
 			}
-			sigs = append(sigs, fetchedSignature{Payload: b, Annotations: l.Annotations, MediaType: l.MediaType})
+			return b, nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	res, err := evaluate(ctx, ref.String(), desc.Digest.String(), sigs, p)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
@@ -86,7 +85,7 @@ type fetched struct {
 // SignatureTag is the tag cosign stores a digest's signatures under:
 // sha256:<hex> → sha256-<hex>.sig.
 func SignatureTag(dgst string) string {
-	return strings.Replace(dgst, ":", "-", 1) + ".sig"
+	return artifact.AttachedTag(dgst, ".sig")
 }
 
 // registryError is a failed registry call during op on artifact; what says
@@ -145,40 +144,56 @@ func fetchManifest(ctx context.Context, repo *remote.Repository, reference strin
 func fetchSignatures(ctx context.Context, repo *remote.Repository, ref artifact.Reference) ([]fetchedSignature, error) {
 	tag := SignatureTag(ref.Digest)
 	sigRef := ref.WithTag(tag)
-	malformed := func(msg string) error {
-		return &Error{Op: "verify", Ref: ref.String(), Reason: ErrMalformed, Msg: msg, Err: artifact.ErrTooLarge,
-			Hint: "refused before parsing; remove the oversized signatures from tag " + tag}
-	}
 	_, body, err := fetchManifest(ctx, repo, tag, MaxSignatureManifestSize)
 	switch {
 	case errors.Is(err, errdef.ErrNotFound):
 		return nil, nil
 	case errors.Is(err, errTooLarge) || errors.Is(err, errdef.ErrSizeExceedsLimit):
-		return nil, malformed(fmt.Sprintf("signature manifest %s is over the %d-byte limit", tag, MaxSignatureManifestSize))
+		return nil, oversized(ref, tag, fmt.Sprintf("signature manifest %s is over the %d-byte limit", tag, MaxSignatureManifestSize))
 	case err != nil:
 		return nil, registryError("verify", ref, "fetch signatures", sigRef, err)
 	}
+	return readSignatures(ref, tag, body, func(i int, l ocispec.Descriptor) ([]byte, error) {
+		rc, err := repo.Fetch(ctx, l)
+		if err != nil {
+			return nil, registryError("verify", ref, fmt.Sprintf("fetch signature %d payload %s from", i+1, l.Digest), sigRef, err)
+		}
+		defer rc.Close()
+		b, err := content.ReadAll(rc, l)
+		if err != nil {
+			return nil, registryError("verify", ref, fmt.Sprintf("read signature %d payload %s from", i+1, l.Digest), sigRef, err)
+		}
+		return b, nil
+	})
+}
+
+// oversized is signature content refused by a bound before parsing.
+func oversized(ref artifact.Reference, tag, msg string) error {
+	return &Error{Op: "verify", Ref: ref.String(), Reason: ErrMalformed, Msg: msg, Err: artifact.ErrTooLarge,
+		Hint: "refused before parsing; remove the oversized signatures from tag " + tag}
+}
+
+// readSignatures parses the signature manifest body stored on tag and reads
+// its payloads through fetch (whose errors are returned as they are), with
+// the same count and size bounds wherever the signatures come from: a
+// registry or an export tarball.
+func readSignatures(ref artifact.Reference, tag string, body []byte, fetch func(i int, l ocispec.Descriptor) ([]byte, error)) ([]fetchedSignature, error) {
 	var m ocispec.Manifest
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, &Error{Op: "verify", Ref: ref.String(), Reason: ErrMalformed,
 			Msg: fmt.Sprintf("signature manifest %s is not an image manifest: %v", tag, err), Hint: "re-sign the artifact"}
 	}
 	if len(m.Layers) > MaxSignatures {
-		return nil, malformed(fmt.Sprintf("signature manifest %s lists %d signatures, over the cap of %d per digest", tag, len(m.Layers), MaxSignatures))
+		return nil, oversized(ref, tag, fmt.Sprintf("signature manifest %s lists %d signatures, over the cap of %d per digest", tag, len(m.Layers), MaxSignatures))
 	}
 	sigs := make([]fetchedSignature, 0, len(m.Layers))
 	for i, l := range m.Layers {
 		if l.Size > MaxPayloadSize || l.Size < 0 {
-			return nil, malformed(fmt.Sprintf("signature %d payload is %d bytes, over the %d-byte limit", i+1, l.Size, MaxPayloadSize))
+			return nil, oversized(ref, tag, fmt.Sprintf("signature %d payload is %d bytes, over the %d-byte limit", i+1, l.Size, MaxPayloadSize))
 		}
-		rc, err := repo.Fetch(ctx, l)
+		b, err := fetch(i, l)
 		if err != nil {
-			return nil, registryError("verify", ref, fmt.Sprintf("fetch signature %d payload %s from", i+1, l.Digest), sigRef, err)
-		}
-		b, err := content.ReadAll(rc, l)
-		rc.Close()
-		if err != nil {
-			return nil, registryError("verify", ref, fmt.Sprintf("read signature %d payload %s from", i+1, l.Digest), sigRef, err)
+			return nil, err
 		}
 		sigs = append(sigs, fetchedSignature{Payload: b, Annotations: l.Annotations, MediaType: l.MediaType})
 	}
