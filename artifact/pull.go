@@ -64,6 +64,14 @@ func Resolve(ctx context.Context, ref Reference, opts RemoteOptions) (Reference,
 	if err != nil {
 		return ref, err
 	}
+	return resolveIn(ctx, repo, ref)
+}
+
+// resolveIn is Resolve through a client the caller already has.
+func resolveIn(ctx context.Context, repo *remote.Repository, ref Reference) (Reference, error) {
+	if ref.Digest != "" {
+		return ref, nil
+	}
 	desc, err := repo.Resolve(ctx, ref.Tag)
 	if err != nil {
 		return ref, classify("resolve", ref, err)

@@ -117,7 +117,7 @@ func Copy(ctx context.Context, src, dst Reference, opts RelocateOptions) ([]Relo
 	if err != nil {
 		return nil, err
 	}
-	src, err = Resolve(ctx, src, opts.Src)
+	src, err = resolveIn(ctx, srcRepo, src)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +259,7 @@ func Export(ctx context.Context, ref Reference, w io.Writer, opts RelocateOption
 	if err != nil {
 		return nil, nil, err
 	}
-	ref, err = Resolve(ctx, ref, opts.Src)
+	ref, err = resolveIn(ctx, repo, ref)
 	if err != nil {
 		return nil, nil, err
 	}
