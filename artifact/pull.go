@@ -90,15 +90,11 @@ func Manifest(ctx context.Context, ref Reference, opts RemoteOptions) (Reference
 }
 
 func fetchManifest(ctx context.Context, repo *remote.Repository, ref Reference) (Reference, *ocispec.Manifest, error) {
-	want := ref.Digest
-	if want == "" {
-		desc, err := repo.Resolve(ctx, ref.Tag)
-		if err != nil {
-			return ref, nil, classify("resolve", ref, err)
-		}
-		want = desc.Digest.String()
-		ref = ref.WithDigest(want)
+	ref, err := resolveIn(ctx, repo, ref)
+	if err != nil {
+		return ref, nil, err
 	}
+	want := ref.Digest
 	desc, rc, err := repo.FetchReference(ctx, want)
 	if err != nil {
 		return ref, nil, classify("fetch manifest", ref, err)
