@@ -396,7 +396,20 @@ func (w *world) waitFor(what string, timeout time.Duration, cond func(*v1alpha1.
 		if time.Now().After(deadline) {
 			w.t.Fatalf("Release %s/app: timed out after %s waiting for %s; status:\n%s", w.ns, timeout, what, describe(rel))
 		}
+		w.stopOnViolation(what)
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stopOnViolation ends the case at the first violation (the world's
+// cleanup reports it) instead of waiting for a state that may never come.
+func (w *world) stopOnViolation(what string) {
+	w.t.Helper()
+	w.mu.Lock()
+	n := len(w.violations)
+	w.mu.Unlock()
+	if n > 0 {
+		w.t.Fatalf("stopped waiting for %s: an invariant was violated", what)
 	}
 }
 
@@ -408,6 +421,7 @@ func (w *world) until(what string, timeout time.Duration, cond func() bool) {
 		if time.Now().After(deadline) {
 			w.t.Fatalf("timed out after %s waiting for %s; Release status:\n%s", timeout, what, describe(w.get()))
 		}
+		w.stopOnViolation(what)
 		time.Sleep(50 * time.Millisecond)
 	}
 }
