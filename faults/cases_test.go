@@ -215,7 +215,7 @@ func midApply(w *world, controllers int, fault func(*controller)) {
 	if controllers > 1 {
 		for proc, n := range w.appliesBy() {
 			if !strings.HasPrefix(proc, "a#") {
-				w.violate("controller %s applied %d objects while a led", proc, n)
+				w.violate("out of turn "+proc, "controller %s applied %d objects while a led", proc, n)
 			}
 		}
 	}

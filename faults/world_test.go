@@ -45,6 +45,7 @@ type world struct {
 	versions   []*version
 	baseline   int // index in versions of the last version seen Ready; -1 before
 	violations []string
+	violated   map[string]bool
 	events     []apiEvent
 	ctrls      []*controller
 	applyHook  func(c *controller, name string)
@@ -122,11 +123,17 @@ func (s *suite) newWorld(t *testing.T) *world {
 	return w
 }
 
-func (w *world) violate(format string, args ...any) {
+// violate records a violation once per key (one bad object, one pruned
+// version, one process applying out of turn), however many snapshots see it.
+func (w *world) violate(key, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !slices.Contains(w.violations, msg) {
+	if w.violated == nil {
+		w.violated = map[string]bool{}
+	}
+	if !w.violated[key] {
+		w.violated[key] = true
 		w.violations = append(w.violations, msg)
 	}
 }
@@ -179,7 +186,7 @@ func (w *world) checkSnapshot(ctx context.Context) {
 		}
 		present[cm.Name] = label
 		if v := byLabel[label]; v == nil || !v.signed {
-			w.violate("ConfigMap %s/%s carries data of %q, which is not a signed version (its digest %s): unverified content reached the cluster",
+			w.violate("unverified "+cm.Name, "ConfigMap %s/%s carries data of %q, which is not a signed version (its digest %s): unverified content reached the cluster",
 				w.ns, cm.Name, label, digestOf(v))
 		}
 	}
@@ -196,7 +203,7 @@ func (w *world) checkSnapshot(ctx context.Context) {
 			missing = m
 		}
 	}
-	w.violate("objects of %s (last seen Ready) are missing or changed and no later signed version is whole: %s: something was pruned or overwritten after a failed pull, verify or apply",
+	w.violate("pruned "+versions[baseline].label, "objects of %s (last seen Ready) are missing or changed and no later signed version is whole: %s: something was pruned or overwritten after a failed pull, verify or apply",
 		versions[baseline].label, strings.Join(missing, ", "))
 }
 
@@ -232,7 +239,7 @@ func (w *world) checkLeadership() {
 			continue
 		}
 		if e.proc != leader {
-			w.violate("controller %s applied ConfigMap %s while the Lease was last written by %q: two controllers applied at once", e.proc, e.object, leader)
+			w.violate("out of turn "+e.proc, "controller %s applied ConfigMap %s while the Lease was last written by %q: two controllers applied at once", e.proc, e.object, leader)
 		}
 	}
 }
