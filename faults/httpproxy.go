@@ -144,7 +144,7 @@ func StartHTTP(opts HTTPOptions) (*HTTPProxy, error) {
 	p.srv = &http.Server{
 		Handler:           p,
 		ReadHeaderTimeout: 30 * time.Second,
-		TLSConfig:         opts.TLS,
+		TLSConfig:         opts.TLS.Clone(), // the server adds its protocols to it
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
 	go func() {
