@@ -193,7 +193,14 @@ func apiserverCases() []faultCase {
 			midApply(w, 1, func(c *controller) { c.kill() })
 		}},
 		{"leader-killed-mid-apply", func(w *world) {
-			midApply(w, 2, func(c *controller) { c.kill() })
+			// The leader stays dead, so the other process must take over.
+			midApply(w, 2, func(c *controller) { c.crash() })
+			for proc, n := range w.appliesBy() {
+				if strings.HasPrefix(proc, "b#") && n > 0 {
+					return
+				}
+			}
+			w.t.Errorf("controller b never applied after the leader died: applies per process %v", w.appliesBy())
 		}},
 	}
 }

@@ -155,6 +155,14 @@ func (c *controller) kill() {
 	}
 }
 
+// crash sends SIGKILL to the running process and starts no other.
+func (c *controller) crash() {
+	c.mu.Lock()
+	c.stopping = true
+	c.mu.Unlock()
+	c.kill()
+}
+
 // stop ends the process for good: SIGTERM, then SIGKILL after 10s.
 func (c *controller) stop() {
 	c.mu.Lock()
