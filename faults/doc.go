@@ -5,7 +5,12 @@
 // is applied, nothing is pruned after a failed pull, verify or apply, the
 // Release converges once the fault ends, and no two controllers apply at once.
 //
-//	KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) go test ./faults -iterations=20 -v
+//	KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) go test ./faults -iterations=20 -timeout 30m -v
+//
+// Each case runs -iterations times (2 by default, in make test), each time in
+// a fresh namespace with its own controller processes and proxies; the
+// cases run side by side (go test -parallel). The test prints one summary
+// line: cases, iterations, runs, violations (must be 0) and duration.
 //
 // The proxies are this package's API: HTTPProxy (5xx, delays, connection
 // resets mid-body, truncated and corrupted bodies, request hooks) and
