@@ -651,6 +651,13 @@ func (r *Reconciler) finalizerTimeout() time.Duration {
 // abandonPrune gives up the prune of a deleted Release after
 // --finalizer-timeout, so that its namespace can terminate, and records
 // which objects it left behind.
+//
+// For the README: the manual escape, to let a deleted Release go at once, is
+//
+//	kubectl -n NS patch release NAME --type=merge -p '{"metadata":{"finalizers":null}}'
+//
+// which leaves every object of its status.inventory in place: delete them by
+// hand if they should go.
 func (r *Reconciler) abandonPrune(rel *v1alpha1.Release, pruned []v1alpha1.ObjectRef, err error) {
 	gone := map[v1alpha1.ObjectRef]bool{}
 	for _, p := range pruned {
