@@ -239,3 +239,22 @@ func TestFinalizerGivesUpAfterTimeout(t *testing.T) {
 	h.mustConfigMap("a")
 	h.waitEvent(v1alpha1.ReasonPruneAbandoned, "ConfigMap "+h.ns+"/a")
 }
+
+// A new ClusterTrustPolicy reconciles the Releases it covers, and a digest
+// applied under the old trust is verified again under the new.
+func TestClusterTrustPolicyChangeReconciles(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	d := h.pushSigned("v1", "v1", map[string]string{"a.yaml": configMapYAML("a", nil)})
+	h.release("app", "v1", nil)
+	h.readyAt("app", d)
+
+	_, pub := newKey(t)
+	h.trustPolicy(h.ns+"-new", []string{h.reg.Addr + "/" + h.ns + "/*"}, pub)
+	rel := h.failsWith("app", v1alpha1.ReasonVerificationFailed) // no annotation, no spec change
+	if msg := condition(rel, v1alpha1.ConditionReady).Message; !strings.Contains(msg, "ClusterTrustPolicy "+h.ns+"-new") {
+		t.Errorf("message %q does not name the new policy", msg)
+	}
+	if _, ok := h.configMap("a"); !ok {
+		t.Error("ConfigMap a was pruned when the trust changed")
+	}
+}
