@@ -117,6 +117,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	_ = stdout
 
+	var identitySelector labels.Selector
+	if o.identitySelector != "" {
+		sel, err := labels.Parse(o.identitySelector)
+		if err != nil {
+			return fmt.Errorf("--allow-controller-identity-namespace-selector %q: %w", o.identitySelector, err)
+		}
+		identitySelector = sel
+	}
+
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
@@ -127,13 +136,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("connect to Kubernetes: %w: pass --kubeconfig or run in a cluster", err)
-	}
-
-	var identitySelector labels.Selector
-	if o.identitySelector != "" {
-		if identitySelector, err = labels.Parse(o.identitySelector); err != nil {
-			return fmt.Errorf("--allow-controller-identity-namespace-selector %q: %w", o.identitySelector, err)
-		}
 	}
 
 	releaseCache := cache.ByObject{}
