@@ -72,7 +72,7 @@ func TestInstallManifests(t *testing.T) {
 			t.Errorf("%s %s lacks the label app.kubernetes.io/part-of=airlock", u.GetKind(), u.GetName())
 		}
 	}
-	want := "Namespace/airlock-system CustomResourceDefinition/releases.delivery.airlock.dev ServiceAccount/airlock-controller Role/airlock-leader-election ClusterRole/airlock-controller RoleBinding/airlock-leader-election ClusterRoleBinding/airlock-controller ClusterRoleBinding/airlock-controller-applier Service/airlock-controller-metrics Deployment/airlock-controller"
+	want := "Namespace/airlock-system CustomResourceDefinition/clustertrustpolicies.delivery.airlock.dev CustomResourceDefinition/releases.delivery.airlock.dev ServiceAccount/airlock-controller Role/airlock-leader-election ClusterRole/airlock-controller RoleBinding/airlock-controller-applier RoleBinding/airlock-leader-election ClusterRoleBinding/airlock-controller Service/airlock-controller-metrics Deployment/airlock-controller"
 	if got := strings.Join(kinds, " "); got != want {
 		t.Errorf("install.yaml objects:\n got %s\nwant %s", got, want)
 	}
@@ -104,6 +104,30 @@ func TestInstallManifests(t *testing.T) {
 	}
 	if c.LivenessProbe == nil || c.ReadinessProbe == nil {
 		t.Error("the controller container needs liveness and readiness probes")
+	}
+
+	// A Release author gets no more power than its ServiceAccount: the
+	// controller holds no cluster-wide write rights, applies as the
+	// namespace's default ServiceAccount, and knows its own namespace.
+	for _, u := range objs {
+		if u.GetKind() == "ClusterRoleBinding" || u.GetKind() == "RoleBinding" {
+			if name, _, _ := unstructured.NestedString(u.Object, "roleRef", "name"); name == "cluster-admin" || (name == "admin" && u.GetKind() == "ClusterRoleBinding") {
+				t.Errorf("%s %s binds %s: the controller must not apply as a cluster administrator", u.GetKind(), u.GetName(), name)
+			}
+		}
+	}
+	args := strings.Join(c.Args, " ")
+	for _, want := range []string{"--default-service-account=default", "--no-cross-namespace-refs"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("controller args %q lack %s", args, want)
+		}
+	}
+	podNS := false
+	for _, e := range c.Env {
+		podNS = podNS || (e.Name == "POD_NAMESPACE" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace")
+	}
+	if !podNS {
+		t.Error("the controller container lacks POD_NAMESPACE from the downward API (metadata.namespace)")
 	}
 }
 

@@ -107,8 +107,10 @@ echo "$url:1.0.0@$d1 (signed)"
 
 wait_for "the control plane" 60 test -s "$KUBECONFIG"
 step "run airlock-controller against the local apiserver (signatures required: no --allow-unsigned)"
+# The quickstart's Release, in namespace default, names no ServiceAccount:
+# --controller-namespace default lets it apply as the controller there.
 bin/airlock-controller --kubeconfig "$KUBECONFIG" --metrics-addr 0 --health-addr 0 \
-  --cache-dir "$work/cache" --backoff-base 200ms >"$work/controller.log" 2>&1 &
+  --cache-dir "$work/cache" --backoff-base 200ms --controller-namespace default >"$work/controller.log" 2>&1 &
 pids+=($!)
 echo "airlock-controller running (log: $work/controller.log)"
 

@@ -48,10 +48,12 @@ func TestMain(m *testing.M) {
 // harness is one test's world: its namespace on the shared API server, its
 // own registry, a signing key, and a running controller.
 type harness struct {
-	t       testing.TB
-	ctx     context.Context
-	env     *envtestenv.Env
-	ns      string
+	t   testing.TB
+	ctx context.Context
+	env *envtestenv.Env
+	ns  string
+	// ctrlNS is the controller's namespace (ClusterTrustPolicies' keys).
+	ctrlNS  string
 	reg     *registry.Server
 	key     *verify.PrivateKey
 	rec     *reconciler.Reconciler
@@ -65,13 +67,22 @@ type harnessOptions struct {
 	// mirrorFrom is an upstream registry host that the controller rewrites
 	// to the harness's own registry under /airgap. "" means no mirror.
 	mirrorFrom string
+	// tenant makes the test's namespace a tenant's: Releases without
+	// spec.serviceAccountName do not apply as the controller there.
+	tenant bool
+	// defaultServiceAccount is --default-service-account.
+	defaultServiceAccount string
+	// noCrossNamespaceRefs is --no-cross-namespace-refs.
+	noCrossNamespaceRefs bool
+	// finalizerTimeout is --finalizer-timeout. 0 means the default.
+	finalizerTimeout time.Duration
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
 	env := envtestenv.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, ctx: ctx, env: env, ns: env.Namespace(t), reg: registrytest.New(t)}
+	h := &harness{t: t, ctx: ctx, env: env, ns: env.Namespace(t), ctrlNS: env.Namespace(t), reg: registrytest.New(t)}
 
 	priv, pub, err := verify.GenerateKeyPair([]byte("test"))
 	if err != nil {
@@ -111,6 +122,14 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		AllowUnsignedInsecure: opts.allowUnsigned,
 		BackoffBase:           200 * time.Millisecond,
 		HealthPoll:            200 * time.Millisecond,
+
+		ControllerNamespace:   h.ctrlNS,
+		DefaultServiceAccount: opts.defaultServiceAccount,
+		NoCrossNamespaceRefs:  opts.noCrossNamespaceRefs,
+		FinalizerTimeout:      opts.finalizerTimeout,
+	}
+	if !opts.tenant {
+		h.rec.ControllerIdentityNamespaces = []string{h.ns}
 	}
 	if opts.mirrorFrom != "" {
 		h.rec.Mirrors = artifact.Mirrors{opts.mirrorFrom: {Registry: h.reg.Addr, Repository: "airgap"}}

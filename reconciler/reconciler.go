@@ -4,19 +4,19 @@ package reconciler
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -28,6 +28,7 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/kbuild"
+	"airlock.dev/airlock/verify"
 )
 
 // Reconciler reconciles Releases. Every dependency is an explicit field.
@@ -64,10 +65,38 @@ type Reconciler struct {
 	// Mirrors rewrites Release URLs to site registries: the controller then
 	// contacts only the mirror. nil means none.
 	Mirrors artifact.Mirrors
+	// DefaultServiceAccount is the ServiceAccount, in the Release's own
+	// namespace, that a Release without spec.serviceAccountName applies as
+	// where the controller may not apply as itself. "" refuses such a
+	// Release with ServiceAccountRequired.
+	DefaultServiceAccount string
+	// ControllerNamespace is the namespace the controller runs in: a Release
+	// there may apply as the controller, and ClusterTrustPolicies' key
+	// Secrets are read there. "" means no such namespace.
+	ControllerNamespace string
+	// ControllerIdentityNamespaces are more namespaces where a Release
+	// without spec.serviceAccountName applies as the controller itself, with
+	// all its rights (UNSAFE for namespaces whose users may not have them).
+	// nil means none.
+	ControllerIdentityNamespaces []string
+	// ControllerIdentityNamespaceSelector selects, by the namespace's labels
+	// (which only cluster administrators set), more namespaces where a
+	// Release applies as the controller. nil means none.
+	ControllerIdentityNamespaceSelector labels.Selector
+	// NoCrossNamespaceRefs refuses spec.dependsOn entries in another
+	// namespace with InvalidSpec. false allows them, without ever copying
+	// the other Release's message into this one's status.
+	NoCrossNamespaceRefs bool
+	// FinalizerTimeout bounds how long a deleted Release retries a failing
+	// prune, from its deletionTimestamp; then it leaves its objects, records
+	// a Warning event naming them and removes its finalizer. 0 means 10m.
+	FinalizerTimeout time.Duration
 
-	mu       sync.Mutex
-	failures map[types.NamespacedName]int
-	desired  map[types.NamespacedName]*desiredState
+	keys       keyCache
+	identities sync.Map // types.NamespacedName → who it applies as, for messages
+	mu         sync.Mutex
+	failures   map[types.NamespacedName]int
+	desired    map[types.NamespacedName]*desiredState
 }
 
 // desiredState is what the last successful apply of a Release applied: with
@@ -144,10 +173,13 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	if rel.Spec.Suspend {
 		return r.markSuspended(rel)
 	}
+	if err := r.checkReferences(rel); err != nil {
+		return r.fail(rel, v1alpha1.ReasonInvalidSpec, err)
+	}
 	if err := r.checkDependencies(ctx, rel); err != nil {
 		return r.fail(rel, v1alpha1.ReasonDependencyNotReady, err)
 	}
-	keys, err := r.trustPolicy(ctx, rel)
+	tr, err := r.trustFor(ctx, rel)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonVerificationFailed, err)
 	}
@@ -164,13 +196,16 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	}
 	rel.Status.LastAttemptedDigest = ref.Digest
 	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues("digest", ref.Digest))
-	trust := trustFingerprint(keys, rel)
+	if err := checkDowngrade(rel, ref); err != nil {
+		return r.fail(rel, v1alpha1.ReasonDowngradeRefused, err)
+	}
+	trustID := tr.fingerprint()
 
-	if d := r.upToDate(rel, ref.Digest, trust); d != nil {
+	if d := r.upToDate(rel, ref.Digest, trustID); d != nil {
 		return r.correctDrift(ctx, rel, d)
 	}
 
-	signers, err := r.verify(timeoutCtx, rel, ref, keys, remote)
+	signers, err := r.verify(timeoutCtx, rel, ref, tr, remote)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonVerificationFailed, err)
 	}
@@ -183,7 +218,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonBuildFailed, err)
 	}
-	applier, err := r.applier(rel)
+	applier, err := r.applier(ctx, rel)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonApplyFailed, err)
 	}
@@ -201,8 +236,8 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	}
 	inv := Inventory(objs)
 	pruned, pruneErr := r.prune(timeoutCtx, rel, applier, inv)
-	r.recordApplied(rel, ref, art.Result, signers, inv, pruned, pruneErr)
-	r.remember(rel, &desiredState{digest: ref.Digest, generation: rel.Generation, trust: trust, objects: objs, appliedAt: r.now()})
+	r.recordApplied(rel, ref, art.Result, signers, tr.policies, inv, pruned, pruneErr)
+	r.remember(rel, &desiredState{digest: ref.Digest, generation: rel.Generation, trust: trustID, objects: objs, appliedAt: r.now()})
 	if pruneErr != nil {
 		return r.fail(rel, v1alpha1.ReasonPruneFailed, pruneErr)
 	}
@@ -212,7 +247,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 // correctDrift is the pipeline for an unchanged digest and spec: find the
 // objects changed outside airlock with a dry-run apply and apply them again.
 func (r *Reconciler) correctDrift(ctx context.Context, rel *v1alpha1.Release, d *desiredState) outcome {
-	applier, err := r.applier(rel)
+	applier, err := r.applier(ctx, rel)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonApplyFailed, err)
 	}
@@ -321,12 +356,24 @@ func (e *DependencyError) Error() string {
 	return fmt.Sprintf("waiting for Release %s, listed in spec.dependsOn, to be Ready (%s)", e.Dependency, e.State)
 }
 
-func (r *Reconciler) checkDependencies(ctx context.Context, rel *v1alpha1.Release) error {
-	for _, d := range rel.Spec.DependsOn {
-		key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
-		if key.Namespace == "" {
-			key.Namespace = rel.Namespace
+// checkReferences keeps every reference in the Release's namespace when the
+// controller runs with --no-cross-namespace-refs. The Secrets and the
+// ServiceAccount are local by their type; spec.dependsOn may name a namespace.
+func (r *Reconciler) checkReferences(rel *v1alpha1.Release) error {
+	if !r.NoCrossNamespaceRefs {
+		return nil
+	}
+	for i, d := range rel.Spec.DependsOn {
+		if d.Namespace != "" && d.Namespace != rel.Namespace {
+			return &SpecError{Field: fmt.Sprintf("spec.dependsOn[%d].namespace", i),
+				Err: fmt.Errorf("Release %s/%s is in another namespace, and this controller runs with --no-cross-namespace-refs: remove the namespace and depend on a Release in %s", d.Namespace, d.Name, rel.Namespace)}
 		}
+	}
+	return nil
+}
+
+func (r *Reconciler) checkDependencies(ctx context.Context, rel *v1alpha1.Release) error {
+	for _, key := range rel.DependencyKeys() {
 		dep := &v1alpha1.Release{}
 		if err := r.Client.Get(ctx, key, dep); err != nil {
 			return &DependencyError{Dependency: key, State: apiMessage(err)}
@@ -337,34 +384,14 @@ func (r *Reconciler) checkDependencies(ctx context.Context, rel *v1alpha1.Releas
 			return &DependencyError{Dependency: key, State: "not reconciled yet"}
 		case dep.Status.ObservedGeneration != dep.Generation:
 			return &DependencyError{Dependency: key, State: "its latest spec is not reconciled yet"}
+		case ready.Status != metav1.ConditionTrue && key.Namespace != rel.Namespace:
+			// Another namespace's message is not this Release's to read.
+			return &DependencyError{Dependency: key, State: ready.Reason}
 		case ready.Status != metav1.ConditionTrue:
 			return &DependencyError{Dependency: key, State: ready.Reason + ": " + ready.Message}
 		}
 	}
 	return nil
-}
-
-// trustPolicy loads the trusted keys, or refuses an unsigned Release.
-func (r *Reconciler) trustPolicy(ctx context.Context, rel *v1alpha1.Release) ([]TrustedKey, error) {
-	if rel.Spec.Verify == nil {
-		if r.AllowUnsignedInsecure {
-			return nil, nil
-		}
-		return nil, &VerificationRequiredError{Release: ctrl.ObjectKeyFromObject(rel)}
-	}
-	return r.trustedKeys(ctx, rel)
-}
-
-func trustFingerprint(keys []TrustedKey, rel *v1alpha1.Release) string {
-	if rel.Spec.Verify == nil {
-		return "unsigned"
-	}
-	h := sha256.New()
-	fmt.Fprintf(h, "threshold=%d\n", rel.Spec.Verify.Threshold)
-	for _, k := range keys {
-		fmt.Fprintf(h, "%s\n%s\n", k.Name, k.PEM)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // resolve turns spec.url and spec.ref into a digest: one HEAD request for a
@@ -393,49 +420,67 @@ func (r *Reconciler) resolve(ctx context.Context, rel *v1alpha1.Release, remote 
 	}
 }
 
-// VerificationError is an artifact whose signatures do not satisfy the
-// Release's trust policy.
-type VerificationError struct {
-	Ref string
-	// Found are the fingerprints of the keys that signed, trusted or not.
-	Found []string
-	Err   error
-	// cause is the verifier's own typed error, for errors.Is on its reasons.
-	cause error
+// DowngradeError is a semver range that resolved below the applied version.
+type DowngradeError struct {
+	Ref, Range       string
+	Version, Applied string
 }
 
-func (e *VerificationError) Error() string {
-	msg := fmt.Sprintf("verify %s: %v", e.Ref, e.Err)
-	if len(e.Found) > 0 {
-		msg += fmt.Sprintf(" (signers found: %s)", strings.Join(e.Found, ", "))
+func (e *DowngradeError) Error() string {
+	return fmt.Sprintf("spec.ref.semver %q resolved to %s (%s), lower than the applied version %s; refusing to downgrade (was a higher tag deleted or moved out of the range?): push a higher version, or set spec.ref.allowDowngrade to true to deploy it",
+		e.Range, e.Version, e.Ref, e.Applied)
+}
+
+// checkDowngrade refuses a semver Release that resolved to a lower version
+// than status.lastAppliedVersion, unless spec.ref.allowDowngrade. A digest
+// pin (a rollback) is not a semver resolution and is never refused.
+func checkDowngrade(rel *v1alpha1.Release, ref artifact.Reference) error {
+	spec := rel.Spec.Ref
+	if spec.Digest != "" || spec.Semver == "" || spec.AllowDowngrade || rel.Status.LastAppliedVersion == "" {
+		return nil
 	}
-	return msg
+	applied, err1 := semver.NewVersion(rel.Status.LastAppliedVersion)
+	next, err2 := semver.NewVersion(ref.Tag)
+	if err1 != nil || err2 != nil || !next.LessThan(applied) {
+		return nil
+	}
+	return &DowngradeError{Ref: ref.String(), Range: spec.Semver, Version: ref.Tag, Applied: rel.Status.LastAppliedVersion}
 }
-func (e *VerificationError) Unwrap() []error { return []error{e.Err, e.cause} }
 
-func (r *Reconciler) verify(ctx context.Context, rel *v1alpha1.Release, ref artifact.Reference, keys []TrustedKey, remote artifact.RemoteOptions) ([]v1alpha1.Signer, error) {
-	if rel.Spec.Verify == nil {
+// verify checks ref against every requirement: each ClusterTrustPolicy
+// that covers it, and spec.verify. The first unmet one fails it.
+func (r *Reconciler) verify(ctx context.Context, rel *v1alpha1.Release, ref artifact.Reference, tr *trust, remote artifact.RemoteOptions) ([]v1alpha1.Signer, error) {
+	if len(tr.requirements) == 0 {
 		setCondition(rel, v1alpha1.ConditionVerified, metav1.ConditionFalse, v1alpha1.ReasonVerificationSkipped,
-			"not verified: the Release has no spec.verify and the controller runs with --allow-unsigned")
+			"not verified: the Release has no spec.verify, no ClusterTrustPolicy covers it, and the controller runs with --allow-unsigned")
 		return nil, nil
 	}
 	if r.Verifier == nil {
-		return nil, &VerificationError{Ref: ref.String(), Err: errors.New("this controller has no signature verifier")}
+		return nil, fmt.Errorf("verify %s: %w: this controller has no signature verifier", ref, verify.ErrPolicy)
 	}
-	threshold := rel.Spec.Verify.Threshold
-	if threshold < 1 {
-		threshold = 1
-	}
-	signers, err := r.Verifier.Verify(ctx, ref, keys, threshold, remote)
-	if err != nil {
-		return nil, err
+	var signers []v1alpha1.Signer
+	seen := map[string]bool{}
+	for _, req := range tr.requirements {
+		got, err := r.Verifier.Verify(ctx, ref, req.policy, remote)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", req.source, err)
+		}
+		for _, s := range got {
+			if !seen[s.Fingerprint] {
+				seen[s.Fingerprint] = true
+				signers = append(signers, s)
+			}
+		}
 	}
 	names := make([]string, 0, len(signers))
 	for _, s := range signers {
 		names = append(names, s.Name+" ("+shortFingerprint(s.Fingerprint)+")")
 	}
-	setCondition(rel, v1alpha1.ConditionVerified, metav1.ConditionTrue, v1alpha1.ReasonVerified,
-		fmt.Sprintf("%s signed by %s", shortDigest(ref.Digest), strings.Join(names, ", ")))
+	msg := fmt.Sprintf("%s signed by %s", shortDigest(ref.Digest), strings.Join(names, ", "))
+	if len(tr.policies) > 0 {
+		msg += "; ClusterTrustPolicies met: " + strings.Join(tr.policies, ", ")
+	}
+	setCondition(rel, v1alpha1.ConditionVerified, metav1.ConditionTrue, v1alpha1.ReasonVerified, msg)
 	return signers, nil
 }
 
@@ -445,8 +490,12 @@ func (r *Reconciler) pull(ctx context.Context, ref artifact.Reference, remote ar
 	})
 }
 
-func (r *Reconciler) applier(rel *v1alpha1.Release) (*Applier, error) {
-	c, err := r.Clients.For(rel.Namespace, rel.Spec.ServiceAccountName)
+func (r *Reconciler) applier(ctx context.Context, rel *v1alpha1.Release) (*Applier, error) {
+	sa, err := r.serviceAccount(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.Clients.For(rel.Namespace, sa)
 	if err != nil {
 		return nil, err
 	}
@@ -511,7 +560,7 @@ func inventoryAfterPrune(old, inv, pruned []v1alpha1.ObjectRef, err error) []v1a
 }
 
 // recordApplied writes the applied digest, inventory and history.
-func (r *Reconciler) recordApplied(rel *v1alpha1.Release, ref artifact.Reference, res *artifact.PullResult, signers []v1alpha1.Signer, inv, pruned []v1alpha1.ObjectRef, pruneErr error) {
+func (r *Reconciler) recordApplied(rel *v1alpha1.Release, ref artifact.Reference, res *artifact.PullResult, signers []v1alpha1.Signer, policies []string, inv, pruned []v1alpha1.ObjectRef, pruneErr error) {
 	st := &rel.Status
 	newDigest := st.LastAppliedDigest != ref.Digest
 	st.Inventory = inventoryAfterPrune(st.Inventory, inv, pruned, pruneErr)
@@ -521,6 +570,11 @@ func (r *Reconciler) recordApplied(rel *v1alpha1.Release, ref artifact.Reference
 	st.LastAppliedSource = res.Source
 	st.LastAppliedRevision = res.Revision
 	st.Signers = signers
+	st.TrustPolicies = policies
+	st.LastAppliedVersion = ""
+	if rel.Spec.Ref.Digest == "" && rel.Spec.Ref.Semver != "" {
+		st.LastAppliedVersion = ref.Tag
+	}
 	names := make([]string, 0, len(signers))
 	for _, s := range signers {
 		names = append(names, s.Name)
@@ -555,22 +609,26 @@ func (r *Reconciler) finalize(ctx context.Context, rel *v1alpha1.Release) (recon
 		return reconcile.Result{}, nil
 	}
 	if rel.PruneEnabled() && !rel.Spec.Suspend && len(rel.Status.Inventory) > 0 {
-		a, err := r.applier(rel)
+		var pruned []v1alpha1.ObjectRef
+		a, err := r.applier(ctx, rel)
 		if err == nil {
-			var pruned []v1alpha1.ObjectRef
 			pruned, err = a.Prune(ctx, rel.Status.Inventory, nil, key)
 			if len(pruned) > 0 {
 				r.event(rel, "Normal", v1alpha1.ReasonDeleted, "Prune", "Release deleted: pruned %d objects", len(pruned))
 			}
 		}
 		if err != nil {
-			before := rel.DeepCopy()
-			out := r.fail(rel, v1alpha1.ReasonPruneFailed, fmt.Errorf("Release %s is being deleted but its objects cannot be pruned: %w: fix the permissions, or remove the finalizer %s to leave them", key, err, v1alpha1.Finalizer))
-			if werr := r.writeStatus(ctx, before, rel); werr != nil {
-				return reconcile.Result{}, werr
+			waited := r.now().Sub(rel.DeletionTimestamp.Time)
+			if waited < r.finalizerTimeout() {
+				before := rel.DeepCopy()
+				out := r.fail(rel, v1alpha1.ReasonPruneFailed, fmt.Errorf("Release %s is being deleted but its objects cannot be pruned: %w: fix the permissions within %s (--finalizer-timeout), after which the objects are left behind", key, err, r.finalizerTimeout()-waited.Truncate(time.Second)))
+				if werr := r.writeStatus(ctx, before, rel); werr != nil {
+					return reconcile.Result{}, werr
+				}
+				r.announce(before, rel)
+				return reconcile.Result{RequeueAfter: min(out.requeue, r.finalizerTimeout()-waited+time.Millisecond)}, nil
 			}
-			r.announce(before, rel)
-			return reconcile.Result{RequeueAfter: out.requeue}, nil
+			r.abandonPrune(rel, pruned, err)
 		}
 	}
 	patch := ctrl.MergeFromWithOptions(rel.DeepCopy(), ctrl.MergeFromWithOptimisticLock{})
@@ -581,6 +639,39 @@ func (r *Reconciler) finalize(ctx context.Context, rel *v1alpha1.Release) (recon
 	}
 	r.forget(key)
 	return reconcile.Result{}, nil
+}
+
+func (r *Reconciler) finalizerTimeout() time.Duration {
+	if r.FinalizerTimeout > 0 {
+		return r.FinalizerTimeout
+	}
+	return 10 * time.Minute
+}
+
+// abandonPrune gives up the prune of a deleted Release after
+// --finalizer-timeout, so that its namespace can terminate, and records
+// which objects it left behind.
+//
+// For the README: the manual escape, to let a deleted Release go at once, is
+//
+//	kubectl -n NS patch release NAME --type=merge -p '{"metadata":{"finalizers":null}}'
+//
+// which leaves every object of its status.inventory in place: delete them by
+// hand if they should go.
+func (r *Reconciler) abandonPrune(rel *v1alpha1.Release, pruned []v1alpha1.ObjectRef, err error) {
+	gone := map[v1alpha1.ObjectRef]bool{}
+	for _, p := range pruned {
+		gone[p] = true
+	}
+	var left []string
+	for _, o := range rel.Status.Inventory {
+		if !gone[o] {
+			left = append(left, refName(o))
+		}
+	}
+	r.event(rel, "Warning", v1alpha1.ReasonPruneAbandoned, "Prune",
+		"Release deleted, but pruning failed for longer than %s (--finalizer-timeout): %v; left behind %d objects, delete them by hand if they should go: %s",
+		r.finalizerTimeout(), err, len(left), strings.Join(left, ", "))
 }
 
 // --- in-memory state ----------------------------------------------------------
@@ -610,6 +701,7 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 	delete(r.desired, key)
 	delete(r.failures, key)
 	r.mu.Unlock()
+	r.identities.Delete(key)
 	r.Metrics.forget(key)
 }
 
@@ -699,17 +791,14 @@ func (r *Reconciler) fail(rel *v1alpha1.Release, stageReason string, err error) 
 	reason, stalled := classify(err, stageReason)
 	msg := err.Error()
 	if reason == v1alpha1.ReasonForbidden {
-		who := "the controller's ServiceAccount"
-		if sa := rel.Spec.ServiceAccountName; sa != "" {
-			who = "ServiceAccount " + rel.Namespace + "/" + sa + " (spec.serviceAccountName)"
-		}
+		who := r.identity(rel)
 		msg += ": grant " + who + " these permissions with a Role and RoleBinding, or remove the objects from the artifact"
 	}
 	setCondition(rel, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
 	switch reason {
 	case v1alpha1.ReasonVerificationFailed, v1alpha1.ReasonVerificationRequired:
 		setCondition(rel, v1alpha1.ConditionVerified, metav1.ConditionFalse, reason, msg)
-		if ve := (*VerificationError)(nil); errors.As(err, &ve) {
+		if ve := (*verify.Error)(nil); errors.As(err, &ve) {
 			r.event(rel, "Warning", reason, "Verify", "%s", msg)
 		}
 	}
@@ -734,7 +823,11 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		verr  *VerificationRequiredError
 		serr  *SecretError
 		derr  *DependencyError
-		ver   *VerificationError
+		ver   *verify.Error
+		saerr *ServiceAccountRequiredError
+		nterr *NoTrustPolicyError
+		tperr *TrustPolicyError
+		dgerr *DowngradeError
 		berr  *kbuild.BuildError
 		ierr  *ImmutableFieldError
 		eerr  *EmptyArtifactError
@@ -746,11 +839,19 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		return v1alpha1.ReasonVerificationRequired, true
 	case errors.As(err, &sperr):
 		return v1alpha1.ReasonInvalidSpec, true
+	case errors.As(err, &saerr):
+		return v1alpha1.ReasonServiceAccountRequired, true
+	case errors.As(err, &nterr):
+		return v1alpha1.ReasonNoTrustPolicy, true
+	case errors.As(err, &tperr):
+		return v1alpha1.ReasonVerificationFailed, true
+	case errors.As(err, &dgerr):
+		return v1alpha1.ReasonDowngradeRefused, true
 	case errors.As(err, &serr):
 		return v1alpha1.ReasonSecretError, false
 	case errors.As(err, &derr):
 		return v1alpha1.ReasonDependencyNotReady, false
-	case errors.As(err, &ver):
+	case errors.As(err, &ver) && ver.Reason != verify.ErrRegistry, errors.Is(err, verify.ErrPolicy):
 		return v1alpha1.ReasonVerificationFailed, true
 	case errors.Is(err, artifact.ErrUnauthorized), errors.Is(err, artifact.ErrForbidden):
 		return v1alpha1.ReasonRegistryAuthFailed, false

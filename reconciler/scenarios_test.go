@@ -84,6 +84,10 @@ func TestHappyPath(t *testing.T) {
 	if got := counter(t, h.metrics.APIWrites, map[string]string{"dry_run": "false"}) - writes; got != 0 {
 		t.Errorf("no-op reconcile made %v non-dry-run writes, want 0", got)
 	}
+	// The keys Secret did not change: its keys were parsed once.
+	if got := h.rec.KeyParses(); got != 1 {
+		t.Errorf("keys Secret parsed %d times, want 1", got)
+	}
 }
 
 func TestNewDigestUpdatesAndPrunes(t *testing.T) {

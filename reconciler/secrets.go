@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -45,26 +44,6 @@ func (r *Reconciler) getSecret(ctx context.Context, rel *v1alpha1.Release, name,
 		return nil, &SecretError{Secret: key, Field: field, Err: fmt.Errorf("%s: create it in namespace %s", apiMessage(err), rel.Namespace)}
 	}
 	return s, nil
-}
-
-// trustedKeys reads every *.pub key of the Release's keys Secret.
-func (r *Reconciler) trustedKeys(ctx context.Context, rel *v1alpha1.Release) ([]TrustedKey, error) {
-	s, err := r.getSecret(ctx, rel, rel.Spec.Verify.KeysSecretRef.Name, "spec.verify.keysSecretRef")
-	if err != nil {
-		return nil, err
-	}
-	var keys []TrustedKey
-	for k, v := range s.Data {
-		if strings.HasSuffix(k, ".pub") {
-			keys = append(keys, TrustedKey{Name: strings.TrimSuffix(k, ".pub"), PEM: v})
-		}
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].Name < keys[j].Name })
-	if len(keys) == 0 {
-		return nil, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.verify.keysSecretRef",
-			Err: fmt.Errorf("holds no key ending in .pub: add the cosign public keys, for example with `kubectl create secret generic %s --from-file=release.pub`", s.Name)}
-	}
-	return keys, nil
 }
 
 // remoteOptions builds the registry options from the Release's Secrets.

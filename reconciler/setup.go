@@ -26,36 +26,25 @@ const (
 
 // SetupWithManager registers the controller: it watches Releases, the
 // metadata of Secrets (a change to a referenced Secret reconciles its
-// Releases, without caching any Secret's data), and the Ready condition of
-// the Releases others depend on.
+// Releases, without caching any Secret's data), ClusterTrustPolicies (a
+// change reconciles every Release: a new policy can refuse any of them),
+// and the Ready condition of the Releases others depend on.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts controller.Options) error {
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &v1alpha1.Release{}, secretIndex, func(o client.Object) []string {
 		rel := o.(*v1alpha1.Release)
 		var keys []string
-		add := func(name string) { keys = append(keys, rel.Namespace+"/"+name) }
-		if rel.Spec.SecretRef != nil {
-			add(rel.Spec.SecretRef.Name)
-		}
-		if rel.Spec.CertSecretRef != nil {
-			add(rel.Spec.CertSecretRef.Name)
-		}
-		if rel.Spec.Verify != nil {
-			add(rel.Spec.Verify.KeysSecretRef.Name)
+		for _, name := range rel.SecretNames() {
+			keys = append(keys, rel.Namespace+"/"+name)
 		}
 		return keys
 	}); err != nil {
 		return err
 	}
 	if err := idx.IndexField(ctx, &v1alpha1.Release{}, dependsOnIndex, func(o client.Object) []string {
-		rel := o.(*v1alpha1.Release)
 		var keys []string
-		for _, d := range rel.Spec.DependsOn {
-			ns := d.Namespace
-			if ns == "" {
-				ns = rel.Namespace
-			}
-			keys = append(keys, ns+"/"+d.Name)
+		for _, k := range o.(*v1alpha1.Release).DependencyKeys() {
+			keys = append(keys, k.String())
 		}
 		return keys
 	}); err != nil {
@@ -68,7 +57,8 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 			predicate.GenerationChangedPredicate{},
 			predicate.AnnotationChangedPredicate{},
 			deletingPredicate()))).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.releasesFor(secretIndex))).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.releasesForSecret)).
+		Watches(&v1alpha1.ClusterTrustPolicy{}, handler.EnqueueRequestsFromMapFunc(r.allReleases)).
 		Watches(&v1alpha1.Release{}, handler.EnqueueRequestsFromMapFunc(r.releasesFor(dependsOnIndex)),
 			builder.WithPredicates(readyChangedPredicate())).
 		WithOptions(opts).
@@ -113,4 +103,33 @@ func readyChangedPredicate() predicate.Predicate {
 			return (a == nil) != (b == nil) || (a != nil && b != nil && a.Status != b.Status)
 		},
 	}
+}
+
+// releasesForSecret maps a Secret to the Releases that reference it, or to
+// every Release when it is the keys Secret of a ClusterTrustPolicy.
+func (r *Reconciler) releasesForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	if r.ControllerNamespace != "" && o.GetNamespace() == r.ControllerNamespace {
+		var policies v1alpha1.ClusterTrustPolicyList
+		if err := r.Client.List(ctx, &policies); err == nil {
+			for _, p := range policies.Items {
+				if p.Spec.KeysSecretRef.Name == o.GetName() {
+					return r.allReleases(ctx, o)
+				}
+			}
+		}
+	}
+	return r.releasesFor(secretIndex)(ctx, o)
+}
+
+// allReleases maps any object to every Release.
+func (r *Reconciler) allReleases(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list v1alpha1.ReleaseList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, rel := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: rel.Namespace, Name: rel.Name}})
+	}
+	return reqs
 }

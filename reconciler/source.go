@@ -10,6 +10,7 @@ import (
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/verify"
 )
 
 // Source finds and fetches artifacts in a registry.
@@ -22,18 +23,11 @@ type Source interface {
 	Pull(ctx context.Context, ref artifact.Reference, dir string, opts artifact.PullOptions) (*artifact.PullResult, error)
 }
 
-// TrustedKey is a public key from a Release's keys Secret.
-type TrustedKey struct {
-	// Name is the Secret's key without ".pub".
-	Name string
-	PEM  []byte
-}
-
-// Verifier checks an artifact's signatures against trusted keys.
+// Verifier checks an artifact's signatures against a trust policy.
 type Verifier interface {
-	// Verify returns the trusted keys that signed ref's digest, or an error
-	// when fewer than threshold did.
-	Verify(ctx context.Context, ref artifact.Reference, keys []TrustedKey, threshold int, opts artifact.RemoteOptions) ([]v1alpha1.Signer, error)
+	// Verify returns the keys of policy that signed ref's digest, or the
+	// verify package's *verify.Error when fewer than its threshold did.
+	Verify(ctx context.Context, ref artifact.Reference, policy verify.Policy, opts artifact.RemoteOptions) ([]v1alpha1.Signer, error)
 }
 
 // RegistrySource is the Source backed by the artifact package.

@@ -2,7 +2,6 @@ package reconciler
 
 import (
 	"context"
-	"errors"
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
@@ -10,62 +9,20 @@ import (
 )
 
 // CosignVerifier is the Verifier backed by the verify package: cosign
-// signatures checked offline against the Release's public keys.
+// signatures checked offline against a policy of parsed keys. Its errors
+// are verify's own: a *verify.Error whose Reason says why, ErrRegistry
+// when the registry could not be asked.
 type CosignVerifier struct{}
 
-// Verify loads the keys, then checks ref's signatures against them. A
-// registry failure is returned as it is, so it reads as the registry's
-// fault; every other failure is a *VerificationError with the fingerprints
-// of the keys found on the signatures.
-func (CosignVerifier) Verify(ctx context.Context, ref artifact.Reference, keys []TrustedKey, threshold int, opts artifact.RemoteOptions) ([]v1alpha1.Signer, error) {
-	policy := verify.Policy{Threshold: threshold}
-	var keyErrs []error
-	for _, k := range keys {
-		pub, err := verify.LoadPublicKey(k.Name+".pub", k.PEM)
-		if err != nil {
-			keyErrs = append(keyErrs, err)
-			continue
-		}
-		policy.Keys = append(policy.Keys, pub)
-	}
-	if len(policy.Keys) == 0 {
-		return nil, &VerificationError{Ref: ref.String(), Err: errors.Join(keyErrs...)}
-	}
+// Verify checks ref's signatures against policy.
+func (CosignVerifier) Verify(ctx context.Context, ref artifact.Reference, policy verify.Policy, opts artifact.RemoteOptions) ([]v1alpha1.Signer, error) {
 	res, err := verify.Verify(ctx, ref, policy, opts)
 	if err != nil {
-		if errors.Is(err, verify.ErrRegistry) {
-			return nil, err
-		}
-		ve := &VerificationError{Ref: ref.String(), Err: errors.Join(append([]error{err}, keyErrs...)...)}
-		var vErr *verify.Error
-		if errors.As(err, &vErr) {
-			ve.Found = vErr.Found
-			ve.Err = errors.Join(append([]error{errors.New(vErr.Reason.Error() + messageSuffix(vErr))}, keyErrs...)...)
-			ve.cause = err
-		}
-		return nil, ve
+		return nil, err
 	}
 	signers := make([]v1alpha1.Signer, 0, len(res.Signers))
 	for _, s := range res.Signers {
-		signers = append(signers, v1alpha1.Signer{Name: trimPub(s.Name), Fingerprint: s.Fingerprint})
+		signers = append(signers, v1alpha1.Signer{Name: s.Name, Fingerprint: s.Fingerprint})
 	}
 	return signers, nil
-}
-
-func messageSuffix(e *verify.Error) string {
-	s := ""
-	if e.Msg != "" {
-		s += ": " + e.Msg
-	}
-	if e.Hint != "" {
-		s += ": " + e.Hint
-	}
-	return s
-}
-
-func trimPub(name string) string {
-	if len(name) > 4 && name[len(name)-4:] == ".pub" {
-		return name[:len(name)-4]
-	}
-	return name
 }

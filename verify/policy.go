@@ -1,7 +1,10 @@
 package verify
 
 import (
+	"errors"
 	"fmt"
+	"path"
+	"strings"
 )
 
 // Policy is the trust material for verification: which keys are trusted and
@@ -66,4 +69,67 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("%w: threshold %d is more than the %d distinct trusted keys: lower the threshold or add keys", ErrPolicy, p.threshold(), n)
 	}
 	return nil
+}
+
+// LoadPolicy reads the public key files and returns the policy that requires
+// threshold of them (0 means 1), checked with Validate. Each key is named by
+// its path as given, for messages. Every unreadable key is reported, joined.
+func LoadPolicy(keyFiles []string, threshold int) (Policy, error) {
+	p := Policy{Threshold: threshold}
+	var errs []error
+	for _, file := range keyFiles {
+		k, err := LoadPublicKeyFile(file)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		k.Name = file
+		p.Keys = append(p.Keys, k)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Policy{}, err
+	}
+	if err := p.Validate(); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
+}
+
+// MatchRepository reports whether repository (HOST/PATH, oci:// optional)
+// matches pattern: segments split on "/", "**" matches any number of them
+// (none included), any other segment matches one as path.Match does ("*",
+// "team-*"). A malformed pattern is an error.
+func MatchRepository(pattern, repository string) (bool, error) {
+	pat := strings.Split(strings.TrimPrefix(pattern, "oci://"), "/")
+	repo := strings.Split(strings.TrimPrefix(repository, "oci://"), "/")
+	for _, seg := range pat {
+		if seg == "" {
+			return false, fmt.Errorf("repository pattern %q has an empty path segment: want HOST/PATH such as registry.example.com/team-a/**", pattern)
+		}
+		if _, err := path.Match(seg, ""); err != nil {
+			return false, fmt.Errorf("repository pattern %q: segment %q: %v", pattern, seg, err)
+		}
+	}
+	return matchSegments(pat, repo), nil
+}
+
+func matchSegments(pat, repo []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			for i := 0; i <= len(repo); i++ {
+				if matchSegments(pat[1:], repo[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(repo) == 0 {
+			return false
+		}
+		if ok, _ := path.Match(pat[0], repo[0]); !ok {
+			return false
+		}
+		pat, repo = pat[1:], repo[1:]
+	}
+	return len(repo) == 0
 }

@@ -40,6 +40,16 @@ const (
 	ReasonDriftCorrected       = "DriftCorrected"
 	ReasonPruned               = "Pruned"
 	ReasonDeleted              = "Deleted"
+	// ReasonServiceAccountRequired: the Release names no ServiceAccount and
+	// the controller may not apply as itself in its namespace.
+	ReasonServiceAccountRequired = "ServiceAccountRequired"
+	// ReasonNoTrustPolicy: ClusterTrustPolicies exist and none covers spec.url.
+	ReasonNoTrustPolicy = "NoMatchingTrustPolicy"
+	// ReasonDowngradeRefused: spec.ref.semver resolved below status.lastAppliedVersion.
+	ReasonDowngradeRefused = "DowngradeRefused"
+	// ReasonPruneAbandoned: a deleted Release gave up pruning after
+	// --finalizer-timeout and left its objects.
+	ReasonPruneAbandoned = "PruneAbandoned"
 )
 
 // Health values recorded in the history.

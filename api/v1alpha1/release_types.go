@@ -4,6 +4,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // ReleaseKind is the kind of the Release type.
@@ -123,11 +124,16 @@ type ReleaseSpec struct {
 	Suspend bool `json:"suspend,omitempty"`
 
 	// ServiceAccountName is a ServiceAccount in the Release's namespace to
-	// impersonate for apply and prune. Empty means the controller's own account.
+	// impersonate for apply and prune. Empty means the controller's
+	// --default-service-account in the Release's namespace; the controller
+	// applies as itself only in its own namespace and where its operator
+	// allowed it (--allow-controller-identity-namespaces, -selector).
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 
 	// DependsOn lists Releases that must be Ready before this one applies.
+	// A Release in another namespace is refused when the controller runs
+	// with --no-cross-namespace-refs (the install's default).
 	// +optional
 	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
 }
@@ -144,6 +150,12 @@ type ArtifactRef struct {
 	// +kubebuilder:validation:Pattern=`^sha256:[a-f0-9]{64}$`
 	// +optional
 	Digest string `json:"digest,omitempty"`
+	// AllowDowngrade lets a semver range move to a lower version than
+	// status.lastAppliedVersion (a higher tag deleted or moved out of the
+	// range). false refuses it with DowngradeRefused: nothing is applied or
+	// pruned. A digest pin, as a rollback sets, is never refused.
+	// +optional
+	AllowDowngrade bool `json:"allowDowngrade,omitempty"`
 }
 
 // VerifySpec is the trust policy for an artifact's cosign signatures.
@@ -210,6 +222,17 @@ type ReleaseStatus struct {
 	LastAppliedSource string `json:"lastAppliedSource,omitempty"`
 	// +optional
 	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
+
+	// LastAppliedVersion is the tag that spec.ref.semver resolved to for the
+	// applied digest; a semver Release never moves below it unless
+	// spec.ref.allowDowngrade is true. Empty when the ref is not a semver range.
+	// +optional
+	LastAppliedVersion string `json:"lastAppliedVersion,omitempty"`
+
+	// TrustPolicies are the ClusterTrustPolicies whose keys verified the
+	// applied artifact, besides spec.verify.
+	// +optional
+	TrustPolicies []string `json:"trustPolicies,omitempty"`
 
 	// Signers are the trusted keys whose signatures verified the applied artifact.
 	// +optional
@@ -290,10 +313,6 @@ type ReleaseList struct {
 	Items           []Release `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&Release{}, &ReleaseList{})
-}
-
 // Defaults for the optional durations.
 const (
 	DefaultInterval = 5 * time.Minute
@@ -336,3 +355,41 @@ func (r *Release) GetConditions() []metav1.Condition { return r.Status.Condition
 
 // SetConditions replaces the status conditions.
 func (r *Release) SetConditions(c []metav1.Condition) { r.Status.Conditions = c }
+
+// SecretNames are the names of the Secrets the Release references, all in
+// its own namespace: registry credentials, registry certificates and trusted
+// keys, in that order, without repeats.
+func (r *Release) SecretNames() []string {
+	var names []string
+	add := func(ref *LocalObjectReference) {
+		if ref == nil || ref.Name == "" {
+			return
+		}
+		for _, n := range names {
+			if n == ref.Name {
+				return
+			}
+		}
+		names = append(names, ref.Name)
+	}
+	add(r.Spec.SecretRef)
+	add(r.Spec.CertSecretRef)
+	if r.Spec.Verify != nil {
+		add(&r.Spec.Verify.KeysSecretRef)
+	}
+	return names
+}
+
+// DependencyKeys are the Releases in spec.dependsOn; an empty namespace is
+// the Release's own.
+func (r *Release) DependencyKeys() []types.NamespacedName {
+	keys := make([]types.NamespacedName, 0, len(r.Spec.DependsOn))
+	for _, d := range r.Spec.DependsOn {
+		ns := d.Namespace
+		if ns == "" {
+			ns = r.Namespace
+		}
+		keys = append(keys, types.NamespacedName{Namespace: ns, Name: d.Name})
+	}
+	return keys
+}

@@ -124,8 +124,10 @@ func run(n, objects, concurrent int) error {
 
 	// Releases with a 20 s interval, so the no-op phase below needs no writes from us.
 	const interval = 20 * time.Second
+	var namespaces []string
 	for i := 0; i < n; i++ {
 		ns := fmt.Sprintf("bench-%03d", i)
+		namespaces = append(namespaces, ns)
 		objs := []client.Object{
 			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: ns}, Data: map[string][]byte{"bench.pub": pub}},
@@ -151,7 +153,9 @@ func run(n, objects, concurrent int) error {
 		return err
 	}
 	cmd := exec.Command(bin, "--kubeconfig", kcPath, "--metrics-addr", metricsAddr, "--health-addr", healthAddr,
-		"--concurrent", strconv.Itoa(concurrent), "--cache-dir", filepath.Join(work, "cache"))
+		"--concurrent", strconv.Itoa(concurrent), "--cache-dir", filepath.Join(work, "cache"),
+		// The Releases name no ServiceAccount: they apply as the controller.
+		"--allow-controller-identity-namespaces", strings.Join(namespaces, ","))
 	logf, _ := os.Create(filepath.Join(work, "controller.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	start := time.Now()

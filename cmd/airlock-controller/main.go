@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,6 +58,13 @@ type options struct {
 	maxSize        int64
 	requeueBackoff time.Duration
 	mirrors        artifact.Mirrors
+
+	defaultServiceAccount string
+	controllerNamespace   string
+	identityNamespaces    []string
+	identitySelector      string
+	noCrossNamespaceRefs  bool
+	finalizerTimeout      time.Duration
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -83,6 +91,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		o.mirrors[from] = to
 		return nil
 	})
+	fs.StringVar(&o.defaultServiceAccount, "default-service-account", "", "ServiceAccount, in the Release's own namespace, that a Release without spec.serviceAccountName applies as (outside the namespaces where the controller applies as itself); empty refuses such Releases with ServiceAccountRequired")
+	fs.StringVar(&o.controllerNamespace, "controller-namespace", os.Getenv("POD_NAMESPACE"), "the controller's own namespace: Releases there may apply as the controller, and ClusterTrustPolicies' key Secrets are read there; defaults to $POD_NAMESPACE")
+	fs.Func("allow-controller-identity-namespaces", "comma-separated namespaces where a Release without spec.serviceAccountName applies as the controller itself, with all its rights (UNSAFE unless everyone who can create a Release there may have them; repeatable)", func(s string) error {
+		for _, ns := range strings.Split(s, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				o.identityNamespaces = append(o.identityNamespaces, ns)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&o.identitySelector, "allow-controller-identity-namespace-selector", "", "label selector of Namespaces where a Release without spec.serviceAccountName applies as the controller itself (UNSAFE, as --allow-controller-identity-namespaces)")
+	fs.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "refuse spec.dependsOn entries in another namespace (InvalidSpec); the install sets it")
+	fs.DurationVar(&o.finalizerTimeout, "finalizer-timeout", 10*time.Minute, "how long a deleted Release retries a failing prune before it leaves its objects, records a Warning event naming them and removes its finalizer")
 	config.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
@@ -95,6 +116,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	zapOpts.DestWriter = stderr
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	_ = stdout
+
+	var identitySelector labels.Selector
+	if o.identitySelector != "" {
+		sel, err := labels.Parse(o.identitySelector)
+		if err != nil {
+			return fmt.Errorf("--allow-controller-identity-namespace-selector %q: %w", o.identitySelector, err)
+		}
+		identitySelector = sel
+	}
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -157,11 +187,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Mirrors:               o.mirrors,
 		MaxSize:               o.maxSize,
 		BackoffBase:           o.requeueBackoff,
+
+		DefaultServiceAccount:               o.defaultServiceAccount,
+		ControllerNamespace:                 o.controllerNamespace,
+		ControllerIdentityNamespaces:        o.identityNamespaces,
+		ControllerIdentityNamespaceSelector: identitySelector,
+		NoCrossNamespaceRefs:                o.noCrossNamespaceRefs,
+		FinalizerTimeout:                    o.finalizerTimeout,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: o.concurrent}); err != nil {
 		return fmt.Errorf("set up the Release controller: %w", err)
 	}
 	ctrl.Log.Info("starting airlock-controller", "concurrent", o.concurrent, "allowUnsigned", o.allowUnsigned,
-		"watchLabelSelector", o.watchSelector, "leaderElect", o.leaderElect)
+		"watchLabelSelector", o.watchSelector, "leaderElect", o.leaderElect,
+		"defaultServiceAccount", o.defaultServiceAccount, "controllerNamespace", o.controllerNamespace,
+		"controllerIdentityNamespaces", o.identityNamespaces, "noCrossNamespaceRefs", o.noCrossNamespaceRefs)
 	return mgr.Start(ctx)
 }

@@ -15,7 +15,7 @@ func TestHelpListsFlags(t *testing.T) {
 	if err := run(context.Background(), []string{"-h"}, &bytes.Buffer{}, &stderr); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"-metrics-addr", "-leader-elect", "-concurrent", "-watch-label-selector", "-allow-unsigned", "-kubeconfig", "-zap-encoder"} {
+	for _, f := range []string{"-metrics-addr", "-leader-elect", "-concurrent", "-watch-label-selector", "-allow-unsigned", "-kubeconfig", "-zap-encoder", "-default-service-account", "-controller-namespace", "-allow-controller-identity-namespaces", "-allow-controller-identity-namespace-selector", "-no-cross-namespace-refs", "-finalizer-timeout"} {
 		if !strings.Contains(stderr.String(), f) {
 			t.Errorf("help does not list %s", f)
 		}
@@ -26,6 +26,13 @@ func TestBadSelectorFails(t *testing.T) {
 	err := run(context.Background(), []string{"--watch-label-selector", "a in (", "--kubeconfig", "/nonexistent"}, &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil {
 		t.Fatal("want an error")
+	}
+}
+
+func TestBadIdentitySelectorFails(t *testing.T) {
+	err := run(context.Background(), []string{"--allow-controller-identity-namespace-selector", "a in (", "--kubeconfig", "/nonexistent"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--allow-controller-identity-namespace-selector") {
+		t.Fatalf("err = %v, want one naming --allow-controller-identity-namespace-selector", err)
 	}
 }
 

@@ -48,7 +48,7 @@ func describeRelease(out io.Writer, r *v1alpha1.Release) error {
 		field("Path", r.Spec.Path)
 	}
 	field("Interval", r.GetInterval().String())
-	trust := "none: refused unless the controller runs with --allow-unsigned"
+	trust := "no spec.verify: only the ClusterTrustPolicies covering the URL, or refused unless the controller runs with --allow-unsigned"
 	if v := r.Spec.Verify; v != nil {
 		trust = fmt.Sprintf("%d of the keys in Secret %s", max(v.Threshold, 1), v.KeysSecretRef.Name)
 	}
@@ -73,6 +73,10 @@ func describeRelease(out io.Writer, r *v1alpha1.Release) error {
 		signers = append(signers, fmt.Sprintf("%s (%s)", s.Name, s.Fingerprint))
 	}
 	fmt.Fprintf(w, "  Signed by:\t%s\n", noneIfEmpty(strings.Join(signers, ", ")))
+	fmt.Fprintf(w, "  Trust policies:\t%s\n", noneIfEmpty(strings.Join(st.TrustPolicies, ", ")))
+	if st.LastAppliedVersion != "" {
+		fmt.Fprintf(w, "  Version:\t%s (spec.ref.semver never moves below it unless spec.ref.allowDowngrade)\n", st.LastAppliedVersion)
+	}
 	fmt.Fprintf(w, "  Drift corrections:\t%d\n", st.DriftCorrections)
 	if err := w.Flush(); err != nil {
 		return err

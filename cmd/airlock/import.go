@@ -36,14 +36,11 @@ func newImportCmd() *cobra.Command {
 				return fmt.Errorf("import: --sign-key needs --verify-key: the site signs only what verified upstream")
 			}
 			var policy verify.Policy
-			for _, k := range verifyKeys {
-				pk, err := verify.LoadPublicKeyFile(k)
-				if err != nil {
+			if len(verifyKeys) > 0 {
+				if policy, err = verify.LoadPolicy(verifyKeys, threshold); err != nil {
 					return err
 				}
-				policy.Keys = append(policy.Keys, pk)
 			}
-			policy.Threshold = threshold
 			// Load the site key before anything is pushed.
 			signer, err := loadSigner(cmd, signKey)
 			if err != nil {

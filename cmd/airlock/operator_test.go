@@ -153,7 +153,7 @@ func fixtureReleases(ns string) []*v1alpha1.Release {
 			},
 			LastAttemptedDigest: digestA, LastAppliedDigest: digestA, ShortDigest: "3f9a2b7c1e0d", LastAppliedGeneration: 1,
 			LastAppliedSource: "https://example.com/hello.git", LastAppliedRevision: "main@sha1:0123456789abcdef0123456789abcdef01234567",
-			Signers: signers, Inventory: inventory,
+			Signers: signers, Inventory: inventory, TrustPolicies: []string{"team-a"}, LastAppliedVersion: "1.3.0",
 			History: []v1alpha1.HistoryEntry{
 				{Digest: digestA, AppliedAt: ago(5 * time.Minute), Revision: "main@sha1:0123456789abcdef0123456789abcdef01234567", Signers: []string{"ci"}, Health: v1alpha1.HealthHealthy},
 				{Digest: digestB, AppliedAt: ago(26 * time.Hour), Revision: "main@sha1:89abcdef0123456789abcdef0123456789abcdef", Signers: []string{"ci"}, Health: v1alpha1.HealthHealthy},

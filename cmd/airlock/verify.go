@@ -60,22 +60,16 @@ func (o *verifyOptions) run(cmd *cobra.Command, arg string) error {
 	if o.threshold < 1 {
 		return &exitError{code: 2, err: fmt.Errorf("verify %s: --threshold %d: want 1 or more", ref, o.threshold)}
 	}
-	p := verify.Policy{Threshold: o.threshold}
-	for _, path := range o.keys {
-		k, err := verify.LoadPublicKeyFile(path)
-		if err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("verify %s: %w", ref, err)}
-		}
-		k.Name = path
-		p.Keys = append(p.Keys, k)
+	p, err := verify.LoadPolicy(o.keys, o.threshold)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("verify %s: %w", ref, err)}
 	}
-	for _, path := range o.upstream {
-		k, err := verify.LoadPublicKeyFile(path)
+	if len(o.upstream) > 0 {
+		up, err := verify.LoadPolicy(o.upstream, 0)
 		if err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("verify %s: %w", ref, err)}
+			return &exitError{code: 2, err: fmt.Errorf("verify %s: --require-upstream: %w", ref, err)}
 		}
-		k.Name = path
-		p.Upstream = append(p.Upstream, k)
+		p.Upstream = up.Keys
 	}
 	res, err := verify.Verify(cmd.Context(), ref, p, o.remote.options())
 	if err != nil {

@@ -1,0 +1,214 @@
+package reconciler
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+
+	"airlock.dev/airlock/api/v1alpha1"
+	"airlock.dev/airlock/verify"
+)
+
+// requirement is one set of keys that must have signed: the Release's
+// spec.verify, or a ClusterTrustPolicy that covers its repository.
+type requirement struct {
+	// source names it in messages: "spec.verify" or "ClusterTrustPolicy NAME".
+	source string
+	policy verify.Policy
+}
+
+// trust is everything a Release's artifact must satisfy. No requirements
+// means unsigned, which only --allow-unsigned accepts.
+type trust struct {
+	requirements []requirement
+	// policies are the names of the ClusterTrustPolicies among requirements.
+	policies []string
+}
+
+// fingerprint changes whenever the keys, thresholds or policies change, so
+// that an unchanged digest is verified again under the new trust.
+func (t *trust) fingerprint() string {
+	if len(t.requirements) == 0 {
+		return "unsigned"
+	}
+	h := sha256.New()
+	for _, req := range t.requirements {
+		fmt.Fprintf(h, "%s\nthreshold=%d\n", req.source, req.policy.Threshold)
+		for _, k := range req.policy.Keys {
+			fmt.Fprintf(h, "%s %s\n", k.Name, k.Fingerprint)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// NoTrustPolicyError is a Release whose repository no ClusterTrustPolicy
+// covers, while some exist: it is refused rather than trusted on its own keys.
+type NoTrustPolicyError struct {
+	Release  types.NamespacedName
+	URL      string
+	Policies []string
+}
+
+func (e *NoTrustPolicyError) Error() string {
+	return fmt.Sprintf("Release %s: spec.url %s matches none of the ClusterTrustPolicies (%s), and a repository no policy covers is refused: ask a cluster administrator to add the repository to a ClusterTrustPolicy's spec.repositories",
+		e.Release, e.URL, strings.Join(e.Policies, ", "))
+}
+
+// TrustPolicyError is a ClusterTrustPolicy that cannot be applied (a bad
+// pattern, no controller namespace to read its keys from). Every Release
+// is refused until it is fixed: a broken policy never lets one through.
+type TrustPolicyError struct {
+	Policy string
+	Err    error
+}
+
+func (e *TrustPolicyError) Error() string {
+	return "ClusterTrustPolicy " + e.Policy + ": " + e.Err.Error()
+}
+func (e *TrustPolicyError) Unwrap() error { return e.Err }
+
+// trustFor gathers the requirements of rel: every ClusterTrustPolicy that
+// covers spec.url, and spec.verify. A Release adds to the policies and
+// cannot remove any.
+func (r *Reconciler) trustFor(ctx context.Context, rel *v1alpha1.Release) (*trust, error) {
+	t := &trust{}
+	var list v1alpha1.ClusterTrustPolicyList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("list ClusterTrustPolicies: %w", err)
+	}
+	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+	var names []string
+	for i := range list.Items {
+		p := &list.Items[i]
+		names = append(names, p.Name)
+		matched, err := policyCovers(p, rel.Spec.URL)
+		if err != nil {
+			return nil, err
+		}
+		if !matched {
+			continue
+		}
+		if r.ControllerNamespace == "" {
+			return nil, &TrustPolicyError{Policy: p.Name, Err: errors.New("its keys Secret is in the controller's namespace, which this controller does not know: run it with --controller-namespace (the install sets POD_NAMESPACE)")}
+		}
+		key := types.NamespacedName{Namespace: r.ControllerNamespace, Name: p.Spec.KeysSecretRef.Name}
+		keys, err := r.loadKeys(ctx, key, "ClusterTrustPolicy "+p.Name+" spec.keysSecretRef")
+		if err != nil {
+			return nil, err
+		}
+		t.requirements = append(t.requirements, requirement{source: "ClusterTrustPolicy " + p.Name, policy: verify.Policy{Keys: keys, Threshold: p.Spec.Threshold}})
+		t.policies = append(t.policies, p.Name)
+	}
+	if len(names) > 0 && len(t.policies) == 0 {
+		return nil, &NoTrustPolicyError{Release: ctrl.ObjectKeyFromObject(rel), URL: rel.Spec.URL, Policies: names}
+	}
+	if v := rel.Spec.Verify; v != nil {
+		key := types.NamespacedName{Namespace: rel.Namespace, Name: v.KeysSecretRef.Name}
+		keys, err := r.loadKeys(ctx, key, "spec.verify.keysSecretRef")
+		if err != nil {
+			return nil, err
+		}
+		t.requirements = append(t.requirements, requirement{source: "spec.verify", policy: verify.Policy{Keys: keys, Threshold: v.Threshold}})
+	}
+	if len(t.requirements) == 0 && !r.AllowUnsignedInsecure {
+		return nil, &VerificationRequiredError{Release: ctrl.ObjectKeyFromObject(rel)}
+	}
+	return t, nil
+}
+
+func policyCovers(p *v1alpha1.ClusterTrustPolicy, url string) (bool, error) {
+	for _, pattern := range p.Spec.Repositories {
+		ok, err := verify.MatchRepository(pattern, url)
+		if err != nil {
+			return false, &TrustPolicyError{Policy: p.Name, Err: fmt.Errorf("spec.repositories: %w", err)}
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// keyCache keeps the parsed keys of each keys Secret for one
+// resourceVersion: a reconcile reads the Secret, and parses its keys only
+// when it changed.
+type keyCache struct {
+	mu      sync.Mutex
+	secrets map[types.NamespacedName]cachedKeys
+	// parses counts the Secrets parsed, for tests.
+	parses int
+}
+
+type cachedKeys struct {
+	resourceVersion string
+	keys            []verify.PublicKey
+	err             error
+}
+
+// loadKeys returns the *.pub keys of Secret key, named without .pub. field
+// names what refers to the Secret, for messages.
+func (r *Reconciler) loadKeys(ctx context.Context, key types.NamespacedName, field string) ([]verify.PublicKey, error) {
+	s := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, key, s); err != nil {
+		return nil, &SecretError{Secret: key, Field: field, Err: fmt.Errorf("%s: create it in namespace %s", apiMessage(err), key.Namespace)}
+	}
+	c := &r.keys
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.secrets[key]; ok && e.resourceVersion == s.ResourceVersion && s.ResourceVersion != "" {
+		return e.keys, e.err
+	}
+	keys, err := parseKeys(s, field)
+	if c.secrets == nil {
+		c.secrets = map[types.NamespacedName]cachedKeys{}
+	}
+	c.secrets[key] = cachedKeys{resourceVersion: s.ResourceVersion, keys: keys, err: err}
+	c.parses++
+	return keys, err
+}
+
+// KeyParses is how many times a keys Secret was parsed (each parse follows a
+// change of its resourceVersion).
+func (r *Reconciler) KeyParses() int {
+	r.keys.mu.Lock()
+	defer r.keys.mu.Unlock()
+	return r.keys.parses
+}
+
+func parseKeys(s *corev1.Secret, field string) ([]verify.PublicKey, error) {
+	names := make([]string, 0, len(s.Data))
+	for k := range s.Data {
+		if strings.HasSuffix(k, ".pub") {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	key := ctrl.ObjectKeyFromObject(s)
+	if len(names) == 0 {
+		return nil, &SecretError{Secret: key, Field: field,
+			Err: fmt.Errorf("holds no key ending in .pub: add the cosign public keys, for example with `kubectl create secret generic %s --from-file=release.pub`", s.Name)}
+	}
+	keys := make([]verify.PublicKey, 0, len(names))
+	var errs []error
+	for _, n := range names {
+		k, err := verify.LoadPublicKey(strings.TrimSuffix(n, ".pub"), s.Data[n])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("key %s: %w", n, err))
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, &SecretError{Secret: key, Field: field, Err: fmt.Errorf("%w: replace the key with the .pub file of `airlock keygen` or `cosign generate-key-pair`", err)}
+	}
+	return keys, nil
+}
