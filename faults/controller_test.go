@@ -76,6 +76,9 @@ func (w *world) startController(name string) *controller {
 		args: []string{
 			"--kubeconfig", kcPath,
 			"--leader-elect", "--leader-election-namespace", w.ns,
+			// The world's namespace is the controller's own, where it may
+			// apply as itself, as the install's airlock-system is.
+			"--controller-namespace", w.ns, "--no-cross-namespace-refs",
 			"--metrics-addr", "0", "--health-addr", "0",
 			"--backoff-base", "200ms",
 			"--concurrent", "2",
