@@ -241,6 +241,7 @@ func TestCLIImportRefusesWhatTheArtifactDoesNotReach(t *testing.T) {
 			tarball := te.write(t, tc.entries, tc.lock)
 			site := registrytest.New(t)
 			_, stderr, code := airlock(t, "import", tarball, "oci://"+site.Addr+"/airgap", "--insecure-registry", "--verify-key", te.pub)
+			t.Log(stderr)
 			if code == 0 {
 				t.Fatalf("import of a tampered tarball passed:\n%s", stderr)
 			}
