@@ -186,7 +186,7 @@ func Import(ctx context.Context, path string, mirror artifact.Reference, opts Im
 	}
 	res.Relocated, err = artifact.Import(ctx, a, mirror, artifact.ImportOptions{Dst: opts.Dst, ContentImages: images, Progress: opts.Progress})
 	if errors.Is(err, artifact.ErrNotReached) {
-		return nil, refused(err)
+		return nil, refused(fmt.Errorf("%w\nthe archive holds more than its artifact reaches, so it was altered after the export: export the artifact again from upstream with airlock export", err))
 	}
 	if err != nil {
 		return res, err

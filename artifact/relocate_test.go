@@ -130,7 +130,7 @@ func TestExportImportAirGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	imported, err := artifact.Import(ctx, a, mirror, artifact.ImportOptions{Dst: plainHTTP})
+	imported, err := artifact.Import(ctx, a, mirror, artifact.ImportOptions{Dst: plainHTTP, ContentImages: images})
 	if err != nil {
 		t.Fatal(err)
 	}

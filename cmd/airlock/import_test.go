@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
 
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/registry"
@@ -58,6 +59,7 @@ type tamperedExport struct {
 	unsigned ocispec.Descriptor
 	nginx    ocispec.Descriptor
 	sig      ocispec.Descriptor // the real signature manifest's entry
+	referrer ocispec.Descriptor // an OCI 1.1 referrer of the unsigned artifact
 }
 
 func newTamperedExport(t *testing.T) *tamperedExport {
@@ -91,6 +93,23 @@ func newTamperedExport(t *testing.T) *tamperedExport {
 		"--insecure-registry"); code != 0 {
 		t.Fatalf("push: %s", stderr)
 	}
+	// It has an SBOM (an OCI 1.1 referrer) too.
+	evil := mustParse(t, url+":evil")
+	repo, err := artifact.RemoteOptions{PlainHTTPInsecure: true}.Repository(evil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evilDesc, err := repo.Resolve(context.Background(), "evil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := oras.PushBytes(context.Background(), repo, "application/vnd.example.sbom+json", []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oras.PackManifest(context.Background(), repo, oras.PackManifestVersion1_1, "application/vnd.example.sbom+json", oras.PackManifestOptions{Layers: []ocispec.Descriptor{layer}, Subject: &evilDesc}); err != nil {
+		t.Fatal(err)
+	}
 	export := func(ref string) []byte {
 		p := filepath.Join(t.TempDir(), "x.tar")
 		if _, stderr, code := airlock(t, "export", ref, "-o", p, "--with-images", "--insecure-registry"); code != 0 {
@@ -115,6 +134,8 @@ func newTamperedExport(t *testing.T) *tamperedExport {
 			te.unsigned = m
 		case "image":
 			te.nginx = m
+		case "referrer":
+			te.referrer = m
 		}
 	}
 	_, files = tarFiles(t, te.good)
@@ -126,7 +147,7 @@ func newTamperedExport(t *testing.T) *tamperedExport {
 			te.sig = m
 		}
 	}
-	if te.unsigned.Digest == "" || te.nginx.Digest == "" || te.sig.Digest == "" {
+	if te.unsigned.Digest == "" || te.nginx.Digest == "" || te.sig.Digest == "" || te.referrer.Digest == "" {
 		t.Fatalf("fixture: unsigned %v, nginx %v, signature %v", te.unsigned.Digest, te.nginx.Digest, te.sig.Digest)
 	}
 	return te
@@ -230,6 +251,11 @@ func TestCLIImportRefusesWhatTheArtifactDoesNotReach(t *testing.T) {
 			entries: []ocispec.Descriptor{entry(te.nginx, up+"/library/nginx@"+te.nginx.Digest.String(), "image")},
 			lock:    []artifact.ImageLock{{Reference: up + "/library/nginx:1.25", Digest: te.nginx.Digest.String()}},
 			want:    []string{up + "/library/nginx:1.25", "not referenced"},
+		},
+		{
+			name:    "a referrer of another artifact",
+			entries: []ocispec.Descriptor{entry(te.referrer, up+"/team/app@"+te.referrer.Digest.String(), "referrer")},
+			want:    []string{up + "/team/app@" + te.referrer.Digest.String(), "subject"},
 		},
 		{
 			name:    "an entry with an unknown role",
