@@ -310,7 +310,10 @@ func walk(ctx context.Context, repo *remote.Repository, ref Reference, opts Relo
 	}
 
 	for _, tag := range AttachedTags(ref.Digest) {
-		if export && tag == AttachedTag(ref.Digest, ImagesLockSuffix) {
+		// The referrers tag schema's index (sha256-<hex>) is written by the
+		// destination's client as each referrer lands; copied, it could name
+		// manifests that do not refer to the artifact at all.
+		if tag == AttachedTag(ref.Digest, "") || export && tag == AttachedTag(ref.Digest, ImagesLockSuffix) {
 			continue
 		}
 		d, err := repo.Resolve(ctx, tag)
@@ -751,7 +754,7 @@ func (a *Archive) plan(ctx context.Context, contentImages []string) ([]move, Ref
 
 	attached := map[string]bool{}
 	for _, t := range AttachedTags(art.Digest) {
-		attached[t] = t != AttachedTag(art.Digest, ImagesLockSuffix)
+		attached[t] = t != AttachedTag(art.Digest, ImagesLockSuffix) && t != AttachedTag(art.Digest, "")
 	}
 	byRole := map[string][]move{}
 	seen := map[string]bool{}
@@ -785,6 +788,10 @@ func (a *Archive) plan(ctx context.Context, contentImages []string) ([]move, Ref
 			case ref.Digest != "" || !attached[ref.Tag]:
 				refuse("not a tag attached to the artifact's digest " + art.Digest + " (" + AttachedTag(art.Digest, ".sig") + ", .att, .sbom)")
 			default:
+				if reason := a.attachedTo(ctx, m, artDesc, false); reason != "" {
+					refuse(reason)
+					continue
+				}
 				byRole[role] = append(byRole[role], move{role: role, src: ref.WithDigest(m.Digest.String()), source: name})
 			}
 		case roleReferrer:
@@ -792,7 +799,7 @@ func (a *Archive) plan(ctx context.Context, contentImages []string) ([]move, Ref
 			case !inRepo || ref.Tag != "" || ref.Digest != m.Digest.String():
 				refuse("a referrer is named " + art.Name() + "@DIGEST, by its own digest")
 			default:
-				if reason := a.refersTo(ctx, m, artDesc); reason != "" {
+				if reason := a.attachedTo(ctx, m, artDesc, true); reason != "" {
 					refuse(reason)
 					continue
 				}
@@ -823,9 +830,15 @@ func (a *Archive) plan(ctx context.Context, contentImages []string) ([]move, Ref
 	return append(list, byRole[roleSignature]...), art, nil
 }
 
-// refersTo says why the referrer manifest m does not refer to the artifact
-// subject; "" when it does.
-func (a *Archive) refersTo(ctx context.Context, m, subject ocispec.Descriptor) string {
+// attachedTo says why the manifest m cannot go along with the artifact
+// subject; "" when it can. It must be a single manifest (an index would
+// carry manifests of its own), with subject as its subject (a referrer), or
+// with none or subject (an attached tag): a copy carries a manifest's
+// subject too.
+func (a *Archive) attachedTo(ctx context.Context, m, subject ocispec.Descriptor, referrer bool) string {
+	if m.MediaType != ocispec.MediaTypeImageManifest && m.MediaType != dockerManifest {
+		return fmt.Sprintf("media type %q: an attached manifest is a single image manifest", m.MediaType)
+	}
 	if m.Size > MaxManifestSize {
 		return fmt.Sprintf("a manifest of %d bytes, over the %d-byte limit", m.Size, MaxManifestSize)
 	}
@@ -838,13 +851,18 @@ func (a *Archive) refersTo(ctx context.Context, m, subject ocispec.Descriptor) s
 		return "not a manifest: " + err.Error()
 	}
 	switch {
-	case man.Subject == nil || man.Subject.Digest != subject.Digest:
-		return "its subject is not the artifact " + subject.Digest.String()
+	case man.Subject != nil && man.Subject.Digest != subject.Digest:
+		return "its subject is " + man.Subject.Digest.String() + ", not the artifact " + subject.Digest.String()
+	case referrer && man.Subject == nil:
+		return "a referrer without a subject"
 	case man.ArtifactType == ImagesLockMediaType:
 		return "an images lock: the import writes it from images.lock"
 	}
 	return ""
 }
+
+// dockerManifest is the media type of a Docker v2 schema 2 manifest.
+const dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 
 // ImagesLockSuffix ends the tag of an artifact's images lock:
 // sha256-<hex>.imageslock, beside cosign's .sig.

@@ -258,6 +258,11 @@ func TestCLIImportRefusesWhatTheArtifactDoesNotReach(t *testing.T) {
 			want:    []string{up + "/team/app@" + te.referrer.Digest.String(), "subject"},
 		},
 		{
+			name:    "an attached tag whose manifest refers to another artifact",
+			entries: []ocispec.Descriptor{entry(te.referrer, strings.Replace(te.sig.Annotations[ocispec.AnnotationRefName], ".sig", ".att", 1), "signature")},
+			want:    []string{strings.Replace(te.sig.Annotations[ocispec.AnnotationRefName], ".sig", ".att", 1), te.referrer.Digest.String(), "subject"},
+		},
+		{
 			name:    "an entry with an unknown role",
 			entries: []ocispec.Descriptor{entry(te.nginx, up+"/library/nginx:1.25", "")},
 			want:    []string{up + "/library/nginx:1.25", te.nginx.Digest.String()},
