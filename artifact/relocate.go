@@ -29,7 +29,8 @@ import (
 
 // Annotations airlock writes into an export's index.json.
 const (
-	// AnnotationRole is "artifact", "signature" or "image".
+	// AnnotationRole is "artifact", "signature" (a tag attached to its
+	// digest), "referrer" (an OCI 1.1 referrer of it) or "image".
 	AnnotationRole = "dev.airlock.role"
 	// ImagesLockFile sits beside index.json in an export.
 	ImagesLockFile = "images.lock"
