@@ -53,14 +53,30 @@ func Copy(ctx context.Context, src, dst artifact.Reference, opts RelocateOptions
 }
 
 // Export writes ref, with its referrers, its signatures and (WithImages)
-// the images its workloads use, to w as one OCI image-layout tarball.
-// ref's tag is resolved once, as in Copy.
-func Export(ctx context.Context, ref artifact.Reference, w io.Writer, opts RelocateOptions) (*artifact.ImagesLock, []artifact.Relocated, error) {
+// the images its workloads use, as one OCI image-layout tarball at path:
+// written beside it and renamed into place when whole, so path never holds
+// half an export. ref's tag is resolved once, as in Copy.
+func Export(ctx context.Context, ref artifact.Reference, path string, opts RelocateOptions) (*artifact.ImagesLock, []artifact.Relocated, error) {
 	ref, images, err := pin(ctx, ref, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	return artifact.Export(ctx, ref, w, opts.relocate(images))
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".airlock-export-*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("export %s: %w", ref, err)
+	}
+	defer os.Remove(tmp.Name())
+	lock, rel, err := artifact.Export(ctx, ref, tmp, opts.relocate(images))
+	if cerr := tmp.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("export %s: %w", ref, cerr)
+	}
+	if err != nil {
+		return nil, rel, err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return nil, rel, fmt.Errorf("export %s: %w", ref, err)
+	}
+	return lock, rel, nil
 }
 
 func (o RelocateOptions) relocate(images []string) artifact.RelocateOptions {

@@ -109,12 +109,7 @@ func TestReferrersTravel(t *testing.T) {
 	}
 
 	tarball := filepath.Join(t.TempDir(), "site.tar")
-	f, err := os.Create(tarball)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rel, err = airgap.Export(ctx, ref, f, airgap.RelocateOptions{Src: plain})
-	f.Close()
+	_, rel, err = airgap.Export(ctx, ref, tarball, airgap.RelocateOptions{Src: plain})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -110,20 +108,9 @@ func newExportCmd() *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("export %s: --output FILE is required", ref)
 			}
-			tmp, err := os.CreateTemp(filepath.Dir(out), ".airlock-export-*")
-			if err != nil {
-				return fmt.Errorf("export %s: %w", ref, err)
-			}
-			defer os.Remove(tmp.Name())
-			lock, rel, err := airgap.Export(cmd.Context(), ref, tmp, f.options(artifact.RemoteOptions{}, cmd.ErrOrStderr()))
-			if cerr := tmp.Close(); err == nil {
-				err = cerr
-			}
+			lock, rel, err := airgap.Export(cmd.Context(), ref, out, f.options(artifact.RemoteOptions{}, cmd.ErrOrStderr()))
 			if err != nil {
 				return err
-			}
-			if err := os.Rename(tmp.Name(), out); err != nil {
-				return fmt.Errorf("export %s: %w", ref, err)
 			}
 			if err := printRelocated(cmd.OutOrStdout(), &f.output, rel); err != nil {
 				return err
