@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
 
@@ -113,14 +114,20 @@ func fetchManifest(ctx context.Context, repo *remote.Repository, ref Reference) 
 		}
 		return ref, nil, classify("fetch manifest", ref, err)
 	}
+	m, err := parseManifest(ref, desc, body)
+	return ref, m, err
+}
+
+// parseManifest parses an artifact manifest (not an index, with layers).
+func parseManifest(ref Reference, desc ocispec.Descriptor, body []byte) (*ocispec.Manifest, error) {
 	var m ocispec.Manifest
 	if err := json.Unmarshal(body, &m); err != nil {
-		return ref, nil, fmt.Errorf("fetch manifest %s: not a JSON manifest: %v", ref, err)
+		return nil, fmt.Errorf("fetch manifest %s: not a JSON manifest: %v", ref, err)
 	}
 	if m.MediaType == ocispec.MediaTypeImageIndex || desc.MediaType == ocispec.MediaTypeImageIndex || len(m.Layers) == 0 {
-		return ref, nil, fmt.Errorf("fetch manifest %s: media type %q with %d layers is not an artifact manifest: point at a single artifact, not an image index", ref, desc.MediaType, len(m.Layers))
+		return nil, fmt.Errorf("fetch manifest %s: media type %q with %d layers is not an artifact manifest: point at a single artifact, not an image index", ref, desc.MediaType, len(m.Layers))
 	}
-	return ref, &m, nil
+	return &m, nil
 }
 
 // contentLayer picks the layer to extract.
@@ -170,6 +177,42 @@ func openLayer(ctx context.Context, ref Reference, opts PullOptions) (Reference,
 	if err != nil {
 		return ref, m, layer, nil, nil, classify("fetch layer "+layer.Digest.String()+" of", ref, err)
 	}
+	r, verify := verifyLayer(ref, layer, rc, opts)
+	return ref, m, layer, r, verify, nil
+}
+
+// openLayerFrom is openLayer from a store at hand (an export's archive):
+// ref must carry its digest.
+func openLayerFrom(ctx context.Context, store oras.ReadOnlyTarget, ref Reference, opts PullOptions) (Reference, *ocispec.Manifest, ocispec.Descriptor, io.ReadCloser, func() error, error) {
+	if ref.Digest == "" {
+		return ref, nil, ocispec.Descriptor{}, nil, nil, fmt.Errorf("pull %s: a digest is required", ref)
+	}
+	desc, body, err := oras.FetchBytes(ctx, store, ref.Digest, oras.FetchBytesOptions{MaxBytes: MaxManifestSize})
+	if err != nil {
+		return ref, nil, ocispec.Descriptor{}, nil, nil, classify("fetch manifest", ref, err)
+	}
+	m, err := parseManifest(ref, desc, body)
+	if err != nil {
+		return ref, nil, ocispec.Descriptor{}, nil, nil, err
+	}
+	layer, err := contentLayer(ref, m, opts.LayerMediaType)
+	if err != nil {
+		return ref, m, layer, nil, nil, err
+	}
+	if layer.Size > opts.maxSize() {
+		return ref, m, layer, nil, nil, classify("pull", ref, fmt.Errorf("%w: layer %s is %d bytes compressed, the limit is %d: raise --max-size if the artifact is trusted", ErrTooLarge, layer.Digest, layer.Size, opts.maxSize()))
+	}
+	rc, err := store.Fetch(ctx, layer)
+	if err != nil {
+		return ref, m, layer, nil, nil, classify("fetch layer "+layer.Digest.String()+" of", ref, err)
+	}
+	r, verify := verifyLayer(ref, layer, rc, opts)
+	return ref, m, layer, r, verify, nil
+}
+
+// verifyLayer checks rc's size and digest as it is read; verify must be
+// called after reading to EOF.
+func verifyLayer(ref Reference, layer ocispec.Descriptor, rc io.ReadCloser, opts PullOptions) (io.ReadCloser, func() error) {
 	vr := content.NewVerifyReader(progress.Reader(rc, opts.Progress, "pulling "+ref.Name(), layer.Size), layer)
 	verify := func() error {
 		// Read to the end, so the digest covers every byte the registry sent.
@@ -181,7 +224,7 @@ func openLayer(ctx context.Context, ref Reference, opts PullOptions) (Reference,
 		}
 		return nil
 	}
-	return ref, m, layer, readCloser{vr, rc}, verify, nil
+	return readCloser{vr, rc}, verify
 }
 
 func layerDigestError(ref Reference, layer ocispec.Descriptor, err error) error {
@@ -205,6 +248,26 @@ func Pull(ctx context.Context, ref Reference, dir string, opts PullOptions) (*Pu
 		return nil, err
 	}
 	defer rc.Close()
+	return extract(ref, m, layer, rc, verify, dir, opts)
+}
+
+// PullFrom is Pull from a store at hand, such as an export's
+// Archive.Store, without the network: ref must carry its digest, and
+// opts.Remote is not used.
+func PullFrom(ctx context.Context, store oras.ReadOnlyTarget, ref Reference, dir string, opts PullOptions) (*PullResult, error) {
+	if err := checkEmptyDir(dir); err != nil {
+		return nil, err
+	}
+	ref, m, layer, rc, verify, err := openLayerFrom(ctx, store, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return extract(ref, m, layer, rc, verify, dir, opts)
+}
+
+// extract unpacks the content layer rc into dir through a staging directory.
+func extract(ref Reference, m *ocispec.Manifest, layer ocispec.Descriptor, rc io.Reader, verify func() error, dir string, opts PullOptions) (*PullResult, error) {
 
 	parent := filepath.Dir(filepath.Clean(dir))
 	if err := os.MkdirAll(parent, 0o755); err != nil {

@@ -2,7 +2,6 @@ package artifact
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,9 +11,9 @@ import (
 	"io"
 	"os"
 	"path"
-	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -30,7 +29,8 @@ import (
 
 // Annotations airlock writes into an export's index.json.
 const (
-	// AnnotationRole is "artifact", "signature" or "image".
+	// AnnotationRole is "artifact", "signature" (a tag attached to its
+	// digest), "referrer" (an OCI 1.1 referrer of it) or "image".
 	AnnotationRole = "dev.airlock.role"
 	// ImagesLockFile sits beside index.json in an export.
 	ImagesLockFile = "images.lock"
@@ -66,28 +66,31 @@ type RelocateOptions struct {
 	// Images are image references (pinned by digest, or resolved) to carry
 	// along. nil means none.
 	Images []string
-	// Platform narrows image indexes to one platform, as os/arch[/variant].
-	// "" means every platform.
+	// Platform narrows the indexes of images named by tag to one platform,
+	// as os/arch[/variant]. "" means every platform. An image named by
+	// digest is carried whole.
 	Platform string
+	// KustomizePath is the directory inside the artifact whose rendering
+	// listed Images; an export records it in images.lock, so an import
+	// renders the same directory. "" means the artifact's root.
+	KustomizePath string
 	// Progress receives progress lines when it is a terminal. nil means none.
 	Progress io.Writer
 }
 
-func (o RelocateOptions) copyOptions() (oras.CopyOptions, error) {
-	opts := oras.DefaultCopyOptions
-	opts.Concurrency = 4
-	if o.Platform != "" {
-		parts := strings.Split(o.Platform, "/")
-		if len(parts) < 2 || len(parts) > 3 {
-			return opts, fmt.Errorf("--platform %q: want os/arch[/variant], for example linux/amd64", o.Platform)
-		}
-		p := &ocispec.Platform{OS: parts[0], Architecture: parts[1]}
-		if len(parts) == 3 {
-			p.Variant = parts[2]
-		}
-		opts.WithTargetPlatform(p)
+func (o RelocateOptions) platform() (*ocispec.Platform, error) {
+	if o.Platform == "" {
+		return nil, nil
 	}
-	return opts, nil
+	parts := strings.Split(o.Platform, "/")
+	if len(parts) < 2 || len(parts) > 3 {
+		return nil, fmt.Errorf("--platform %q: want os/arch[/variant], for example linux/amd64", o.Platform)
+	}
+	p := &ocispec.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
 }
 
 // Relocated is one reference that was copied.
@@ -106,79 +109,224 @@ type ImageLock struct {
 
 // ImagesLock is the images.lock of an export.
 type ImagesLock struct {
-	Artifact string      `json:"artifact"`
-	Images   []ImageLock `json:"images"`
+	Artifact string `json:"artifact"`
+	// KustomizePath is the directory inside the artifact whose workloads
+	// use Images. "" means its root.
+	KustomizePath string      `json:"kustomizePath,omitempty"`
+	Images        []ImageLock `json:"images"`
 }
 
-// Copy copies src digest-for-digest to dst with its signatures and, when
-// asked, its images. dst's tag defaults to src's.
+// Copy copies src digest-for-digest to dst with its OCI 1.1 referrers,
+// its signatures and other attached tags and, when asked, its images, in
+// one walk: everything is pinned to a digest first, then copied. dst's tag
+// defaults to src's. A src without a digest has its tag resolved once.
 func Copy(ctx context.Context, src, dst Reference, opts RelocateOptions) ([]Relocated, error) {
 	srcRepo, err := opts.Src.Repository(src)
 	if err != nil {
 		return nil, err
 	}
-	src, err = resolveIn(ctx, srcRepo, src)
+	moves, _, err := walk(ctx, srcRepo, src, opts, false)
 	if err != nil {
 		return nil, err
 	}
+	src = moves.artifact
 	if dst.Digest != "" && dst.Digest != src.Digest {
 		return nil, fmt.Errorf("copy to %s: the destination digest differs from the source's %s: give a tag or no digest", dst, src.Digest)
 	}
 	if dst.Tag == "" {
 		dst.Tag = src.Tag
 	}
-	dstRepo, err := opts.Dst.Repository(dst)
-	if err != nil {
-		return nil, err
-	}
-	copyOpts, err := opts.copyOptions()
-	if err != nil {
-		return nil, err
-	}
+	dst.Digest = ""
+	return relocate(ctx, moves.list, fromRegistry(opts.Src, srcRepo), func(m move) (landing, error) {
+		var to Reference
+		switch m.role {
+		case roleImage:
+			to = MirrorImage(dst.Registry, mirrorPrefix(dst), m.src)
+		case roleArtifact:
+			to = dst.WithDigest(m.src.Digest)
+		default: // attached tags and referrers, beside the artifact
+			to = Reference{Registry: dst.Registry, Repository: dst.Repository, Tag: m.src.Tag, Digest: m.src.Digest}
+		}
+		return toRegistry(opts.Dst, to)
+	})
+}
+
+// Roles of the manifests a relocation carries (dev.airlock.role in an export).
+const (
+	roleArtifact  = "artifact"
+	roleSignature = "signature" // a tag attached to the artifact's digest (cosign's .sig, .att, .sbom, …)
+	roleReferrer  = "referrer"  // an OCI 1.1 referrer: a manifest whose subject is the artifact
+	roleImage     = "image"
+)
+
+// MaxReferrers bounds the OCI 1.1 referrers a relocation carries per artifact.
+const MaxReferrers = 128
+
+// move is one manifest a relocation carries: its role, and where it is
+// (Digest always set; Tag is the tag it goes by, "" for by-digest only).
+type move struct {
+	role   string
+	src    Reference
+	source string // as reported; "" means src
+}
+
+// moves is what a walk found: the list in copy order, and the artifact.
+type moves struct {
+	list     []move
+	artifact Reference
+}
+
+// landing is where a move goes: a target, the reference to give it there
+// (a tag, or the digest), and how to name it in messages and the report.
+type landing struct {
+	target oras.Target
+	ref    string
+	at     Reference
+	shown  string // "" means at with the digest
+}
+
+// relocate copies every move, in order, from its source store to its
+// landing: the one copy behind Copy, Export and Import.
+func relocate(ctx context.Context, list []move, from func(move) (oras.ReadOnlyTarget, error), to func(move) (landing, error)) ([]Relocated, error) {
+	opts := oras.DefaultCopyOptions
+	opts.Concurrency = 4
 	var out []Relocated
-	// The artifact and its OCI 1.1 referrers, then cosign's tags.
-	dstRef := dst.Tag
-	if dstRef == "" {
-		dstRef = src.Digest
+	for _, m := range list {
+		src, err := from(m)
+		if err != nil {
+			return out, err
+		}
+		l, err := to(m)
+		if err != nil {
+			return out, err
+		}
+		desc, err := oras.Copy(ctx, src, m.src.Digest, l.target, l.ref, opts)
+		if err != nil {
+			return out, copyError(m.src, l.at, err)
+		}
+		if desc.Digest.String() != m.src.Digest {
+			return out, classify("copy to "+l.at.String()+" from", m.src, fmt.Errorf("%w: asked for %s, copied %s", ErrDigest, m.src.Digest, desc.Digest))
+		}
+		source, shown := m.source, l.shown
+		if source == "" {
+			source = m.src.String()
+		}
+		if shown == "" {
+			shown = l.at.WithDigest(m.src.Digest).String()
+		}
+		out = append(out, Relocated{Role: m.role, Source: source, Target: shown, Digest: m.src.Digest})
 	}
-	if _, err := oras.ExtendedCopy(ctx, srcRepo, src.Digest, dstRepo, dstRef, oras.ExtendedCopyOptions{ExtendedCopyGraphOptions: oras.ExtendedCopyGraphOptions{CopyGraphOptions: oras.DefaultCopyGraphOptions}}); err != nil {
-		return nil, copyError(src, dst, err)
+	return out, nil
+}
+
+// fromRegistry reads the artifact's moves through repo, and images through
+// a client for their own registry.
+func fromRegistry(opts RemoteOptions, repo *remote.Repository) func(move) (oras.ReadOnlyTarget, error) {
+	return func(m move) (oras.ReadOnlyTarget, error) {
+		if m.role != roleImage {
+			return repo, nil
+		}
+		return opts.Repository(m.src)
 	}
-	out = append(out, Relocated{Role: "artifact", Source: src.String(), Target: dst.WithDigest(src.Digest).String(), Digest: src.Digest})
-	for _, tag := range AttachedTags(src.Digest) {
-		desc, err := srcRepo.Resolve(ctx, tag)
+}
+
+// toRegistry lands at ref in its registry, under its tag, or by digest.
+func toRegistry(opts RemoteOptions, ref Reference) (landing, error) {
+	repo, err := opts.Repository(ref)
+	if err != nil {
+		return landing{}, err
+	}
+	tag := ref.Tag
+	if tag == "" {
+		tag = ref.Digest
+	}
+	return landing{target: repo, ref: tag, at: ref.WithDigest("")}, nil
+}
+
+// walk pins everything a relocation of ref carries, before anything is
+// copied: the images (a tag resolved to a digest, narrowed to
+// opts.Platform), the artifact (its tag resolved once), its OCI 1.1
+// referrers (at most MaxReferrers) and the tags attached to its digest.
+// For an export, the images lock of an earlier import stays behind: the
+// export writes its own images.lock.
+func walk(ctx context.Context, repo *remote.Repository, ref Reference, opts RelocateOptions, export bool) (moves, *ImagesLock, error) {
+	platform, err := opts.platform()
+	if err != nil {
+		return moves{}, nil, err
+	}
+	var list []move
+	lock := &ImagesLock{Images: []ImageLock{}}
+	for _, img := range opts.Images {
+		iref, err := ParseImage(img)
+		if err != nil {
+			return moves{}, nil, err
+		}
+		irepo, err := opts.Src.Repository(iref)
+		if err != nil {
+			return moves{}, nil, err
+		}
+		// An image pinned by digest is carried whole: that digest is what
+		// the workload pulls. --platform narrows images named by tag.
+		ropts := oras.ResolveOptions{}
+		if iref.Digest == "" {
+			ropts.TargetPlatform = platform
+		}
+		desc, err := oras.Resolve(ctx, irepo, iref.Reference(), ropts)
+		if err != nil {
+			return moves{}, nil, classify("resolve image", iref, err)
+		}
+		if iref.Digest != "" && desc.Digest.String() != iref.Digest {
+			return moves{}, nil, classify("resolve image", iref, fmt.Errorf("%w: the registry answered %s", ErrDigest, desc.Digest))
+		}
+		list = append(list, move{role: roleImage, src: iref.WithDigest(desc.Digest.String())})
+		lock.Images = append(lock.Images, ImageLock{Reference: img, Digest: desc.Digest.String()})
+	}
+
+	ref, err = resolveIn(ctx, repo, ref)
+	if err != nil {
+		return moves{}, nil, err
+	}
+	lock.Artifact = ref.String()
+	desc, err := repo.Resolve(ctx, ref.Digest)
+	if err != nil {
+		return moves{}, nil, classify("resolve", ref, err)
+	}
+	list = append(list, move{role: roleArtifact, src: ref})
+
+	n := 0
+	err = repo.Referrers(ctx, desc, "", func(page []ocispec.Descriptor) error {
+		for _, r := range page {
+			if n++; n > MaxReferrers {
+				return fmt.Errorf("%w: more than %d referrers", ErrTooLarge, MaxReferrers)
+			}
+			if export && r.ArtifactType == ImagesLockMediaType {
+				continue
+			}
+			list = append(list, move{role: roleReferrer, src: ref.WithTag("").WithDigest(r.Digest.String())})
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errdef.ErrNotFound) {
+		return moves{}, nil, classify("list the referrers of", ref, err)
+	}
+
+	for _, tag := range AttachedTags(ref.Digest) {
+		// The referrers tag schema's index (sha256-<hex>) is written by the
+		// destination's client as each referrer lands; copied, it could name
+		// manifests that do not refer to the artifact at all.
+		if tag == AttachedTag(ref.Digest, "") || export && tag == AttachedTag(ref.Digest, ImagesLockSuffix) {
+			continue
+		}
+		d, err := repo.Resolve(ctx, tag)
 		if errors.Is(err, errdef.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return out, classify("resolve "+tag+" of", src, err)
+			return moves{}, nil, classify("resolve "+tag+" of", ref, err)
 		}
-		if _, err := oras.Copy(ctx, srcRepo, desc.Digest.String(), dstRepo, tag, oras.DefaultCopyOptions); err != nil {
-			return out, copyError(src.WithTag(tag), dst.WithTag(tag), err)
-		}
-		out = append(out, Relocated{Role: "signature", Source: src.WithTag(tag).String(), Target: dst.WithTag(tag).WithDigest(desc.Digest.String()).String(), Digest: desc.Digest.String()})
+		list = append(list, move{role: roleSignature, src: ref.WithTag(tag).WithDigest(d.Digest.String())})
 	}
-	for _, img := range opts.Images {
-		iref, err := ParseImage(img)
-		if err != nil {
-			return out, err
-		}
-		irepo, err := opts.Src.Repository(iref)
-		if err != nil {
-			return out, err
-		}
-		target := MirrorImage(dst.Registry, mirrorPrefix(dst), iref)
-		trepo, err := opts.Dst.Repository(target)
-		if err != nil {
-			return out, err
-		}
-		desc, err := oras.Copy(ctx, irepo, iref.Reference(), trepo, target.Reference(), copyOpts)
-		if err != nil {
-			return out, copyError(iref, target, err)
-		}
-		out = append(out, Relocated{Role: "image", Source: iref.String(), Target: target.WithDigest(desc.Digest.String()).String(), Digest: desc.Digest.String()})
-	}
-	return out, nil
+	return moves{list: list, artifact: ref}, lock, nil
 }
 
 // mirrorPrefix is the repository path above an artifact's own name: for
@@ -250,64 +398,31 @@ func MirrorImage(host, prefix string, img Reference) Reference {
 	return Reference{Registry: host, Repository: repo, Tag: img.Tag, Digest: img.Digest}
 }
 
-// Export writes ref (a tag is resolved first), its signatures and the
-// images as one OCI image-layout tarball to w, streaming: blobs go from the
-// registry straight into the tar. The index names every manifest by its
-// original reference; images.lock pins each image to its digest.
+// Export writes ref (a tag is resolved once), its referrers, its
+// signatures and the images as one OCI image-layout tarball to w,
+// streaming: blobs go from the registry straight into the tar. It is the
+// same walk and copy as Copy, into a tarTarget. The index names every
+// manifest by its original reference; images.lock pins each image to its digest.
 func Export(ctx context.Context, ref Reference, w io.Writer, opts RelocateOptions) (*ImagesLock, []Relocated, error) {
 	repo, err := opts.Src.Repository(ref)
 	if err != nil {
 		return nil, nil, err
 	}
-	ref, err = resolveIn(ctx, repo, ref)
+	moves, lock, err := walk(ctx, repo, ref, opts, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	copyOpts, err := opts.copyOptions()
-	if err != nil {
-		return nil, nil, err
-	}
+	lock.KustomizePath = opts.KustomizePath
 	tw := newTarTarget(w, opts.Progress)
-	var out []Relocated
-	name := ref.Name() + ":" + ref.Tag
-	if ref.Tag == "" {
-		name = ref.DigestRef()
-	}
-	if _, err := oras.Copy(ctx, repo, ref.Digest, tw.as("artifact"), name, oras.DefaultCopyOptions); err != nil {
-		return nil, nil, copyError(ref, Reference{Registry: "export"}, err)
-	}
-	out = append(out, Relocated{Role: "artifact", Source: ref.String(), Target: name, Digest: ref.Digest})
-	for _, tag := range AttachedTags(ref.Digest) {
-		desc, err := repo.Resolve(ctx, tag)
-		if errors.Is(err, errdef.ErrNotFound) {
-			continue
+	out, err := relocate(ctx, moves.list, fromRegistry(opts.Src, repo), func(m move) (landing, error) {
+		name := m.src.Name() + ":" + m.src.Tag
+		if m.src.Tag == "" || m.role == roleImage {
+			name = m.src.DigestRef()
 		}
-		if err != nil {
-			return nil, out, classify("resolve "+tag+" of", ref, err)
-		}
-		if _, err := oras.Copy(ctx, repo, desc.Digest.String(), tw.as("signature"), ref.Name()+":"+tag, oras.DefaultCopyOptions); err != nil {
-			return nil, out, copyError(ref.WithTag(tag), Reference{Registry: "export"}, err)
-		}
-		out = append(out, Relocated{Role: "signature", Source: ref.WithTag(tag).String(), Target: ref.Name() + ":" + tag, Digest: desc.Digest.String()})
-	}
-	lock := &ImagesLock{Artifact: ref.String(), Images: []ImageLock{}}
-	for _, img := range opts.Images {
-		iref, err := ParseImage(img)
-		if err != nil {
-			return nil, out, err
-		}
-		irepo, err := opts.Src.Repository(iref)
-		if err != nil {
-			return nil, out, err
-		}
-		iname := iref.Name() + "@"
-		desc, err := oras.Copy(ctx, irepo, iref.Reference(), tw.as("image"), iref.Name()+":pending", copyOpts)
-		if err != nil {
-			return nil, out, copyError(iref, Reference{Registry: "export"}, err)
-		}
-		tw.rename(iref.Name()+":pending", iname+desc.Digest.String())
-		lock.Images = append(lock.Images, ImageLock{Reference: img, Digest: desc.Digest.String()})
-		out = append(out, Relocated{Role: "image", Source: iref.String(), Target: iname + desc.Digest.String(), Digest: desc.Digest.String()})
+		return landing{target: tw.as(m.role), ref: name, at: Reference{Registry: "export"}, shown: name}, nil
+	})
+	if err != nil {
+		return nil, out, err
 	}
 	lockJSON, err := json.MarshalIndent(lock, "", "  ")
 	if err != nil {
@@ -418,16 +533,6 @@ func (t *tarTarget) Tag(ctx context.Context, desc ocispec.Descriptor, ref string
 	return (&roleTarget{t, "artifact"}).Tag(ctx, desc, ref)
 }
 
-func (t *tarTarget) rename(from, to string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i := range t.index {
-		if t.index[i].Annotations[ocispec.AnnotationRefName] == from {
-			t.index[i].Annotations[ocispec.AnnotationRefName] = to
-		}
-	}
-}
-
 func (t *tarTarget) finish(lock []byte) error {
 	idx, err := json.MarshalIndent(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: t.index}, "", "  ")
 	if err != nil {
@@ -444,6 +549,10 @@ func (t *tarTarget) finish(lock []byte) error {
 // ImportOptions configures an import. Dst reaches the mirror.
 type ImportOptions struct {
 	Dst RemoteOptions
+	// ContentImages are the images the artifact's own content references
+	// (its rendered workloads). Every images.lock entry must be one of
+	// them. nil means none: an archive whose lock pins an image is refused.
+	ContentImages []string
 	// Progress receives progress lines when it is a terminal. nil means none.
 	Progress io.Writer
 }
@@ -457,16 +566,55 @@ type Archive struct {
 	Lock      ImagesLock
 }
 
-// Artifact returns the index entry of the exported artifact.
+// Artifact returns the index entry of the exported artifact: the one
+// entry with role artifact. An archive with none, or more than one, is refused.
 func (a *Archive) Artifact() (ocispec.Descriptor, Reference, error) {
+	var found []ocispec.Descriptor
 	for _, m := range a.Manifests {
-		if m.Annotations[AnnotationRole] == "artifact" {
-			ref, err := ParseReference(Scheme + m.Annotations[ocispec.AnnotationRefName])
-			return m, ref.WithDigest(m.Digest.String()), err
+		if m.Annotations[AnnotationRole] == roleArtifact {
+			found = append(found, m)
 		}
 	}
-	return ocispec.Descriptor{}, Reference{}, errors.New("the archive holds no artifact (no index.json entry with role artifact): was it written by airlock export?")
+	switch len(found) {
+	case 0:
+		return ocispec.Descriptor{}, Reference{}, errors.New("the archive holds no artifact (no index.json entry with role artifact): was it written by airlock export?")
+	case 1:
+	default:
+		var names []string
+		for _, m := range found {
+			names = append(names, fmt.Sprintf("%q (%s)", m.Annotations[ocispec.AnnotationRefName], m.Digest))
+		}
+		return ocispec.Descriptor{}, Reference{}, &EntryError{Name: found[1].Annotations[ocispec.AnnotationRefName], Digest: found[1].Digest.String(), Role: roleArtifact,
+			Reason: "the archive holds " + fmt.Sprint(len(found)) + " artifacts (" + strings.Join(names, ", ") + "), an export holds exactly one"}
+	}
+	m := found[0]
+	ref, err := ParseReference(Scheme + m.Annotations[ocispec.AnnotationRefName])
+	if err != nil {
+		return m, ref, &EntryError{Name: m.Annotations[ocispec.AnnotationRefName], Digest: m.Digest.String(), Role: roleArtifact, Reason: err.Error()}
+	}
+	if ref.Digest != "" && ref.Digest != m.Digest.String() {
+		return m, ref, &EntryError{Name: m.Annotations[ocispec.AnnotationRefName], Digest: m.Digest.String(), Role: roleArtifact, Reason: "its name pins another digest"}
+	}
+	return m, ref.WithDigest(m.Digest.String()), nil
 }
+
+// ErrNotReached marks an archive entry that the archive's artifact does not
+// reach: an import refuses the whole archive for it.
+var ErrNotReached = errors.New("not reached by the artifact")
+
+// EntryError is an index.json (or images.lock) entry an import refuses.
+type EntryError struct {
+	Name   string // its org.opencontainers.image.ref.name (or images.lock reference)
+	Digest string
+	Role   string
+	Reason string
+}
+
+func (e *EntryError) Error() string {
+	return fmt.Sprintf("entry %q (%s, role %q): %s", e.Name, e.Digest, e.Role, e.Reason)
+}
+
+func (e *EntryError) Unwrap() error { return ErrNotReached }
 
 // OpenArchive checks every blob of the tarball at p against its digest
 // (streaming, before anything is pushed) and opens it.
@@ -530,46 +678,192 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 	return a, nil
 }
 
-// Import pushes every manifest of the archive into the mirror dst (oci://HOST[/PREFIX]),
-// keeping each repository path under the prefix and every digest unchanged.
+// Import pushes the archive's artifact into the mirror dst
+// (oci://HOST[/PREFIX]) with what it reaches, keeping each repository path
+// under the prefix and every digest unchanged: its signatures and other
+// attached tags (in its own repository, tagged for its digest), its OCI 1.1
+// referrers, and the images pinned in images.lock that its content
+// references (opts.ContentImages). Any other index.json entry refuses the
+// whole import before any request to the mirror. The images lock is then
+// stored next to the artifact.
 func Import(ctx context.Context, a *Archive, dst Reference, opts ImportOptions) ([]Relocated, error) {
-	var out []Relocated
-	manifests := append([]ocispec.Descriptor{}, a.Manifests...)
-	// Images and the artifact before signatures, so a mirror never holds a
-	// signature for something it does not have.
-	rank := map[string]int{"image": 0, "artifact": 1, "signature": 2}
-	sort.SliceStable(manifests, func(i, j int) bool {
-		return rank[manifests[i].Annotations[AnnotationRole]] < rank[manifests[j].Annotations[AnnotationRole]]
+	list, art, err := a.plan(ctx, opts.ContentImages)
+	if err != nil {
+		return nil, err
+	}
+	target := MirrorImage(dst.Registry, dst.Repository, art)
+	out, err := relocate(ctx, list, func(move) (oras.ReadOnlyTarget, error) { return a.Store, nil }, func(m move) (landing, error) {
+		return toRegistry(opts.Dst, MirrorImage(dst.Registry, dst.Repository, m.src))
 	})
-	for _, m := range manifests {
-		name := m.Annotations[ocispec.AnnotationRefName]
-		src, err := ParseReference(Scheme + name)
-		if err != nil {
-			return out, fmt.Errorf("archive entry %q: %w", name, err)
-		}
-		target := MirrorImage(dst.Registry, dst.Repository, src)
+	if err != nil {
+		return out, err
+	}
+	if len(a.Lock.Images) > 0 {
 		repo, err := opts.Dst.Repository(target)
 		if err != nil {
 			return out, err
 		}
-		tag := target.Tag
-		if tag == "" {
-			tag = m.Digest.String()
+		desc, _, _ := a.Artifact()
+		lockRef, err := pushImagesLock(ctx, repo, target, desc, a.Lock)
+		if err != nil {
+			return out, err
 		}
-		if _, err := oras.Copy(ctx, a.Store, m.Digest.String(), repo, tag, oras.DefaultCopyOptions); err != nil {
-			return out, copyError(src, target, err)
-		}
-		out = append(out, Relocated{Role: m.Annotations[AnnotationRole], Source: name, Target: target.WithDigest(m.Digest.String()).String(), Digest: m.Digest.String()})
-		if m.Annotations[AnnotationRole] == "artifact" && len(a.Lock.Images) > 0 {
-			lockRef, err := pushImagesLock(ctx, repo, target.WithDigest(m.Digest.String()), m, a.Lock)
-			if err != nil {
-				return out, err
-			}
-			out = append(out, Relocated{Role: "images-lock", Source: name, Target: lockRef.String(), Digest: lockRef.Digest})
-		}
+		out = append(out, Relocated{Role: "images-lock", Source: art.Name() + ":" + art.Tag, Target: lockRef.String(), Digest: lockRef.Digest})
 	}
 	return out, nil
 }
+
+// plan checks every index.json and images.lock entry against the artifact
+// and returns the moves of an import, in copy order (images, the artifact,
+// its referrers, its attached tags). It reads only the archive.
+func (a *Archive) plan(ctx context.Context, contentImages []string) ([]move, Reference, error) {
+	artDesc, art, err := a.Artifact()
+	if err != nil {
+		return nil, art, err
+	}
+	// The images the lock pins, as index.json names them (REPO@DIGEST),
+	// each one referenced by the artifact's content.
+	uses := map[string]bool{}
+	for _, img := range contentImages {
+		uses[img] = true
+	}
+	var errs []error
+	pinned := map[string]bool{}
+	for _, l := range a.Lock.Images {
+		refuse := func(reason string) {
+			errs = append(errs, &EntryError{Name: l.Reference, Digest: l.Digest, Role: ImagesLockFile, Reason: reason})
+		}
+		iref, err := ParseImage(l.Reference)
+		switch {
+		case err != nil:
+			refuse(err.Error())
+		case !uses[l.Reference]:
+			refuse("not referenced by the artifact's content (it references: " + strings.Join(contentImages, ", ") + ")")
+		case iref.Digest != "" && iref.Digest != l.Digest:
+			refuse("the artifact's content pins " + iref.Digest + ", the lock another digest")
+		case digest.Digest(l.Digest).Validate() != nil:
+			refuse("not a digest")
+		default:
+			pinned[iref.Name()+"@"+l.Digest] = true
+		}
+	}
+	if a.Lock.Artifact != "" {
+		if lr, err := ParseReference(a.Lock.Artifact); err != nil || lr.Digest != art.Digest {
+			errs = append(errs, &EntryError{Name: a.Lock.Artifact, Role: ImagesLockFile, Reason: "images.lock is for another artifact than " + art.String()})
+		}
+	}
+
+	attached := map[string]bool{}
+	for _, t := range AttachedTags(art.Digest) {
+		attached[t] = t != AttachedTag(art.Digest, ImagesLockSuffix) && t != AttachedTag(art.Digest, "")
+	}
+	byRole := map[string][]move{}
+	seen := map[string]bool{}
+	for _, m := range a.Manifests {
+		name, role := m.Annotations[ocispec.AnnotationRefName], m.Annotations[AnnotationRole]
+		refuse := func(reason string) {
+			errs = append(errs, &EntryError{Name: name, Digest: m.Digest.String(), Role: role, Reason: reason})
+		}
+		if seen[name] {
+			refuse("a second entry of the same name")
+			continue
+		}
+		seen[name] = true
+		ref, err := ParseReference(Scheme + name)
+		if err != nil {
+			refuse(err.Error())
+			continue
+		}
+		if role == roleArtifact {
+			if m.Digest != artDesc.Digest {
+				refuse("a second artifact")
+			}
+			continue
+		}
+		inRepo := ref.Registry == art.Registry && ref.Repository == art.Repository
+		switch role {
+		case roleSignature:
+			switch {
+			case !inRepo:
+				refuse("a signature outside the artifact's repository " + art.Name())
+			case ref.Digest != "" || !attached[ref.Tag]:
+				refuse("not a tag attached to the artifact's digest " + art.Digest + " (" + AttachedTag(art.Digest, ".sig") + ", .att, .sbom)")
+			default:
+				if reason := a.attachedTo(ctx, m, artDesc, false); reason != "" {
+					refuse(reason)
+					continue
+				}
+				byRole[role] = append(byRole[role], move{role: role, src: ref.WithDigest(m.Digest.String()), source: name})
+			}
+		case roleReferrer:
+			switch {
+			case !inRepo || ref.Tag != "" || ref.Digest != m.Digest.String():
+				refuse("a referrer is named " + art.Name() + "@DIGEST, by its own digest")
+			default:
+				if reason := a.attachedTo(ctx, m, artDesc, true); reason != "" {
+					refuse(reason)
+					continue
+				}
+				byRole[role] = append(byRole[role], move{role: role, src: ref, source: name})
+			}
+		case roleImage:
+			switch {
+			case ref.Tag != "" || ref.Digest != m.Digest.String():
+				refuse("an image is named REPO@DIGEST, by its own digest")
+			case !pinned[name]:
+				refuse("no " + ImagesLockFile + " entry that the artifact's content references pins this image")
+			default:
+				delete(pinned, name)
+				byRole[role] = append(byRole[role], move{role: role, src: ref, source: name})
+			}
+		default:
+			refuse("an entry that is neither the artifact nor reached by it (role artifact, signature, referrer or image)")
+		}
+	}
+	for name := range pinned {
+		errs = append(errs, &EntryError{Name: name, Role: ImagesLockFile, Reason: "pinned in images.lock, but the archive holds no such image"})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, art, err
+	}
+	list := append(byRole[roleImage], move{role: roleArtifact, src: art, source: artDesc.Annotations[ocispec.AnnotationRefName]})
+	list = append(list, byRole[roleReferrer]...)
+	return append(list, byRole[roleSignature]...), art, nil
+}
+
+// attachedTo says why the manifest m cannot go along with the artifact
+// subject; "" when it can. It must be a single manifest (an index would
+// carry manifests of its own), with subject as its subject (a referrer), or
+// with none or subject (an attached tag): a copy carries a manifest's
+// subject too.
+func (a *Archive) attachedTo(ctx context.Context, m, subject ocispec.Descriptor, referrer bool) string {
+	if m.MediaType != ocispec.MediaTypeImageManifest && m.MediaType != dockerManifest {
+		return fmt.Sprintf("media type %q: an attached manifest is a single image manifest", m.MediaType)
+	}
+	if m.Size > MaxManifestSize {
+		return fmt.Sprintf("a manifest of %d bytes, over the %d-byte limit", m.Size, MaxManifestSize)
+	}
+	body, err := content.FetchAll(ctx, a.Store, m)
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	var man ocispec.Manifest
+	if err := json.Unmarshal(body, &man); err != nil {
+		return "not a manifest: " + err.Error()
+	}
+	switch {
+	case man.Subject != nil && man.Subject.Digest != subject.Digest:
+		return "its subject is " + man.Subject.Digest.String() + ", not the artifact " + subject.Digest.String()
+	case referrer && man.Subject == nil:
+		return "a referrer without a subject"
+	case man.ArtifactType == ImagesLockMediaType:
+		return "an images lock: the import writes it from images.lock"
+	}
+	return ""
+}
+
+// dockerManifest is the media type of a Docker v2 schema 2 manifest.
+const dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 
 // ImagesLockSuffix ends the tag of an artifact's images lock:
 // sha256-<hex>.imageslock, beside cosign's .sig.
@@ -586,29 +880,22 @@ func pushImagesLock(ctx context.Context, repo *remote.Repository, artifactRef Re
 	if err != nil {
 		return artifactRef, err
 	}
-	layer := ocispec.Descriptor{MediaType: ImagesLockMediaType, Digest: digest.FromBytes(body), Size: int64(len(body))}
-	cfg := ocispec.DescriptorEmptyJSON
-	for _, b := range []struct {
-		d ocispec.Descriptor
-		c []byte
-	}{{layer, body}, {cfg, cfg.Data}} {
-		if ok, err := repo.Exists(ctx, b.d); err != nil {
-			return artifactRef, classify("push images lock of", artifactRef, err)
-		} else if !ok {
-			if err := repo.Push(ctx, b.d, bytes.NewReader(b.c)); err != nil {
-				return artifactRef, classify("push images lock of", artifactRef, err)
-			}
-		}
+	layer, err := oras.PushBytes(ctx, repo, ImagesLockMediaType, body)
+	if err != nil {
+		return artifactRef, classify("push images lock of", artifactRef, err)
 	}
 	subj := ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
-	m, err := json.Marshal(ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
-		ArtifactType: ImagesLockMediaType, Config: cfg, Layers: []ocispec.Descriptor{layer}, Subject: &subj})
+	md, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, ImagesLockMediaType, oras.PackManifestOptions{
+		Layers:  []ocispec.Descriptor{layer},
+		Subject: &subj,
+		// A fixed time: the same lock makes the same manifest.
+		ManifestAnnotations: map[string]string{ocispec.AnnotationCreated: epoch.Format(time.RFC3339)},
+	})
 	if err != nil {
-		return artifactRef, err
+		return artifactRef, classify("push images lock of", artifactRef, err)
 	}
-	md := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(m), Size: int64(len(m))}
 	tag := AttachedTag(subject.Digest.String(), ImagesLockSuffix)
-	if err := repo.PushReference(ctx, md, bytes.NewReader(m), tag); err != nil {
+	if err := repo.Tag(ctx, md, tag); err != nil {
 		return artifactRef, classify("push images lock of", artifactRef, err)
 	}
 	return artifactRef.WithTag(tag).WithDigest(md.Digest.String()), nil

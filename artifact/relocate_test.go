@@ -1,9 +1,12 @@
 package artifact_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,7 +133,7 @@ func TestExportImportAirGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	imported, err := artifact.Import(ctx, a, mirror, artifact.ImportOptions{Dst: plainHTTP})
+	imported, err := artifact.Import(ctx, a, mirror, artifact.ImportOptions{Dst: plainHTTP, ContentImages: images})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,5 +243,95 @@ func TestCopyToTLSMirror(t *testing.T) {
 	}
 	if _, err := verify.Verify(ctx, dst, up.policy, artifact.RemoteOptions{CAData: certs.CAPEM}); err != nil {
 		t.Fatalf("verify over TLS with CA data: %v", err)
+	}
+}
+
+// rewriteLock returns the export tarball b with its images.lock replaced.
+func rewriteLock(t *testing.T, b []byte, lock artifact.ImagesLock) string {
+	t.Helper()
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Name == artifact.ImagesLockFile {
+			body, _ = json.Marshal(lock)
+			hdr.Size = int64(len(body))
+		}
+		tw.WriteHeader(hdr)
+		tw.Write(body)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "site.tar")
+	if err := os.WriteFile(p, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestImportImagePinnedByDigest: an image the content names by digest is
+// exported whole (--platform narrows only images named by tag: the workload
+// pulls that digest), and an images.lock that pins it to another digest is
+// refused before any request to the mirror.
+func TestImportImagePinnedByDigest(t *testing.T) {
+	ctx := context.Background()
+	up := newUpstream(t)
+	idx, err := artifact.Resolve(ctx, mustRef(t, "oci://"+up.image), plainHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := strings.TrimSuffix(up.image, ":1.0") + "@" + idx.Digest
+	var buf bytes.Buffer
+	lock, _, err := artifact.Export(ctx, up.artifact, &buf, artifact.RelocateOptions{Src: plainHTTP, Images: []string{pinned}, Platform: "linux/amd64"})
+	if err != nil {
+		t.Fatalf("export of an image pinned by digest with --platform: %v", err)
+	}
+	if len(lock.Images) != 1 || lock.Images[0].Digest != idx.Digest {
+		t.Fatalf("images.lock = %+v, want %s pinned to its own digest %s", lock, pinned, idx.Digest)
+	}
+
+	other := "sha256:" + strings.Repeat("ab", 32)
+	for name, tc := range map[string]struct {
+		lockDigest string
+		want       string
+	}{
+		"as exported":    {idx.Digest, ""},
+		"another digest": {other, "pins " + idx.Digest},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := *lock
+			l.Images = []artifact.ImageLock{{Reference: pinned, Digest: tc.lockDigest}}
+			a, err := artifact.OpenArchive(ctx, rewriteLock(t, buf.Bytes(), l))
+			if err != nil {
+				t.Fatal(err)
+			}
+			site := registrytest.New(t)
+			mirror, _ := artifact.ParseMirror("oci://" + site.Addr + "/mirror")
+			_, err = artifact.Import(ctx, a, mirror, artifact.ImportOptions{Dst: plainHTTP, ContentImages: []string{pinned}})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, artifact.ErrNotReached) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), pinned) {
+				t.Fatalf("got %v, want a refusal naming %s and %q", err, pinned, tc.want)
+			}
+			if n := site.Requests(); n != 0 {
+				t.Fatalf("a refused import sent %d requests to the mirror", n)
+			}
+		})
 	}
 }

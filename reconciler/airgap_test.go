@@ -16,6 +16,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 
+	"airlock.dev/airlock/airgap"
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/registry"
@@ -66,12 +67,8 @@ func airGap(t *testing.T, h *harness, up *registry.Server) (string, string, arti
 		t.Fatal(err)
 	}
 	up.Close()
-	a, err := artifact.OpenArchive(ctx, tarball)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mirror, _ := artifact.ParseMirror("oci://" + h.reg.Addr + "/airgap")
-	if _, err := artifact.Import(ctx, a, mirror, artifact.ImportOptions{Dst: plain}); err != nil {
+	if _, err := airgap.Import(ctx, tarball, mirror, airgap.ImportOptions{Dst: plain}); err != nil {
 		t.Fatal(err)
 	}
 	siteImage, _ := artifact.ParseReference("oci://" + h.reg.Addr + "/airgap/team/svc@" + lock.Images[0].Digest)

@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"airlock.dev/airlock/airgap"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/verify"
 )
@@ -35,9 +35,9 @@ func newImportCmd() *cobra.Command {
 			if signKey != "" && len(verifyKeys) == 0 {
 				return fmt.Errorf("import: --sign-key needs --verify-key: the site signs only what verified upstream")
 			}
-			var policy verify.Policy
+			opts := airgap.ImportOptions{Dst: dst.options(), Progress: cmd.ErrOrStderr()}
 			if len(verifyKeys) > 0 {
-				if policy, err = verify.LoadPolicy(verifyKeys, threshold); err != nil {
+				if opts.Policy, err = verify.LoadPolicy(verifyKeys, threshold); err != nil {
 					return err
 				}
 			}
@@ -46,36 +46,25 @@ func newImportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := artifact.OpenArchive(cmd.Context(), args[0])
+			if signer != nil {
+				opts.SiteKey = signer.key
+			}
+			if len(verifyKeys) == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "import %s: unverified: no --verify-key, so the tarball is trusted as it is and its upstream signatures are not checked; pass --verify-key upstream.pub to check them before anything is pushed\n", args[0])
+			}
+			res, err := airgap.Import(cmd.Context(), args[0], mirror, opts)
 			if err != nil {
 				return err
 			}
-			_, upstreamRef, err := a.Artifact()
-			if err != nil {
-				return err
-			}
-			var upstream *verify.Result
-			if len(policy.Keys) > 0 {
-				if upstream, err = verify.VerifyArchive(cmd.Context(), a, policy); err != nil {
-					return fmt.Errorf("import %s refused, nothing pushed: %w", args[0], err)
-				}
-				for _, s := range upstream.Signers {
+			if res.Upstream != nil {
+				for _, s := range res.Upstream.Signers {
 					fmt.Fprintf(cmd.ErrOrStderr(), "upstream signature verified: %s (%s)\n", s.Fingerprint, s.Name)
 				}
 			}
-			rel, err := artifact.Import(cmd.Context(), a, mirror, artifact.ImportOptions{Dst: dst.options(), Progress: cmd.ErrOrStderr()})
-			if err != nil {
+			if ok, err := output.print(cmd.OutOrStdout(), res); ok {
 				return err
 			}
-			if signer != nil {
-				target := artifact.MirrorImage(mirror.Registry, mirror.Repository, upstreamRef)
-				res, err := verify.Sign(cmd.Context(), target, signer.key, verify.ChainAnnotations(upstream, upstreamRef.String(), time.Now()), dst.options())
-				if err != nil {
-					return fmt.Errorf("imported, but the site signature failed: %w", err)
-				}
-				rel = append(rel, artifact.Relocated{Role: "site-signature", Source: upstreamRef.String(), Target: target.WithTag(res.SignatureTag).String(), Digest: res.Digest})
-			}
-			return printRelocated(cmd.OutOrStdout(), &output, rel)
+			return printRelocated(cmd.OutOrStdout(), &output, res.Relocated)
 		},
 	}
 	fs := cmd.Flags()

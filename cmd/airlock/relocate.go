@@ -1,17 +1,14 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"airlock.dev/airlock/airgap"
 	"airlock.dev/airlock/artifact"
-	"airlock.dev/airlock/internal/kbuild"
 )
 
 // relocateFlags are the flags copy and export share.
@@ -31,29 +28,8 @@ func (f *relocateFlags) register(cmd *cobra.Command) {
 	f.src.register(fs)
 }
 
-// images renders the artifact with kustomize and lists its workloads' images.
-func (f *relocateFlags) images(ctx context.Context, ref artifact.Reference) ([]string, error) {
-	if !f.withImages {
-		return nil, nil
-	}
-	tmp, err := os.MkdirTemp("", "airlock-images-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	pulled, err := artifact.Pull(ctx, ref, filepath.Join(tmp, "a"), artifact.PullOptions{Remote: f.src.options()})
-	if err != nil {
-		return nil, err
-	}
-	objs, err := kbuild.Build(pulled.Path, f.path, pulled.Digest)
-	if err != nil {
-		return nil, fmt.Errorf("--with-images: %w", err)
-	}
-	var maps []map[string]any
-	for _, o := range objs {
-		maps = append(maps, o.Object)
-	}
-	return artifact.Images(maps), nil
+func (f *relocateFlags) options(dst artifact.RemoteOptions, progress io.Writer) airgap.RelocateOptions {
+	return airgap.RelocateOptions{Src: f.src.options(), Dst: dst, WithImages: f.withImages, KustomizePath: f.path, Platform: f.platform, Progress: progress}
 }
 
 func printRelocated(w io.Writer, out *outputFlag, rel []artifact.Relocated) error {
@@ -88,17 +64,11 @@ func newCopyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			images, err := f.images(cmd.Context(), src)
-			if err != nil {
-				return err
-			}
 			dst := remoteFlags{creds: dstCreds, insecure: dstInsecure, caFile: dstCA}
 			if dstCreds == "" {
 				dst.creds = f.src.creds
 			}
-			rel, err := artifact.Copy(cmd.Context(), src, dstRef, artifact.RelocateOptions{
-				Src: f.src.options(), Dst: dst.options(), Images: images, Platform: f.platform, Progress: cmd.ErrOrStderr(),
-			})
+			rel, err := airgap.Copy(cmd.Context(), src, dstRef, f.options(dst.options(), cmd.ErrOrStderr()))
 			if err != nil {
 				return err
 			}
@@ -138,26 +108,9 @@ func newExportCmd() *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("export %s: --output FILE is required", ref)
 			}
-			images, err := f.images(cmd.Context(), ref)
+			lock, rel, err := airgap.Export(cmd.Context(), ref, out, f.options(artifact.RemoteOptions{}, cmd.ErrOrStderr()))
 			if err != nil {
 				return err
-			}
-			tmp, err := os.CreateTemp(filepath.Dir(out), ".airlock-export-*")
-			if err != nil {
-				return fmt.Errorf("export %s: %w", ref, err)
-			}
-			defer os.Remove(tmp.Name())
-			lock, rel, err := artifact.Export(cmd.Context(), ref, tmp, artifact.RelocateOptions{
-				Src: f.src.options(), Images: images, Platform: f.platform, Progress: cmd.ErrOrStderr(),
-			})
-			if cerr := tmp.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-			if err := os.Rename(tmp.Name(), out); err != nil {
-				return fmt.Errorf("export %s: %w", ref, err)
 			}
 			if err := printRelocated(cmd.OutOrStdout(), &f.output, rel); err != nil {
 				return err

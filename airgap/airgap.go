@@ -1,0 +1,223 @@
+// Package airgap carries artifacts between registries and across an air
+// gap. Copy and Export pin the artifact's tag to one digest, list the images
+// that digest's workloads use, and carry that one digest with them. Import
+// checks an export against its upstream signatures and against what the
+// signed artifact reaches, pushes it into a site mirror, and signs it for
+// the site. The CLI is a thin shell over these functions.
+package airgap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/internal/kbuild"
+	"airlock.dev/airlock/verify"
+)
+
+// RelocateOptions configures Copy and Export. The zero value carries the
+// artifact, its referrers and signatures, no images, over HTTPS.
+type RelocateOptions struct {
+	// Src reaches the source registry (and the images' registries).
+	Src artifact.RemoteOptions
+	// Dst reaches the destination registry (Copy only).
+	Dst artifact.RemoteOptions
+	// WithImages also carries every container image the artifact's
+	// workloads use, tags pinned to digests. false means no images.
+	WithImages bool
+	// KustomizePath is the directory inside the artifact rendered to find
+	// the images. "" means its root.
+	KustomizePath string
+	// Platform narrows images named by tag to one platform, as
+	// os/arch[/variant]. "" means every platform.
+	Platform string
+	// Progress receives progress lines when it is a terminal. nil means none.
+	Progress io.Writer
+}
+
+// Copy copies src, with its referrers, its signatures and (WithImages) the
+// images its workloads use, to dst, digests unchanged. src's tag is
+// resolved once: the images listed and the artifact copied belong to that
+// one digest even if the tag moves meanwhile.
+func Copy(ctx context.Context, src, dst artifact.Reference, opts RelocateOptions) ([]artifact.Relocated, error) {
+	src, images, err := pin(ctx, src, opts)
+	if err != nil {
+		return nil, err
+	}
+	return artifact.Copy(ctx, src, dst, opts.relocate(images))
+}
+
+// Export writes ref, with its referrers, its signatures and (WithImages)
+// the images its workloads use, as one OCI image-layout tarball at path:
+// written beside it and renamed into place when whole, so path never holds
+// half an export. ref's tag is resolved once, as in Copy.
+func Export(ctx context.Context, ref artifact.Reference, path string, opts RelocateOptions) (*artifact.ImagesLock, []artifact.Relocated, error) {
+	ref, images, err := pin(ctx, ref, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".airlock-export-*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("export %s: %w", ref, err)
+	}
+	defer os.Remove(tmp.Name())
+	lock, rel, err := artifact.Export(ctx, ref, tmp, opts.relocate(images))
+	if cerr := tmp.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("export %s: %w", ref, cerr)
+	}
+	if err != nil {
+		return nil, rel, err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return nil, rel, fmt.Errorf("export %s: %w", ref, err)
+	}
+	return lock, rel, nil
+}
+
+func (o RelocateOptions) relocate(images []string) artifact.RelocateOptions {
+	return artifact.RelocateOptions{Src: o.Src, Dst: o.Dst, Images: images, Platform: o.Platform, KustomizePath: o.KustomizePath, Progress: o.Progress}
+}
+
+// pin resolves ref's tag to a digest once and, WithImages, lists the images
+// of that digest's workloads.
+func pin(ctx context.Context, ref artifact.Reference, opts RelocateOptions) (artifact.Reference, []string, error) {
+	ref, err := artifact.Resolve(ctx, ref, opts.Src)
+	if err != nil {
+		return ref, nil, err
+	}
+	if !opts.WithImages {
+		return ref, nil, nil
+	}
+	images, err := contentImages(opts.KustomizePath, func(dir string) (*artifact.PullResult, error) {
+		return artifact.Pull(ctx, ref, dir, artifact.PullOptions{Remote: opts.Src, Progress: opts.Progress})
+	})
+	if err != nil {
+		return ref, nil, fmt.Errorf("--with-images: %w", err)
+	}
+	return ref, images, nil
+}
+
+// contentImages pulls an artifact into a temporary directory (pull
+// extracts it safely), renders path inside it with kustomize, offline, and
+// lists the images of its workloads.
+func contentImages(path string, pull func(dir string) (*artifact.PullResult, error)) ([]string, error) {
+	tmp, err := os.MkdirTemp("", "airlock-images-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	pulled, err := pull(filepath.Join(tmp, "a"))
+	if err != nil {
+		return nil, err
+	}
+	objs, err := kbuild.Build(pulled.Path, path, pulled.Digest)
+	if err != nil {
+		return nil, err
+	}
+	maps := make([]map[string]any, 0, len(objs))
+	for _, o := range objs {
+		maps = append(maps, o.Object)
+	}
+	return artifact.Images(maps), nil
+}
+
+// ImportOptions configures Import.
+type ImportOptions struct {
+	// Dst reaches the mirror.
+	Dst artifact.RemoteOptions
+	// Policy verifies the upstream signatures inside the archive before
+	// anything is pushed. No Keys means the archive is trusted as it is,
+	// unverified (ImportResult.Verified is false).
+	Policy verify.Policy
+	// SiteKey signs the imported artifact for the site, with the upstream
+	// signers, reference and import time in the signed payload
+	// (verify.ChainAnnotations). nil means no site signature. It needs Policy.
+	SiteKey *verify.PrivateKey
+	// Now is the import time a site signature records. nil means time.Now.
+	Now func() time.Time
+	// Progress receives progress lines when it is a terminal. nil means none.
+	Progress io.Writer
+}
+
+// ImportResult is a finished import.
+type ImportResult struct {
+	// Verified says the upstream signatures verified under the policy. false
+	// means the tarball was trusted as it is, unverified.
+	Verified bool `json:"verified"`
+	// Upstream is the upstream verification; nil when unverified.
+	Upstream *verify.Result `json:"upstream,omitempty"`
+	// Relocated is every reference pushed to the mirror.
+	Relocated []artifact.Relocated `json:"relocated"`
+}
+
+// Import pushes the export tarball at path into mirror (oci://HOST[/PREFIX]),
+// digests unchanged, and only what its one artifact reaches: the artifact,
+// its signatures and other attached tags of its digest in its own
+// repository, its OCI 1.1 referrers, and the images pinned in images.lock
+// that the artifact's own content references (rendered offline from the
+// archive). Every blob is checked against its digest, the upstream
+// signatures are verified (with a Policy), and every index.json entry is
+// checked, before any request to the mirror: one entry the artifact does
+// not reach refuses the whole import. With a SiteKey, the site signs the
+// imported artifact.
+//
+// Which digest an image tag pinned in images.lock stands for is trusted as
+// exported: the lock itself is not signed.
+func Import(ctx context.Context, path string, mirror artifact.Reference, opts ImportOptions) (*ImportResult, error) {
+	refused := func(err error) error { return fmt.Errorf("import %s refused, nothing pushed: %w", path, err) }
+	verified := len(opts.Policy.Keys) > 0
+	if opts.SiteKey != nil && !verified {
+		return nil, refused(errors.New("a site signature needs an upstream policy: the site signs only what verified upstream"))
+	}
+	a, err := artifact.OpenArchive(ctx, path)
+	if err != nil {
+		return nil, refused(err)
+	}
+	_, upstreamRef, err := a.Artifact()
+	if err != nil {
+		return nil, refused(err)
+	}
+	res := &ImportResult{Verified: verified}
+	if verified {
+		if res.Upstream, err = verify.VerifyArchive(ctx, a, opts.Policy); err != nil {
+			return nil, refused(err)
+		}
+		if res.Upstream.Digest != upstreamRef.Digest {
+			return nil, refused(fmt.Errorf("verified %s, but the archive's artifact is %s", res.Upstream.Digest, upstreamRef.Digest))
+		}
+	}
+	var images []string
+	if len(a.Lock.Images) > 0 {
+		images, err = contentImages(a.Lock.KustomizePath, func(dir string) (*artifact.PullResult, error) {
+			return artifact.PullFrom(ctx, a.Store, upstreamRef, dir, artifact.PullOptions{})
+		})
+		if err != nil {
+			return nil, refused(fmt.Errorf("list the images of %s to check %s: %w", upstreamRef, artifact.ImagesLockFile, err))
+		}
+	}
+	res.Relocated, err = artifact.Import(ctx, a, mirror, artifact.ImportOptions{Dst: opts.Dst, ContentImages: images, Progress: opts.Progress})
+	if errors.Is(err, artifact.ErrNotReached) {
+		return nil, refused(fmt.Errorf("%w\nthe archive holds more than its artifact reaches, so it was altered after the export: export the artifact again from upstream with airlock export", err))
+	}
+	if err != nil {
+		return res, err
+	}
+	if opts.SiteKey != nil {
+		now := time.Now
+		if opts.Now != nil {
+			now = opts.Now
+		}
+		target := artifact.MirrorImage(mirror.Registry, mirror.Repository, upstreamRef)
+		sig, err := verify.Sign(ctx, target, opts.SiteKey, verify.ChainAnnotations(res.Upstream, upstreamRef.String(), now()), opts.Dst)
+		if err != nil {
+			return res, fmt.Errorf("imported, but the site signature failed: %w", err)
+		}
+		res.Relocated = append(res.Relocated, artifact.Relocated{Role: "site-signature", Source: upstreamRef.String(), Target: target.WithTag(sig.SignatureTag).String(), Digest: sig.Digest})
+	}
+	return res, nil
+}
