@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -101,5 +103,52 @@ func TestCredsStayWithTheirHost(t *testing.T) {
 	}
 	if !seenAtB.sawUser("bob") {
 		t.Errorf("registry B never received its own credentials from the keychain")
+	}
+}
+
+// TestClientReusesConnectionAndManifest: a client's Manifest, then Pull with
+// that manifest, makes one connection and reads the manifest once; a
+// manifest that does not hash to the digest is refused.
+func TestClientReusesConnectionAndManifest(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	manifestGets := 0
+	reg := registrytest.NewWithOptions(t, registry.Options{Observe: func(r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/") {
+			mu.Lock()
+			manifestGets++
+			mu.Unlock()
+		}
+	}})
+	pushed, err := artifact.Push(ctx, mustRef(t, "oci://"+reg.Addr+"/demo/app:v1"), writeTree(t, appTree), artifact.PushOptions{Remote: plainHTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := artifact.NewClient(plainHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns, before := reg.Connections(), manifestGets
+	ref, _, body, err := c.Manifest(ctx, pushed.Ref.WithTag("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Pull(ctx, ref, filepath.Join(t.TempDir(), "out"), artifact.PullOptions{Manifest: body}); err != nil {
+		t.Fatalf("pull with the manifest already read: %v", err)
+	}
+	if got := reg.Connections() - conns; got != 1 {
+		t.Errorf("manifest and pull through one client opened %d connections, want 1", got)
+	}
+	if got := manifestGets - before; got != 1 {
+		t.Errorf("manifest and pull read the manifest %d times, want 1", got)
+	}
+
+	tampered := append([]byte(" "), body...) // the same JSON, another digest
+	_, err = c.Pull(ctx, ref, filepath.Join(t.TempDir(), "out"), artifact.PullOptions{Manifest: tampered})
+	if !errors.Is(err, artifact.ErrDigest) {
+		t.Fatalf("pull with a manifest that is not the digest's: got %v, want ErrDigest", err)
+	}
+	if _, err := c.Pull(ctx, ref.WithTag("v1"), filepath.Join(t.TempDir(), "out"), artifact.PullOptions{Manifest: body}); err == nil {
+		t.Fatal("pull of a tag with a manifest given: got nil, want an error asking for a digest")
 	}
 }

@@ -113,6 +113,7 @@ type ImagesLock struct {
 // Copy copies src digest-for-digest to dst with its signatures and, when
 // asked, its images. dst's tag defaults to src's.
 func Copy(ctx context.Context, src, dst Reference, opts RelocateOptions) ([]Relocated, error) {
+	opts.Src, opts.Dst = opts.Src.For(src), opts.Dst.For(dst)
 	srcRepo, err := opts.Src.Repository(src)
 	if err != nil {
 		return nil, err
@@ -255,6 +256,7 @@ func MirrorImage(host, prefix string, img Reference) Reference {
 // registry straight into the tar. The index names every manifest by its
 // original reference; images.lock pins each image to its digest.
 func Export(ctx context.Context, ref Reference, w io.Writer, opts RelocateOptions) (*ImagesLock, []Relocated, error) {
+	opts.Src = opts.Src.For(ref)
 	repo, err := opts.Src.Repository(ref)
 	if err != nil {
 		return nil, nil, err
@@ -533,6 +535,7 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 // Import pushes every manifest of the archive into the mirror dst (oci://HOST[/PREFIX]),
 // keeping each repository path under the prefix and every digest unchanged.
 func Import(ctx context.Context, a *Archive, dst Reference, opts ImportOptions) ([]Relocated, error) {
+	opts.Dst = opts.Dst.For(dst)
 	var out []Relocated
 	manifests := append([]ocispec.Descriptor{}, a.Manifests...)
 	// Images and the artifact before signatures, so a mirror never holds a
@@ -617,7 +620,16 @@ func pushImagesLock(ctx context.Context, repo *remote.Repository, artifactRef Re
 // FetchImagesLock reads the images lock stored next to ref's digest by an
 // import; nil when there is none.
 func FetchImagesLock(ctx context.Context, ref Reference, opts RemoteOptions) (*ImagesLock, error) {
-	repo, err := opts.Repository(ref)
+	c, err := NewClient(opts.For(ref))
+	if err != nil {
+		return nil, err
+	}
+	return c.FetchImagesLock(ctx, ref)
+}
+
+// FetchImagesLock is FetchImagesLock through this client.
+func (c *Client) FetchImagesLock(ctx context.Context, ref Reference) (*ImagesLock, error) {
+	repo, err := c.Repository(ref)
 	if err != nil {
 		return nil, err
 	}
