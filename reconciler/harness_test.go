@@ -115,14 +115,15 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.rec = &reconciler.Reconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Clients:   &reconciler.Clients{Config: env.Config, Scheme: env.Scheme, Mapper: mgr.GetRESTMapper(), Metrics: h.metrics},
-		Source:    reconciler.RegistrySource{},
-		Verifier:  reconciler.CosignVerifier{},
-		Cache:     artifactCache,
-		Events:    mgr.GetEventRecorder("airlock-controller"),
-		Metrics:   h.metrics,
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Clients:    &reconciler.Clients{Config: env.Config, Scheme: env.Scheme, Mapper: mgr.GetRESTMapper(), Metrics: h.metrics},
+		Source:     reconciler.RegistrySource{},
+		Registries: &reconciler.RegistryClients{},
+		Verifier:   reconciler.CosignVerifier{},
+		Cache:      artifactCache,
+		Events:     mgr.GetEventRecorder("airlock-controller"),
+		Metrics:    h.metrics,
 
 		AllowUnsignedInsecure: opts.allowUnsigned,
 		BackoffBase:           200 * time.Millisecond,

@@ -67,45 +67,56 @@ func (r *Reconciler) trustedKeys(ctx context.Context, rel *v1alpha1.Release) ([]
 	return keys, nil
 }
 
-// remoteOptions builds the registry options from the Release's Secrets.
-func (r *Reconciler) remoteOptions(ctx context.Context, rel *v1alpha1.Release) (artifact.RemoteOptions, error) {
+// remoteOptions builds the registry options from the Release's Secrets,
+// and the key of its registry client (all but the host): the Secrets it
+// came from, by namespace, name and resourceVersion. The controller's own
+// environment and docker config never supply credentials.
+func (r *Reconciler) remoteOptions(ctx context.Context, rel *v1alpha1.Release) (artifact.RemoteOptions, registryKey, error) {
 	opts := artifact.RemoteOptions{
 		PlainHTTPInsecure: rel.Spec.Insecure,
 		Keychain:          authn.NewMultiKeychain(), // never the controller's own docker config
 		UserAgent:         "airlock-controller",
 	}
+	id := registryKey{PlainHTTP: rel.Spec.Insecure}
 	if r.Metrics != nil {
 		opts.WrapTransport = r.Metrics.wrapTransport
 	}
 	if ref := rel.Spec.SecretRef; ref != nil {
 		s, err := r.getSecret(ctx, rel, ref.Name, "spec.secretRef")
 		if err != nil {
-			return opts, err
+			return opts, id, err
 		}
 		kc, err := dockerConfigKeychain(s)
 		if err != nil {
-			return opts, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.secretRef", Err: err}
+			return opts, id, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.secretRef", Err: err}
 		}
 		opts.Keychain = kc
+		id.Creds = secretIdentity(s)
 	}
 	if ref := rel.Spec.CertSecretRef; ref != nil {
 		s, err := r.getSecret(ctx, rel, ref.Name, "spec.certSecretRef")
 		if err != nil {
-			return opts, err
+			return opts, id, err
 		}
+		id.Cert = secretIdentity(s)
 		opts.CAData = s.Data["ca.crt"]
 		if crt, key := s.Data["tls.crt"], s.Data["tls.key"]; len(crt) > 0 || len(key) > 0 {
 			cert, err := tls.X509KeyPair(crt, key)
 			if err != nil {
-				return opts, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.certSecretRef", Err: fmt.Errorf("tls.crt and tls.key: %v", err)}
+				return opts, id, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.certSecretRef", Err: fmt.Errorf("tls.crt and tls.key: %v", err)}
 			}
 			opts.ClientCert = &cert
 		}
 		if len(opts.CAData) == 0 && opts.ClientCert == nil {
-			return opts, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.certSecretRef", Err: fmt.Errorf("holds neither ca.crt nor tls.crt and tls.key")}
+			return opts, id, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.certSecretRef", Err: fmt.Errorf("holds neither ca.crt nor tls.crt and tls.key")}
 		}
 	}
-	return opts, nil
+	return opts, id, nil
+}
+
+// secretIdentity names one version of a Secret: namespace/name@resourceVersion.
+func secretIdentity(s *corev1.Secret) string {
+	return s.Namespace + "/" + s.Name + "@" + s.ResourceVersion
 }
 
 // dockerConfigKeychain reads a kubernetes.io/dockerconfigjson Secret (or a

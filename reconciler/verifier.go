@@ -17,7 +17,7 @@ type CosignVerifier struct{}
 // registry failure is returned as it is, so it reads as the registry's
 // fault; every other failure is a *VerificationError with the fingerprints
 // of the keys found on the signatures.
-func (CosignVerifier) Verify(ctx context.Context, ref artifact.Reference, keys []TrustedKey, threshold int, opts artifact.RemoteOptions) ([]v1alpha1.Signer, error) {
+func (CosignVerifier) Verify(ctx context.Context, c *artifact.Client, ref artifact.Reference, keys []TrustedKey, threshold int) ([]v1alpha1.Signer, []byte, error) {
 	policy := verify.Policy{Threshold: threshold}
 	var keyErrs []error
 	for _, k := range keys {
@@ -29,12 +29,12 @@ func (CosignVerifier) Verify(ctx context.Context, ref artifact.Reference, keys [
 		policy.Keys = append(policy.Keys, pub)
 	}
 	if len(policy.Keys) == 0 {
-		return nil, &VerificationError{Ref: ref.String(), Err: errors.Join(keyErrs...)}
+		return nil, nil, &VerificationError{Ref: ref.String(), Err: errors.Join(keyErrs...)}
 	}
-	res, err := verify.Verify(ctx, ref, policy, opts)
+	res, err := verify.VerifyWith(ctx, c, ref, policy)
 	if err != nil {
 		if errors.Is(err, verify.ErrRegistry) {
-			return nil, err
+			return nil, nil, err
 		}
 		ve := &VerificationError{Ref: ref.String(), Err: errors.Join(append([]error{err}, keyErrs...)...)}
 		var vErr *verify.Error
@@ -43,13 +43,13 @@ func (CosignVerifier) Verify(ctx context.Context, ref artifact.Reference, keys [
 			ve.Err = errors.Join(append([]error{errors.New(vErr.Reason.Error() + messageSuffix(vErr))}, keyErrs...)...)
 			ve.cause = err
 		}
-		return nil, ve
+		return nil, nil, ve
 	}
 	signers := make([]v1alpha1.Signer, 0, len(res.Signers))
 	for _, s := range res.Signers {
 		signers = append(signers, v1alpha1.Signer{Name: trimPub(s.Name), Fingerprint: s.Fingerprint})
 	}
-	return signers, nil
+	return signers, res.Manifest, nil
 }
 
 func messageSuffix(e *verify.Error) string {
