@@ -1,14 +1,21 @@
 package reconciler_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"airlock.dev/airlock/api/v1alpha1"
+	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/reconciler"
 )
 
 // requestLog records the registry requests a test's controller makes.
@@ -154,4 +161,28 @@ func TestCacheNeverCrossesCredentials(t *testing.T) {
 		r.Spec.Ref = v1alpha1.ArtifactRef{Digest: d}
 	})
 	h.failsOnRegistryAccess("b")
+}
+
+// TestCacheRequiresManifest: the cache serves a digest only with a manifest
+// that hashes to it.
+func TestCacheRequiresManifest(t *testing.T) {
+	c, err := reconciler.NewCache(filepath.Join(t.TempDir(), "cache"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := []byte(`{"schemaVersion":2}`)
+	d := digest.FromBytes(manifest).String()
+	pull := func(ctx context.Context, dir string) (*artifact.PullResult, error) {
+		return &artifact.PullResult{Digest: d}, os.MkdirAll(dir, 0o700)
+	}
+	for name, m := range map[string][]byte{"no manifest": nil, "another manifest": []byte(`{"schemaVersion":2 }`)} {
+		if _, err := c.Get(context.Background(), d, m, pull); !errors.Is(err, reconciler.ErrNoManifestProof) {
+			t.Errorf("%s: got %v, want ErrNoManifestProof", name, err)
+		}
+	}
+	a, err := c.Get(context.Background(), d, manifest, pull)
+	if err != nil {
+		t.Fatalf("with the digest's manifest: %v", err)
+	}
+	a.Release()
 }
