@@ -499,7 +499,6 @@ func TestAuth(t *testing.T) {
 	src := writeTree(t, appTree)
 	ref := mustRef(t, "oci://"+reg.Addr+"/demo/app:v1")
 	ctx := context.Background()
-	t.Setenv(artifact.CredsEnv, "")
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
 
 	_, err := artifact.Push(ctx, ref, src, artifact.PushOptions{Remote: artifact.RemoteOptions{PlainHTTPInsecure: true, Creds: "ci:wrong"}})
@@ -509,11 +508,21 @@ func TestAuth(t *testing.T) {
 	if _, err := artifact.Push(ctx, ref, src, artifact.PushOptions{Remote: artifact.RemoteOptions{PlainHTTPInsecure: true, Creds: "ci:s3cret"}}); err != nil {
 		t.Fatalf("--creds: %v", err)
 	}
-	t.Setenv(artifact.CredsEnv, "ci:s3cret")
-	if _, err := artifact.Resolve(ctx, ref, plainHTTP); err != nil {
-		t.Fatalf("%s: %v", artifact.CredsEnv, err)
+	// The library reads no environment: only the CLI turns
+	// AIRLOCK_REGISTRY_CREDS into Creds.
+	t.Setenv("AIRLOCK_REGISTRY_CREDS", "ci:s3cret")
+	if _, err := artifact.Resolve(ctx, ref, plainHTTP); !errors.Is(err, artifact.ErrUnauthorized) {
+		t.Fatalf("AIRLOCK_REGISTRY_CREDS in the environment of a library call: got %v, want ErrUnauthorized", err)
 	}
-	t.Setenv(artifact.CredsEnv, "")
+	t.Setenv("AIRLOCK_REGISTRY_CREDS", "")
+	// Creds for another host are not sent.
+	other := artifact.RemoteOptions{PlainHTTPInsecure: true, Creds: "ci:s3cret", CredsHost: "registry.example.com"}
+	if _, err := artifact.Resolve(ctx, ref, other); !errors.Is(err, artifact.ErrUnauthorized) {
+		t.Fatalf("creds bound to another host: got %v, want ErrUnauthorized", err)
+	}
+	if _, err := artifact.NewClient(artifact.RemoteOptions{Creds: "ci:s3cret"}); !errors.Is(err, artifact.ErrCredsWithoutHost) {
+		t.Fatalf("a client with creds for no host: got %v, want ErrCredsWithoutHost", err)
+	}
 	// docker's config.json, as written by `docker login`.
 	cfg := `{"auths":{"` + reg.Addr + `":{"auth":"Y2k6czNjcmV0"}}}`
 	if err := os.WriteFile(filepath.Join(os.Getenv("DOCKER_CONFIG"), "config.json"), []byte(cfg), 0o600); err != nil {

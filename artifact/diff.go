@@ -54,7 +54,11 @@ func Diff(ctx context.Context, ref Reference, path string, pack PackOptions, opt
 		local[f.rel] = s
 	}
 
-	ref, _, _, rc, verify, err := openLayer(ctx, ref, opts)
+	c, err := NewClient(opts.Remote.For(ref))
+	if err != nil {
+		return nil, err
+	}
+	ref, _, _, rc, verify, err := c.openLayer(ctx, ref, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 )
 
@@ -91,8 +92,8 @@ func classify(op string, ref Reference, err error) error {
 		}
 	}
 	switch {
-	case status == http.StatusUnauthorized:
-		e.Kind, e.Hint = ErrUnauthorized, "check --creds, "+CredsEnv+" or `docker login "+ref.Registry+"`"
+	case status == http.StatusUnauthorized || errors.Is(err, auth.ErrBasicCredentialNotFound):
+		e.Kind, e.Hint = ErrUnauthorized, "check the credentials for "+ref.Registry+" (airlock: --creds or `docker login "+ref.Registry+"`; controller: the Release's spec.secretRef)"
 	case status == http.StatusForbidden:
 		e.Kind, e.Hint = ErrForbidden, "the credentials are valid but may not access "+ref.Name()
 	case codes["NAME_UNKNOWN"]:

@@ -46,7 +46,7 @@ func List(ctx context.Context, repo Reference, opts ListOptions) ([]ListEntry, e
 			return nil, fmt.Errorf("--filter-semver %q: %v (want a range such as \">=1.0.0\")", opts.SemverRange, err)
 		}
 	}
-	client, err := opts.Remote.Repository(repo)
+	client, err := opts.Remote.For(repo).Repository(repo)
 	if err != nil {
 		return nil, err
 	}
@@ -103,11 +103,20 @@ func List(ctx context.Context, repo Reference, opts ListOptions) ([]ListEntry, e
 // LatestSemver returns the newest tag of repo in the range (for a Release's
 // semver ref).
 func LatestSemver(ctx context.Context, repo Reference, semverRange string, opts RemoteOptions) (string, error) {
+	c, err := NewClient(opts.For(repo))
+	if err != nil {
+		return "", err
+	}
+	return c.LatestSemver(ctx, repo, semverRange)
+}
+
+// LatestSemver is LatestSemver through this client.
+func (c *Client) LatestSemver(ctx context.Context, repo Reference, semverRange string) (string, error) {
 	constraint, err := semver.NewConstraint(semverRange)
 	if err != nil {
 		return "", fmt.Errorf("semver range %q: %v", semverRange, err)
 	}
-	client, err := opts.Repository(repo)
+	client, err := c.Repository(repo)
 	if err != nil {
 		return "", err
 	}

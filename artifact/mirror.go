@@ -2,11 +2,8 @@ package artifact
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
-
-	"oras.land/oras-go/v2/errdef"
 )
 
 // Mirrors rewrites registry hosts: upstream host → mirror host[/prefix].
@@ -38,19 +35,9 @@ func (m Mirrors) Rewrite(ref Reference) Reference {
 
 // Exists reports whether ref's digest is in its repository, with one HEAD request.
 func Exists(ctx context.Context, ref Reference, opts RemoteOptions) (bool, error) {
-	if ref.Digest == "" {
-		return false, fmt.Errorf("exists %s: a digest is required", ref)
-	}
-	repo, err := opts.Repository(ref)
+	c, err := NewClient(opts.For(ref))
 	if err != nil {
 		return false, err
 	}
-	_, err = repo.Resolve(ctx, ref.Digest)
-	if errors.Is(err, errdef.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, classify("check", ref, err)
-	}
-	return true, nil
+	return c.Exists(ctx, ref)
 }

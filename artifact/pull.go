@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
@@ -24,7 +25,13 @@ import (
 // PullOptions bounds and steers a pull. The zero value pulls the Flux
 // content layer (or the only tar+gzip layer) and allows 100 MiB.
 type PullOptions struct {
+	// Remote reaches the registry when Pull builds its own client; Client.Pull
+	// uses its client's options instead.
 	Remote RemoteOptions
+	// Manifest is ref's manifest as already read through the same client
+	// (by verification), so it is not fetched twice. Pull refuses it unless
+	// ref has a digest and the bytes hash to it. nil means fetch it.
+	Manifest []byte
 	// MaxSize bounds the extracted content and the compressed layer. 0 means 100 MiB.
 	MaxSize int64
 	// LayerMediaType picks the layer to extract. "" means the Flux content
@@ -61,11 +68,11 @@ func Resolve(ctx context.Context, ref Reference, opts RemoteOptions) (Reference,
 	if ref.Digest != "" {
 		return ref, nil
 	}
-	repo, err := opts.Repository(ref)
+	c, err := NewClient(opts.For(ref))
 	if err != nil {
 		return ref, err
 	}
-	return resolveIn(ctx, repo, ref)
+	return c.Resolve(ctx, ref)
 }
 
 // resolveIn is Resolve through a client the caller already has.
@@ -83,49 +90,85 @@ func resolveIn(ctx context.Context, repo *remote.Repository, ref Reference) (Ref
 // Manifest fetches ref's manifest by digest (resolving a tag first), checks
 // its size bound and digest, and parses it.
 func Manifest(ctx context.Context, ref Reference, opts RemoteOptions) (Reference, *ocispec.Manifest, error) {
-	repo, err := opts.Repository(ref)
+	c, err := NewClient(opts.For(ref))
 	if err != nil {
 		return ref, nil, err
 	}
-	return fetchManifest(ctx, repo, ref)
+	ref, m, _, err := c.Manifest(ctx, ref)
+	return ref, m, err
 }
 
 func fetchManifest(ctx context.Context, repo *remote.Repository, ref Reference) (Reference, *ocispec.Manifest, error) {
+	ref, m, _, err := fetchManifestBytes(ctx, repo, ref)
+	return ref, m, err
+}
+
+// fetchManifestBytes is fetchManifest that also returns the manifest's bytes.
+func fetchManifestBytes(ctx context.Context, repo *remote.Repository, ref Reference) (Reference, *ocispec.Manifest, []byte, error) {
 	ref, err := resolveIn(ctx, repo, ref)
 	if err != nil {
-		return ref, nil, err
+		return ref, nil, nil, err
 	}
 	want := ref.Digest
 	desc, rc, err := repo.FetchReference(ctx, want)
 	if err != nil {
-		return ref, nil, classify("fetch manifest", ref, err)
+		return ref, nil, nil, classify("fetch manifest", ref, err)
 	}
 	defer rc.Close()
 	if desc.Size > MaxManifestSize {
-		return ref, nil, classify("fetch manifest", ref, fmt.Errorf("%w: manifest is %d bytes, the limit is %d", ErrTooLarge, desc.Size, MaxManifestSize))
+		return ref, nil, nil, classify("fetch manifest", ref, fmt.Errorf("%w: manifest is %d bytes, the limit is %d", ErrTooLarge, desc.Size, MaxManifestSize))
 	}
 	if desc.Digest.String() != want {
-		return ref, nil, classify("fetch manifest", ref, fmt.Errorf("%w: asked for %s, registry answered %s", ErrDigest, want, desc.Digest))
+		return ref, nil, nil, classify("fetch manifest", ref, fmt.Errorf("%w: asked for %s, registry answered %s", ErrDigest, want, desc.Digest))
 	}
 	body, err := content.ReadAll(rc, desc)
 	if err != nil {
 		if errors.Is(err, content.ErrMismatchedDigest) || errors.Is(err, content.ErrTrailingData) {
 			err = fmt.Errorf("%w: %v", ErrDigest, err)
 		}
-		return ref, nil, classify("fetch manifest", ref, err)
+		return ref, nil, nil, classify("fetch manifest", ref, err)
 	}
-	m, err := parseManifest(ref, desc, body)
-	return ref, m, err
+	m, err := parseArtifactManifest(ref, desc.MediaType, body)
+	if err != nil {
+		return ref, nil, nil, err
+	}
+	return ref, m, body, nil
 }
 
-// parseManifest parses an artifact manifest (not an index, with layers).
+// knownManifest parses body, a manifest already read for ref, after
+// checking that it hashes to ref's digest.
+func knownManifest(ref Reference, body []byte) (*ocispec.Manifest, error) {
+	want, err := digest.Parse(ref.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: a manifest given without the digest it must match: pin the reference by digest", ref)
+	}
+	if got := want.Algorithm().FromBytes(body); got != want {
+		return nil, classify("pull", ref, fmt.Errorf("%w: the manifest given hashes to %s", ErrDigest, got))
+	}
+	if int64(len(body)) > MaxManifestSize {
+		return nil, classify("pull", ref, fmt.Errorf("%w: manifest is %d bytes, the limit is %d", ErrTooLarge, len(body), MaxManifestSize))
+	}
+	return parseArtifactManifest(ref, "", body)
+}
+
+// parseManifest parses an artifact manifest (not an index, with layers)
+// served with desc.
 func parseManifest(ref Reference, desc ocispec.Descriptor, body []byte) (*ocispec.Manifest, error) {
+	return parseArtifactManifest(ref, desc.MediaType, body)
+}
+
+// parseArtifactManifest parses a single artifact's manifest; mediaType is
+// the one the registry served it with ("" when unknown).
+func parseArtifactManifest(ref Reference, mediaType string, body []byte) (*ocispec.Manifest, error) {
 	var m ocispec.Manifest
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, fmt.Errorf("fetch manifest %s: not a JSON manifest: %v", ref, err)
 	}
-	if m.MediaType == ocispec.MediaTypeImageIndex || desc.MediaType == ocispec.MediaTypeImageIndex || len(m.Layers) == 0 {
-		return nil, fmt.Errorf("fetch manifest %s: media type %q with %d layers is not an artifact manifest: point at a single artifact, not an image index", ref, desc.MediaType, len(m.Layers))
+	if mediaType == "" {
+		mediaType = m.MediaType
+	}
+	if m.MediaType == ocispec.MediaTypeImageIndex || mediaType == ocispec.MediaTypeImageIndex || len(m.Layers) == 0 {
+		return nil, fmt.Errorf("fetch manifest %s: media type %q with %d layers is not an artifact manifest: point at a single artifact, not an image index", ref, mediaType, len(m.Layers))
 	}
 	return &m, nil
 }
@@ -157,12 +200,17 @@ func contentLayer(ref Reference, m *ocispec.Manifest, mediaType string) (ocispec
 
 // openLayer streams the content layer of ref. The reader checks the size
 // and digest as it reads; its verify func must be called after reading to EOF.
-func openLayer(ctx context.Context, ref Reference, opts PullOptions) (Reference, *ocispec.Manifest, ocispec.Descriptor, io.ReadCloser, func() error, error) {
-	repo, err := opts.Remote.Repository(ref)
+func (c *Client) openLayer(ctx context.Context, ref Reference, opts PullOptions) (Reference, *ocispec.Manifest, ocispec.Descriptor, io.ReadCloser, func() error, error) {
+	repo, err := c.Repository(ref)
 	if err != nil {
 		return ref, nil, ocispec.Descriptor{}, nil, nil, err
 	}
-	ref, m, err := fetchManifest(ctx, repo, ref)
+	var m *ocispec.Manifest
+	if opts.Manifest != nil {
+		m, err = knownManifest(ref, opts.Manifest)
+	} else {
+		ref, m, err = fetchManifest(ctx, repo, ref)
+	}
 	if err != nil {
 		return ref, nil, ocispec.Descriptor{}, nil, nil, err
 	}
@@ -239,11 +287,22 @@ type readCloser struct {
 // Pull fetches ref by digest (resolving a tag first), verifies every blob's
 // size and digest, and extracts the content layer into dir safely. dir must
 // be missing or empty; nothing lands in it unless the whole pull succeeds.
+// It builds a client from opts.Remote; Client.Pull uses one already built.
 func Pull(ctx context.Context, ref Reference, dir string, opts PullOptions) (*PullResult, error) {
+	c, err := NewClient(opts.Remote.For(ref))
+	if err != nil {
+		return nil, err
+	}
+	return c.Pull(ctx, ref, dir, opts)
+}
+
+// Pull is Pull through this client (opts.Remote is not used). With
+// opts.Manifest, the manifest is not fetched again.
+func (c *Client) Pull(ctx context.Context, ref Reference, dir string, opts PullOptions) (*PullResult, error) {
 	if err := checkEmptyDir(dir); err != nil {
 		return nil, err
 	}
-	ref, m, layer, rc, verify, err := openLayer(ctx, ref, opts)
+	ref, m, layer, rc, verify, err := c.openLayer(ctx, ref, opts)
 	if err != nil {
 		return nil, err
 	}

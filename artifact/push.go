@@ -73,8 +73,18 @@ func CreatedTime(t time.Time) (time.Time, error) {
 }
 
 // Push packs path and pushes it to ref's tag as a Flux-compatible artifact.
-// It returns once the registry holds the manifest under the tag.
+// It returns once the registry holds the manifest under the tag. It builds
+// a client from opts.Remote; Client.Push uses one already built.
 func Push(ctx context.Context, ref Reference, path string, opts PushOptions) (*PushResult, error) {
+	c, err := NewClient(opts.Remote.For(ref))
+	if err != nil {
+		return nil, err
+	}
+	return c.Push(ctx, ref, path, opts)
+}
+
+// Push is Push through this client (opts.Remote is not used).
+func (c *Client) Push(ctx context.Context, ref Reference, path string, opts PushOptions) (*PushResult, error) {
 	if ref.Digest != "" {
 		return nil, fmt.Errorf("push %s: push takes a tag, not a digest (the digest comes from the content)", ref)
 	}
@@ -104,7 +114,7 @@ func Push(ctx context.Context, ref Reference, path string, opts PushOptions) (*P
 	}
 	annotations[AnnotationCreated] = created.Format(time.RFC3339)
 
-	repo, err := opts.Remote.Repository(ref)
+	repo, err := c.Repository(ref)
 	if err != nil {
 		return nil, err
 	}

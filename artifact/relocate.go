@@ -121,6 +121,7 @@ type ImagesLock struct {
 // one walk: everything is pinned to a digest first, then copied. dst's tag
 // defaults to src's. A src without a digest has its tag resolved once.
 func Copy(ctx context.Context, src, dst Reference, opts RelocateOptions) ([]Relocated, error) {
+	opts.Src, opts.Dst = opts.Src.For(src), opts.Dst.For(dst)
 	srcRepo, err := opts.Src.Repository(src)
 	if err != nil {
 		return nil, err
@@ -404,6 +405,7 @@ func MirrorImage(host, prefix string, img Reference) Reference {
 // same walk and copy as Copy, into a tarTarget. The index names every
 // manifest by its original reference; images.lock pins each image to its digest.
 func Export(ctx context.Context, ref Reference, w io.Writer, opts RelocateOptions) (*ImagesLock, []Relocated, error) {
+	opts.Src = opts.Src.For(ref)
 	repo, err := opts.Src.Repository(ref)
 	if err != nil {
 		return nil, nil, err
@@ -687,6 +689,7 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 // whole import before any request to the mirror. The images lock is then
 // stored next to the artifact.
 func Import(ctx context.Context, a *Archive, dst Reference, opts ImportOptions) ([]Relocated, error) {
+	opts.Dst = opts.Dst.For(dst)
 	list, art, err := a.plan(ctx, opts.ContentImages)
 	if err != nil {
 		return nil, err
@@ -904,7 +907,16 @@ func pushImagesLock(ctx context.Context, repo *remote.Repository, artifactRef Re
 // FetchImagesLock reads the images lock stored next to ref's digest by an
 // import; nil when there is none.
 func FetchImagesLock(ctx context.Context, ref Reference, opts RemoteOptions) (*ImagesLock, error) {
-	repo, err := opts.Repository(ref)
+	c, err := NewClient(opts.For(ref))
+	if err != nil {
+		return nil, err
+	}
+	return c.FetchImagesLock(ctx, ref)
+}
+
+// FetchImagesLock is FetchImagesLock through this client.
+func (c *Client) FetchImagesLock(ctx context.Context, ref Reference) (*ImagesLock, error) {
+	repo, err := c.Repository(ref)
 	if err != nil {
 		return nil, err
 	}

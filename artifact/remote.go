@@ -16,18 +16,19 @@ import (
 	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
-	"oras.land/oras-go/v2/registry/remote/retry"
 )
-
-// CredsEnv is read when no --creds is given.
-const CredsEnv = "AIRLOCK_REGISTRY_CREDS"
 
 // RemoteOptions says how to reach a registry. The zero value uses HTTPS with
 // the system roots and docker's config.json (and its credential helpers).
 type RemoteOptions struct {
-	// Creds is "user:password" (or a bare token). "" means AIRLOCK_REGISTRY_CREDS,
-	// then Keychain.
+	// Creds is "user:password" (or a bare token), sent to CredsHost only:
+	// every other host gets its credentials from Keychain. "" means none.
 	Creds string
+	// CredsHost is the registry host[:port] Creds are for. "" means the
+	// registry of the reference an operation is given (the artifact's, never
+	// an image's or a destination's): see For. A Client refuses Creds
+	// without CredsHost.
+	CredsHost string
 	// Keychain resolves credentials per registry. nil means docker's
 	// config.json and credential helpers (authn.DefaultKeychain).
 	Keychain authn.Keychain
@@ -45,8 +46,10 @@ type RemoteOptions struct {
 	UserAgent string
 }
 
-func (o RemoteOptions) transport() (http.RoundTripper, error) {
-	base := http.DefaultTransport.(*http.Transport).Clone()
+// transport builds the HTTP transport: base holds the connections, rt is
+// base wrapped by WrapTransport.
+func (o RemoteOptions) transport() (base *http.Transport, rt http.RoundTripper, err error) {
+	base = http.DefaultTransport.(*http.Transport).Clone()
 	base.DialContext = (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	base.TLSHandshakeTimeout = 15 * time.Second
 	base.ResponseHeaderTimeout = 60 * time.Second
@@ -65,36 +68,43 @@ func (o RemoteOptions) transport() (http.RoundTripper, error) {
 		if o.CAFile != "" {
 			b, err := os.ReadFile(o.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("read CA file: %w", err)
+				return nil, nil, fmt.Errorf("read CA file: %w", err)
 			}
 			pem = append(append([]byte{}, pem...), b...)
 		}
 		if len(pem) > 0 && !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA bundle %q holds no PEM certificate", o.CAFile)
+			return nil, nil, fmt.Errorf("CA bundle %q holds no PEM certificate", o.CAFile)
 		}
 		base.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		if o.ClientCert != nil {
 			base.TLSClientConfig.Certificates = []tls.Certificate{*o.ClientCert}
 		}
 	}
-	var rt http.RoundTripper = base
+	rt = base
 	if o.WrapTransport != nil {
 		rt = o.WrapTransport(rt)
 	}
-	return rt, nil
+	return base, rt, nil
 }
 
-// credential resolves the credential for a registry host: --creds, then
-// AIRLOCK_REGISTRY_CREDS, then the keychain (docker config and helpers).
-func (o RemoteOptions) credential(host string) (auth.Credential, error) {
-	creds := o.Creds
-	if creds == "" {
-		creds = os.Getenv(CredsEnv)
+// For returns the options with Creds bound to ref's registry when they name
+// no host yet. Every operation that takes a reference and RemoteOptions
+// calls it on the reference it was given, so credentials never follow an
+// operation to another host.
+func (o RemoteOptions) For(ref Reference) RemoteOptions {
+	if o.Creds != "" && o.CredsHost == "" {
+		o.CredsHost = ref.Registry
 	}
-	if creds != "" {
-		user, pass, ok := strings.Cut(creds, ":")
+	return o
+}
+
+// credential resolves the credential for a registry host: Creds for
+// CredsHost, else the keychain (docker config and helpers), else anonymous.
+func (o RemoteOptions) credential(ctx context.Context, host string) (auth.Credential, error) {
+	if o.Creds != "" && host == o.CredsHost {
+		user, pass, ok := strings.Cut(o.Creds, ":")
 		if !ok {
-			return auth.Credential{AccessToken: creds}, nil
+			return auth.Credential{AccessToken: o.Creds}, nil
 		}
 		return auth.Credential{Username: user, Password: pass}, nil
 	}
@@ -108,9 +118,9 @@ func (o RemoteOptions) credential(host string) (auth.Credential, error) {
 	}
 	a, err := kc.Resolve(reg)
 	if err != nil {
-		return auth.EmptyCredential, fmt.Errorf("read credentials for %s from docker config: %w", host, err)
+		return auth.EmptyCredential, fmt.Errorf("read credentials for %s from the keychain: %w", host, err)
 	}
-	cfg, err := authn.Authorization(context.Background(), a)
+	cfg, err := authn.Authorization(ctx, a)
 	if err != nil {
 		return auth.EmptyCredential, fmt.Errorf("read credentials for %s: %w", host, err)
 	}
@@ -124,44 +134,28 @@ func (o RemoteOptions) userAgent() string {
 	return o.UserAgent
 }
 
-// Repository returns an oras-go client for ref's repository.
+// Repository returns an oras-go client for ref's repository. Creds must
+// already be bound to a host (see For): an operation that reaches several
+// hosts binds them to its own reference first. Each call builds a new
+// transport and auth cache: an operation that makes more than one call
+// should build one Client and use its Repository instead.
 func (o RemoteOptions) Repository(ref Reference) (*remote.Repository, error) {
-	repo, err := remote.NewRepository(ref.Name())
-	if err != nil {
-		return nil, fmt.Errorf("repository %s: %w", ref.Name(), err)
-	}
-	rt, err := o.transport()
+	c, err := NewClient(o)
 	if err != nil {
 		return nil, err
 	}
-	client := &auth.Client{
-		Client: &http.Client{Transport: retry.NewTransport(rt)},
-		Cache:  auth.NewCache(),
-		Credential: func(ctx context.Context, hostport string) (auth.Credential, error) {
-			return o.credential(hostport)
-		},
-	}
-	client.SetUserAgent(o.userAgent())
-	repo.Client = client
-	repo.PlainHTTP = o.PlainHTTPInsecure
-	// Bound what a registry can make us read for manifests and tag lists.
-	repo.MaxMetadataBytes = MaxManifestSize
-	return repo, nil
+	return c.Repository(ref)
 }
 
 // GGCROptions returns go-containerregistry options for the same registry
-// settings, for cosign's signature code.
+// settings, for cosign's signature code, through a new Client. Prefer
+// Client.GGCROptions, which shares the client's connections.
 func (o RemoteOptions) GGCROptions(ctx context.Context) ([]ggcrremote.Option, error) {
-	rt, err := o.transport()
+	c, err := NewClient(o)
 	if err != nil {
 		return nil, err
 	}
-	return []ggcrremote.Option{
-		ggcrremote.WithContext(ctx),
-		ggcrremote.WithTransport(rt),
-		ggcrremote.WithUserAgent(o.userAgent()),
-		ggcrremote.WithAuthFromKeychain(credKeychain{o}),
-	}, nil
+	return c.GGCROptions(ctx), nil
 }
 
 // NameOptions returns go-containerregistry name options (plain HTTP when asked).
@@ -171,18 +165,4 @@ func (o RemoteOptions) NameOptions() []name.Option {
 		opts = append(opts, name.Insecure)
 	}
 	return opts
-}
-
-// credKeychain adapts the same credential order to go-containerregistry.
-type credKeychain struct{ o RemoteOptions }
-
-func (k credKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	c, err := k.o.credential(r.RegistryStr())
-	if err != nil {
-		return nil, err
-	}
-	if c == auth.EmptyCredential {
-		return authn.Anonymous, nil
-	}
-	return authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password, IdentityToken: c.RefreshToken, RegistryToken: c.AccessToken}), nil
 }

@@ -18,7 +18,7 @@ func Tag(ctx context.Context, ref Reference, tags []string, opts RemoteOptions) 
 			return ref, fmt.Errorf("tag %s: invalid tag %q: a tag is 1 to 128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'", ref, t)
 		}
 	}
-	repo, err := opts.Repository(ref)
+	repo, err := opts.For(ref).Repository(ref)
 	if err != nil {
 		return ref, err
 	}

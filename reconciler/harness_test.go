@@ -2,8 +2,10 @@ package reconciler_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -58,6 +61,8 @@ type harness struct {
 	key     *verify.PrivateKey
 	rec     *reconciler.Reconciler
 	metrics *reconciler.Metrics
+	// user and password are the registry's only account when it has one.
+	user, password string
 }
 
 type harnessOptions struct {
@@ -76,13 +81,24 @@ type harnessOptions struct {
 	noCrossNamespaceRefs bool
 	// finalizerTimeout is --finalizer-timeout. 0 means the default.
 	finalizerTimeout time.Duration
+	// private makes the registry refuse anonymous access: it has one
+	// account, h.user, that the harness pushes and signs with.
+	private bool
+	// observe sees every registry request. nil means none.
+	observe func(*http.Request)
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
 	env := envtestenv.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, ctx: ctx, env: env, ns: env.Namespace(t), ctrlNS: env.Namespace(t), reg: registrytest.New(t)}
+	h := &harness{t: t, ctx: ctx, env: env, ns: env.Namespace(t), ctrlNS: env.Namespace(t)}
+	regOpts := registry.Options{Observe: opts.observe}
+	if opts.private {
+		h.user, h.password = "owner", "s3cret"
+		regOpts.HtpasswdFile = htpasswd(t, h.user, h.password)
+	}
+	h.reg = registrytest.NewWithOptions(t, regOpts)
 
 	priv, pub, err := verify.GenerateKeyPair([]byte("test"))
 	if err != nil {
@@ -110,14 +126,15 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.rec = &reconciler.Reconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Clients:   &reconciler.Clients{Config: env.Config, Scheme: env.Scheme, Mapper: mgr.GetRESTMapper(), Metrics: h.metrics},
-		Source:    reconciler.RegistrySource{},
-		Verifier:  reconciler.CosignVerifier{},
-		Cache:     artifactCache,
-		Events:    mgr.GetEventRecorder("airlock-controller"),
-		Metrics:   h.metrics,
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Clients:    &reconciler.Clients{Config: env.Config, Scheme: env.Scheme, Mapper: mgr.GetRESTMapper(), Metrics: h.metrics},
+		Source:     reconciler.RegistrySource{},
+		Registries: &reconciler.RegistryClients{},
+		Verifier:   reconciler.CosignVerifier{},
+		Cache:      artifactCache,
+		Events:     mgr.GetEventRecorder("airlock-controller"),
+		Metrics:    h.metrics,
 
 		AllowUnsignedInsecure: opts.allowUnsigned,
 		BackoffBase:           200 * time.Millisecond,
@@ -158,7 +175,33 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 func (h *harness) remote() artifact.RemoteOptions {
+	if h.user != "" {
+		return artifact.RemoteOptions{PlainHTTPInsecure: true, Keychain: staticKeychain{host: h.reg.Addr, user: h.user, password: h.password}}
+	}
 	return artifact.RemoteOptions{PlainHTTPInsecure: true, Keychain: emptyKeychain{}}
+}
+
+// pullSecret creates a kubernetes.io/dockerconfigjson Secret for the
+// harness's registry, with user and password.
+func (h *harness) pullSecret(name, user, password string) {
+	h.t.Helper()
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	cfg := `{"auths":{"` + h.reg.Addr + `":{"auth":"` + auth + `"}}}`
+	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(cfg)}})
+}
+
+func htpasswd(t testing.TB, user, pass string) string {
+	t.Helper()
+	b, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(p, []byte(user+":"+string(b)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // url is the test's repository.

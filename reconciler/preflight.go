@@ -31,11 +31,11 @@ func (e *ImagesMissingError) Error() string {
 // artifact's images lock exists in the mirror: one HEAD request each. The
 // images sit where `airlock import` put them: under the same mirror prefix
 // as the artifact, at their own repository path.
-func (r *Reconciler) preflightImages(ctx context.Context, rel *v1alpha1.Release, ref artifact.Reference, remote artifact.RemoteOptions) error {
+func (r *Reconciler) preflightImages(ctx context.Context, rel *v1alpha1.Release, c *artifact.Client, ref artifact.Reference) error {
 	if !rel.Spec.ImagesPreflight {
 		return nil
 	}
-	lock, err := artifact.FetchImagesLock(ctx, ref, remote)
+	lock, err := c.FetchImagesLock(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func (r *Reconciler) preflightImages(ctx context.Context, rel *v1alpha1.Release,
 		}
 		iref.Tag, iref.Digest = "", img.Digest
 		at := artifact.MirrorImage(ref.Registry, prefix, iref)
-		ok, err := artifact.Exists(ctx, at, remote)
+		ok, err := c.Exists(ctx, at)
 		if err != nil {
 			return err
 		}

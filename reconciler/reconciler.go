@@ -42,9 +42,13 @@ type Reconciler struct {
 	Clients *Clients
 	// Source resolves and pulls artifacts.
 	Source Source
+	// Registries keeps registry clients across reconciles, one per registry
+	// host and credentials. nil means a new client for every reconcile.
+	Registries *RegistryClients
 	// Verifier checks signatures. nil refuses every Release with spec.verify.
 	Verifier Verifier
-	// Cache keeps pulled artifacts by digest.
+	// Cache keeps pulled artifacts by digest, served only to a Release whose
+	// own registry served the digest's manifest.
 	Cache *Cache
 	// Events records an event for every state change.
 	Events events.EventRecorder
@@ -183,14 +187,18 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonVerificationFailed, err)
 	}
-	remote, err := r.remoteOptions(ctx, rel)
+	repo, err := r.repository(rel)
+	if err != nil {
+		return r.fail(rel, v1alpha1.ReasonInvalidSpec, err)
+	}
+	registry, err := r.registryClient(ctx, rel, repo)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonSecretError, err)
 	}
 
 	timeoutCtx, cancel := context.WithTimeout(ctx, rel.GetTimeout())
 	defer cancel()
-	ref, err := r.resolve(timeoutCtx, rel, remote)
+	ref, err := r.resolve(timeoutCtx, rel, registry, repo)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonRegistryUnavailable, err)
 	}
@@ -205,11 +213,11 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.correctDrift(ctx, rel, d)
 	}
 
-	signers, err := r.verify(timeoutCtx, rel, ref, tr, remote)
+	signers, manifest, err := r.verify(timeoutCtx, rel, registry, ref, tr)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonVerificationFailed, err)
 	}
-	art, err := r.pull(timeoutCtx, ref, remote)
+	art, err := r.pull(timeoutCtx, registry, ref, manifest)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonPullFailed, err)
 	}
@@ -225,7 +233,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	if err := Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
 		return r.fail(rel, v1alpha1.ReasonBuildFailed, &kbuild.BuildError{Digest: ref.Digest, Path: rel.Spec.Path, Err: err})
 	}
-	if err := r.preflightImages(timeoutCtx, rel, ref, remote); err != nil {
+	if err := r.preflightImages(timeoutCtx, rel, registry, ref); err != nil {
 		return r.fail(rel, v1alpha1.ReasonImagesMissing, err)
 	}
 	if len(objs) == 0 && len(rel.Status.Inventory) > 0 && art.Result.Annotations[v1alpha1.EmptyAnnotation] != "true" {
@@ -394,29 +402,49 @@ func (r *Reconciler) checkDependencies(ctx context.Context, rel *v1alpha1.Releas
 	return nil
 }
 
-// resolve turns spec.url and spec.ref into a digest: one HEAD request for a
-// tag, a tag listing and a HEAD for a semver range, none for a digest.
-func (r *Reconciler) resolve(ctx context.Context, rel *v1alpha1.Release, remote artifact.RemoteOptions) (artifact.Reference, error) {
+// repository is spec.url, at its mirror when a rule names its host.
+func (r *Reconciler) repository(rel *v1alpha1.Release) (artifact.Reference, error) {
 	repo, err := artifact.ParseRepository(rel.Spec.URL)
 	if err != nil {
 		return repo, &SpecError{Field: "spec.url", Err: err}
 	}
-	repo = r.Mirrors.Rewrite(repo)
+	return r.Mirrors.Rewrite(repo), nil
+}
+
+// registryClient is the client for repo's registry with the Release's own
+// credentials and TLS material, shared with the reconciles that have the
+// same ones.
+func (r *Reconciler) registryClient(ctx context.Context, rel *v1alpha1.Release, repo artifact.Reference) (*artifact.Client, error) {
+	opts, key, err := r.remoteOptions(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	key.Host = repo.Registry
+	c, err := r.Registries.get(key, opts)
+	if err != nil {
+		return nil, fmt.Errorf("registry client for %s: %w", repo.Registry, err)
+	}
+	return c, nil
+}
+
+// resolve turns spec.ref into a digest of repo: one HEAD request for a tag,
+// a tag listing and a HEAD for a semver range, none for a digest.
+func (r *Reconciler) resolve(ctx context.Context, rel *v1alpha1.Release, c *artifact.Client, repo artifact.Reference) (artifact.Reference, error) {
 	switch {
 	case rel.Spec.Ref.Digest != "":
 		return repo.WithDigest(rel.Spec.Ref.Digest), nil
 	case rel.Spec.Ref.Semver != "":
-		tag, err := r.Source.LatestSemver(ctx, repo, rel.Spec.Ref.Semver, remote)
+		tag, err := r.Source.LatestSemver(ctx, c, repo, rel.Spec.Ref.Semver)
 		if err != nil {
 			return repo, err
 		}
-		return r.Source.Resolve(ctx, repo.WithTag(tag), remote)
+		return r.Source.Resolve(ctx, c, repo.WithTag(tag))
 	default:
 		tag := rel.Spec.Ref.Tag
 		if tag == "" {
 			tag = "latest"
 		}
-		return r.Source.Resolve(ctx, repo.WithTag(tag), remote)
+		return r.Source.Resolve(ctx, c, repo.WithTag(tag))
 	}
 }
 
@@ -447,23 +475,29 @@ func checkDowngrade(rel *v1alpha1.Release, ref artifact.Reference) error {
 	return &DowngradeError{Ref: ref.String(), Range: spec.Semver, Version: ref.Tag, Applied: rel.Status.LastAppliedVersion}
 }
 
-// verify checks ref against every requirement: each ClusterTrustPolicy
-// that covers it, and spec.verify. The first unmet one fails it.
-func (r *Reconciler) verify(ctx context.Context, rel *v1alpha1.Release, ref artifact.Reference, tr *trust, remote artifact.RemoteOptions) ([]v1alpha1.Signer, error) {
+// verify checks ref against every requirement, through the Release's
+// client: each ClusterTrustPolicy that covers it, and spec.verify. The
+// first unmet one fails it. It returns the signers and the artifact
+// manifest verification read (nil when nothing was verified).
+func (r *Reconciler) verify(ctx context.Context, rel *v1alpha1.Release, c *artifact.Client, ref artifact.Reference, tr *trust) ([]v1alpha1.Signer, []byte, error) {
 	if len(tr.requirements) == 0 {
 		setCondition(rel, v1alpha1.ConditionVerified, metav1.ConditionFalse, v1alpha1.ReasonVerificationSkipped,
 			"not verified: the Release has no spec.verify, no ClusterTrustPolicy covers it, and the controller runs with --allow-unsigned")
-		return nil, nil
+		return nil, nil, nil
 	}
 	if r.Verifier == nil {
-		return nil, fmt.Errorf("verify %s: %w: this controller has no signature verifier", ref, verify.ErrPolicy)
+		return nil, nil, fmt.Errorf("verify %s: %w: this controller has no signature verifier", ref, verify.ErrPolicy)
 	}
 	var signers []v1alpha1.Signer
+	var manifest []byte
 	seen := map[string]bool{}
 	for _, req := range tr.requirements {
-		got, err := r.Verifier.Verify(ctx, ref, req.policy, remote)
+		got, m, err := r.Verifier.Verify(ctx, c, ref, req.policy)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", req.source, err)
+			return nil, nil, fmt.Errorf("%s: %w", req.source, err)
+		}
+		if manifest == nil {
+			manifest = m // every requirement reads through the same client
 		}
 		for _, s := range got {
 			if !seen[s.Fingerprint] {
@@ -481,12 +515,22 @@ func (r *Reconciler) verify(ctx context.Context, rel *v1alpha1.Release, ref arti
 		msg += "; ClusterTrustPolicies met: " + strings.Join(tr.policies, ", ")
 	}
 	setCondition(rel, v1alpha1.ConditionVerified, metav1.ConditionTrue, v1alpha1.ReasonVerified, msg)
-	return signers, nil
+	return signers, manifest, nil
 }
 
-func (r *Reconciler) pull(ctx context.Context, ref artifact.Reference, remote artifact.RemoteOptions) (*CachedArtifact, error) {
-	return r.Cache.Get(ctx, ref.Digest, func(ctx context.Context, dir string) (*artifact.PullResult, error) {
-		return r.Source.Pull(ctx, ref, dir, artifact.PullOptions{Remote: remote, MaxSize: r.MaxSize})
+// pull gets the artifact from the cache or the registry. Either way the
+// Release's own registry, through its own client, serves the manifest first
+// (verify has read it, or it is read here): the cache holds content by
+// digest, and a digest is no permission to read it.
+func (r *Reconciler) pull(ctx context.Context, c *artifact.Client, ref artifact.Reference, manifest []byte) (*CachedArtifact, error) {
+	if manifest == nil {
+		var err error
+		if manifest, err = r.Source.Manifest(ctx, c, ref); err != nil {
+			return nil, err
+		}
+	}
+	return r.Cache.Get(ctx, ref.Digest, manifest, func(ctx context.Context, dir string) (*artifact.PullResult, error) {
+		return r.Source.Pull(ctx, c, ref, dir, artifact.PullOptions{MaxSize: r.MaxSize, Manifest: manifest})
 	})
 }
 

@@ -3,12 +3,10 @@ package reconciler
 import (
 	"context"
 	"crypto/tls"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	kauth "github.com/google/go-containerregistry/pkg/authn/kubernetes"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,100 +44,75 @@ func (r *Reconciler) getSecret(ctx context.Context, rel *v1alpha1.Release, name,
 	return s, nil
 }
 
-// remoteOptions builds the registry options from the Release's Secrets.
-func (r *Reconciler) remoteOptions(ctx context.Context, rel *v1alpha1.Release) (artifact.RemoteOptions, error) {
+// remoteOptions builds the registry options from the Release's Secrets,
+// and the key of its registry client (all but the host): the Secrets it
+// came from, by namespace, name and resourceVersion. The controller's own
+// environment and docker config never supply credentials.
+func (r *Reconciler) remoteOptions(ctx context.Context, rel *v1alpha1.Release) (artifact.RemoteOptions, registryKey, error) {
 	opts := artifact.RemoteOptions{
 		PlainHTTPInsecure: rel.Spec.Insecure,
 		Keychain:          authn.NewMultiKeychain(), // never the controller's own docker config
 		UserAgent:         "airlock-controller",
 	}
+	id := registryKey{PlainHTTP: rel.Spec.Insecure}
 	if r.Metrics != nil {
 		opts.WrapTransport = r.Metrics.wrapTransport
 	}
 	if ref := rel.Spec.SecretRef; ref != nil {
 		s, err := r.getSecret(ctx, rel, ref.Name, "spec.secretRef")
 		if err != nil {
-			return opts, err
+			return opts, id, err
 		}
-		kc, err := dockerConfigKeychain(s)
+		kc, err := dockerConfigKeychain(ctx, s)
 		if err != nil {
-			return opts, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.secretRef", Err: err}
+			return opts, id, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.secretRef", Err: err}
 		}
 		opts.Keychain = kc
+		id.Creds = secretIdentity(s)
 	}
 	if ref := rel.Spec.CertSecretRef; ref != nil {
 		s, err := r.getSecret(ctx, rel, ref.Name, "spec.certSecretRef")
 		if err != nil {
-			return opts, err
+			return opts, id, err
 		}
+		id.Cert = secretIdentity(s)
 		opts.CAData = s.Data["ca.crt"]
 		if crt, key := s.Data["tls.crt"], s.Data["tls.key"]; len(crt) > 0 || len(key) > 0 {
 			cert, err := tls.X509KeyPair(crt, key)
 			if err != nil {
-				return opts, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.certSecretRef", Err: fmt.Errorf("tls.crt and tls.key: %v", err)}
+				return opts, id, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.certSecretRef", Err: fmt.Errorf("tls.crt and tls.key: %v", err)}
 			}
 			opts.ClientCert = &cert
 		}
 		if len(opts.CAData) == 0 && opts.ClientCert == nil {
-			return opts, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.certSecretRef", Err: fmt.Errorf("holds neither ca.crt nor tls.crt and tls.key")}
+			return opts, id, &SecretError{Secret: client.ObjectKeyFromObject(s), Field: "spec.certSecretRef", Err: fmt.Errorf("holds neither ca.crt nor tls.crt and tls.key")}
 		}
 	}
-	return opts, nil
+	return opts, id, nil
+}
+
+// secretIdentity names one version of a Secret: namespace/name@resourceVersion.
+func secretIdentity(s *corev1.Secret) string {
+	return s.Namespace + "/" + s.Name + "@" + s.ResourceVersion
 }
 
 // dockerConfigKeychain reads a kubernetes.io/dockerconfigjson Secret (or a
-// legacy .dockercfg one).
-func dockerConfigKeychain(s *corev1.Secret) (authn.Keychain, error) {
-	type entry struct {
-		Username      string `json:"username"`
-		Password      string `json:"password"`
-		Auth          string `json:"auth"`
-		IdentityToken string `json:"identitytoken"`
-		RegistryToken string `json:"registrytoken"`
-	}
-	auths := map[string]entry{}
+// legacy .dockercfg one) with go-containerregistry's pull-secret keychain,
+// which matches hosts as the kubelet does. A Secret of another type that
+// holds one of those keys is read as that type.
+func dockerConfigKeychain(ctx context.Context, s *corev1.Secret) (authn.Keychain, error) {
+	typed := s.DeepCopy()
 	switch {
 	case len(s.Data[corev1.DockerConfigJsonKey]) > 0:
-		var cfg struct {
-			Auths map[string]entry `json:"auths"`
-		}
-		if err := json.Unmarshal(s.Data[corev1.DockerConfigJsonKey], &cfg); err != nil {
-			return nil, fmt.Errorf("%s is not a docker config: %v", corev1.DockerConfigJsonKey, err)
-		}
-		auths = cfg.Auths
+		typed.Type = corev1.SecretTypeDockerConfigJson
 	case len(s.Data[corev1.DockerConfigKey]) > 0:
-		if err := json.Unmarshal(s.Data[corev1.DockerConfigKey], &auths); err != nil {
-			return nil, fmt.Errorf("%s is not a docker config: %v", corev1.DockerConfigKey, err)
-		}
+		typed.Type = corev1.SecretTypeDockercfg
 	default:
 		return nil, fmt.Errorf("holds no %s: create it with `kubectl create secret docker-registry`", corev1.DockerConfigJsonKey)
 	}
-	kc := dockerKeychain{}
-	for host, e := range auths {
-		cfg := authn.AuthConfig{Username: e.Username, Password: e.Password, IdentityToken: e.IdentityToken, RegistryToken: e.RegistryToken}
-		if e.Auth != "" && cfg.Username == "" {
-			b, err := base64.StdEncoding.DecodeString(e.Auth)
-			if err != nil {
-				return nil, fmt.Errorf("auth for %s is not base64", host)
-			}
-			cfg.Username, cfg.Password, _ = strings.Cut(string(b), ":")
-		}
-		kc[normalizeHost(host)] = cfg
+	kc, err := kauth.NewFromPullSecrets(ctx, []corev1.Secret{*typed})
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a docker config: %v", corev1.DockerConfigJsonKey, err)
 	}
 	return kc, nil
-}
-
-type dockerKeychain map[string]authn.AuthConfig
-
-func normalizeHost(h string) string {
-	h = strings.TrimPrefix(strings.TrimPrefix(h, "https://"), "http://")
-	h, _, _ = strings.Cut(h, "/")
-	return h
-}
-
-func (k dockerKeychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
-	if cfg, ok := k[res.RegistryStr()]; ok {
-		return authn.FromConfig(cfg), nil
-	}
-	return authn.Anonymous, nil
 }

@@ -14,15 +14,15 @@ import (
 // when the registry could not be asked.
 type CosignVerifier struct{}
 
-// Verify checks ref's signatures against policy.
-func (CosignVerifier) Verify(ctx context.Context, ref artifact.Reference, policy verify.Policy, opts artifact.RemoteOptions) ([]v1alpha1.Signer, error) {
-	res, err := verify.Verify(ctx, ref, policy, opts)
+// Verify checks ref's signatures against policy, reading through c.
+func (CosignVerifier) Verify(ctx context.Context, c *artifact.Client, ref artifact.Reference, policy verify.Policy) ([]v1alpha1.Signer, []byte, error) {
+	res, err := verify.VerifyWith(ctx, c, ref, policy)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	signers := make([]v1alpha1.Signer, 0, len(res.Signers))
 	for _, s := range res.Signers {
 		signers = append(signers, v1alpha1.Signer{Name: s.Name, Fingerprint: s.Fingerprint})
 	}
-	return signers, nil
+	return signers, res.Manifest, nil
 }

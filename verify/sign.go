@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	cremote "github.com/sigstore/cosign/v2/pkg/cosign/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci"
+	"github.com/sigstore/cosign/v2/pkg/oci/empty"
 	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
@@ -41,8 +41,21 @@ type SignResult struct {
 // its tag is resolved first; the tag itself is never signed. annotations go
 // into the signed payload (`cosign sign -a`); nil means none. The payload
 // also carries SignerAnnotation with the key's fingerprint. Nothing is
-// uploaded to a transparency log.
+// uploaded to a transparency log. It builds a client from opts; SignWith
+// uses one already built.
 func Sign(ctx context.Context, ref artifact.Reference, key *PrivateKey, annotations map[string]string, opts artifact.RemoteOptions) (*SignResult, error) {
+	c, err := artifact.NewClient(opts.For(ref))
+	if err != nil {
+		return nil, &Error{Op: "sign", Ref: ref.String(), Reason: ErrRegistry, Err: err}
+	}
+	return SignWith(ctx, c, ref, key, annotations)
+}
+
+// SignWith is Sign through client c (for example the one that pushed ref).
+// It reads the existing signature manifest once: its size from a HEAD
+// request, then its content through cosign, which attaches the new
+// signature to what it read.
+func SignWith(ctx context.Context, c *artifact.Client, ref artifact.Reference, key *PrivateKey, annotations map[string]string) (*SignResult, error) {
 	fail := func(reason error, msg string, err error) error {
 		return &Error{Op: "sign", Ref: ref.String(), Reason: reason, Msg: msg, Err: err}
 	}
@@ -52,38 +65,35 @@ func Sign(ctx context.Context, ref artifact.Reference, key *PrivateKey, annotati
 	if _, ok := annotations[SignerAnnotation]; ok {
 		return nil, fail(ErrKey, "annotation "+SignerAnnotation+" is set by airlock from the signing key: remove it", nil)
 	}
-	repo, err := opts.Repository(ref)
+	repo, err := c.Repository(ref)
 	if err != nil {
 		return nil, fail(ErrRegistry, "", err)
 	}
-	// Resolve the tag (or check the digest exists): a signature is always over a digest.
-	desc, err := repo.Resolve(ctx, ref.Reference())
-	if err != nil {
-		return nil, registryError("sign", ref, "resolve", ref, err)
+	// Resolve the tag: a signature is always over a digest. A digest that
+	// is not in the repository is reported when cosign fetches it below.
+	if ref.Digest == "" {
+		desc, err := repo.Resolve(ctx, ref.Tag)
+		if err != nil {
+			return nil, registryError("sign", ref, "resolve", ref, err)
+		}
+		ref = ref.WithDigest(desc.Digest.String())
 	}
-	ref = ref.WithDigest(desc.Digest.String())
 	tag := SignatureTag(ref.Digest)
 
-	// Refuse to grow a signature set past what Verify reads.
-	existing := 0
-	_, body, err := fetchManifest(ctx, repo, tag, MaxSignatureManifestSize)
+	// The existing signature manifest: refuse one over the bound before
+	// anything reads it.
+	sigManifest, err := repo.Resolve(ctx, tag)
+	found := err == nil
 	switch {
 	case errors.Is(err, errdef.ErrNotFound):
-	case err != nil && !errors.Is(err, errTooLarge) && !errors.Is(err, errdef.ErrSizeExceedsLimit):
+	case err != nil:
 		return nil, registryError("sign", ref, "fetch signatures", ref.WithTag(tag), err)
-	default:
-		var m ocispec.Manifest
-		if err != nil || json.Unmarshal(body, &m) != nil {
-			return nil, fail(ErrMalformed, fmt.Sprintf("the existing signature manifest %s is malformed or over %d bytes", tag, MaxSignatureManifestSize),
-				artifact.ErrTooLarge)
-		}
-		existing = len(m.Layers)
-		if existing >= MaxSignatures {
-			return nil, fail(ErrMalformed, fmt.Sprintf("%s already holds %d signatures, the cap per digest is %d: remove stale signatures first", tag, existing, MaxSignatures), nil)
-		}
+	case sigManifest.Size > MaxSignatureManifestSize:
+		return nil, fail(ErrMalformed, fmt.Sprintf("the existing signature manifest %s is %d bytes, over %d", tag, sigManifest.Size, MaxSignatureManifestSize), artifact.ErrTooLarge)
 	}
 
-	digestName, err := name.NewDigest(ref.DigestRef(), opts.NameOptions()...)
+	nameOpts := c.NameOptions()
+	digestName, err := name.NewDigest(ref.DigestRef(), nameOpts...)
 	if err != nil {
 		return nil, fail(ErrRegistry, "", fmt.Errorf("reference %s: %w", ref.DigestRef(), err))
 	}
@@ -104,11 +114,7 @@ func Sign(ctx context.Context, ref artifact.Reference, key *PrivateKey, annotati
 		return nil, fail(ErrMalformed, "build signature", err)
 	}
 
-	ropts, err := opts.GGCROptions(ctx)
-	if err != nil {
-		return nil, fail(ErrRegistry, "", err)
-	}
-	o := ociremote.WithRemoteOptions(ropts...)
+	o := ociremote.WithRemoteOptions(c.GGCROptions(ctx)...)
 	se, err := ociremote.SignedEntity(digestName, o)
 	if err != nil {
 		var nf *ociremote.EntityNotFoundError
@@ -117,6 +123,28 @@ func Sign(ctx context.Context, ref artifact.Reference, key *PrivateKey, annotati
 		}
 		return nil, registryError("sign", ref, "fetch", ref, err)
 	}
+	// Read the existing signatures once, by the digest the HEAD request
+	// sized, and hand cosign what was read.
+	existingSigs := empty.Signatures()
+	if found {
+		sigDigest, err := name.NewDigest(ref.Name()+"@"+sigManifest.Digest.String(), nameOpts...)
+		if err != nil {
+			return nil, fail(ErrRegistry, "", err)
+		}
+		if existingSigs, err = ociremote.Signatures(sigDigest, o); err != nil {
+			return nil, registryError("sign", ref, "fetch signatures", ref.WithTag(tag), err)
+		}
+	}
+	list, err := existingSigs.Get()
+	if err != nil {
+		return nil, registryError("sign", ref, "read existing signatures from", ref.WithTag(tag), err)
+	}
+	existing := len(list)
+	// Refuse to grow a signature set past what Verify reads.
+	if existing >= MaxSignatures {
+		return nil, fail(ErrMalformed, fmt.Sprintf("%s already holds %d signatures, the cap per digest is %d: remove stale signatures first", tag, existing, MaxSignatures), nil)
+	}
+	se = withSignatures(se, existingSigs)
 	newSE, err := mutate.AttachSignatureToEntity(se, sig, mutate.WithDupeDetector(cremote.NewDupeDetector(key.signer)))
 	if err != nil {
 		return nil, registryError("sign", ref, "read existing signatures from", ref.WithTag(tag), err)
@@ -126,3 +154,29 @@ func Sign(ctx context.Context, ref artifact.Reference, key *PrivateKey, annotati
 	}
 	return &SignResult{Ref: ref, Digest: ref.Digest, SignatureTag: tag, Fingerprint: key.Public.Fingerprint, Existing: existing}, nil
 }
+
+// withSignatures makes se answer Signatures with sigs, already read, so
+// that cosign's mutate does not fetch the signature manifest again.
+func withSignatures(se oci.SignedEntity, sigs oci.Signatures) oci.SignedEntity {
+	switch e := se.(type) {
+	case oci.SignedImage:
+		return imageWithSignatures{e, sigs}
+	case oci.SignedImageIndex:
+		return indexWithSignatures{e, sigs}
+	}
+	return se
+}
+
+type imageWithSignatures struct {
+	oci.SignedImage
+	sigs oci.Signatures
+}
+
+func (i imageWithSignatures) Signatures() (oci.Signatures, error) { return i.sigs, nil }
+
+type indexWithSignatures struct {
+	oci.SignedImageIndex
+	sigs oci.Signatures
+}
+
+func (i indexWithSignatures) Signatures() (oci.Signatures, error) { return i.sigs, nil }

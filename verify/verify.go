@@ -39,6 +39,10 @@ type Result struct {
 	// org.opencontainers.image.source and .revision annotations; "" when absent.
 	Source   string `json:"source,omitempty"`
 	Revision string `json:"revision,omitempty"`
+	// Manifest is the artifact manifest as read for Digest (checked against
+	// it): pass it as artifact.PullOptions.Manifest to pull through the same
+	// client without reading it again.
+	Manifest []byte `json:"-"`
 }
 
 // Signer is a trusted key that signed.
@@ -58,11 +62,22 @@ type Signer struct {
 // sha256-<hex>.sig tag, bounded by MaxSignatureManifestSize, MaxPayloadSize
 // and MaxSignatures. A failure is an *Error whose Reason is one of the Err…
 // sentinels; a registry that cannot be reached is ErrRegistry, never a pass.
+// It builds a client from opts; VerifyWith uses one already built.
 func Verify(ctx context.Context, ref artifact.Reference, p Policy, opts artifact.RemoteOptions) (*Result, error) {
+	c, err := artifact.NewClient(opts.For(ref))
+	if err != nil {
+		return nil, &Error{Op: "verify", Ref: ref.String(), Reason: ErrRegistry, Err: err}
+	}
+	return VerifyWith(ctx, c, ref, p)
+}
+
+// VerifyWith is Verify through client c, whose connections and tokens the
+// caller reuses to pull (with Result.Manifest).
+func VerifyWith(ctx context.Context, c *artifact.Client, ref artifact.Reference, p Policy) (*Result, error) {
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("verify %s: %w", ref, err)
 	}
-	f, err := fetch(ctx, ref, opts)
+	f, err := fetch(ctx, ref, c)
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +87,7 @@ func Verify(ctx context.Context, ref artifact.Reference, p Policy, opts artifact
 	}
 	res.Source = f.annotations[AnnotationSource]
 	res.Revision = f.annotations[AnnotationRevision]
+	res.Manifest = f.manifest
 	return res, nil
 }
 
@@ -79,6 +95,7 @@ func Verify(ctx context.Context, ref artifact.Reference, p Policy, opts artifact
 type fetched struct {
 	ref         artifact.Reference // with Digest set
 	annotations map[string]string  // the artifact manifest's
+	manifest    []byte             // the artifact manifest, checked against ref.Digest
 	sigs        []fetchedSignature
 }
 
@@ -95,8 +112,8 @@ func registryError(op string, artifactRef artifact.Reference, what string, on ar
 }
 
 // fetch resolves ref and reads its manifest annotations and signatures.
-func fetch(ctx context.Context, ref artifact.Reference, opts artifact.RemoteOptions) (*fetched, error) {
-	repo, err := opts.Repository(ref)
+func fetch(ctx context.Context, ref artifact.Reference, c *artifact.Client) (*fetched, error) {
+	repo, err := c.Repository(ref)
 	if err != nil {
 		return nil, &Error{Op: "verify", Ref: ref.String(), Reason: ErrRegistry, Err: err}
 	}
@@ -104,7 +121,7 @@ func fetch(ctx context.Context, ref artifact.Reference, opts artifact.RemoteOpti
 	if err != nil {
 		return nil, registryError("verify", ref, "fetch manifest", ref, err)
 	}
-	f := &fetched{ref: ref.WithDigest(desc.Digest.String())}
+	f := &fetched{ref: ref.WithDigest(desc.Digest.String()), manifest: body}
 	var m struct {
 		Annotations map[string]string `json:"annotations"`
 	}

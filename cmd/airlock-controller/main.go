@@ -179,6 +179,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		APIReader:             mgr.GetAPIReader(),
 		Clients:               &reconciler.Clients{Config: restConfig, Scheme: scheme, Mapper: mgr.GetRESTMapper(), Metrics: m},
 		Source:                reconciler.RegistrySource{},
+		Registries:            &reconciler.RegistryClients{},
 		Verifier:              reconciler.CosignVerifier{},
 		Cache:                 artifacts,
 		Events:                mgr.GetEventRecorder("airlock-controller"),

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -11,6 +12,10 @@ import (
 
 	"airlock.dev/airlock/artifact"
 )
+
+// credsEnv holds registry credentials when no --creds is given. Only the
+// CLI reads it: they are bound to the registry of the command's reference.
+const credsEnv = "AIRLOCK_REGISTRY_CREDS"
 
 // remoteFlags are the registry flags every command that talks to a registry takes.
 type remoteFlags struct {
@@ -20,13 +25,26 @@ type remoteFlags struct {
 }
 
 func (f *remoteFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.creds, "creds", "", "registry credentials as user:password (default: $"+artifact.CredsEnv+", then docker's config.json and credential helpers)")
+	fs.StringVar(&f.creds, "creds", "", "credentials as user:password for the registry of the command's reference, never sent to another host (default: $"+credsEnv+", then docker's config.json and credential helpers)")
 	fs.BoolVar(&f.insecure, "insecure-registry", false, "talk plain HTTP to the registry (no TLS); only for a registry on a trusted network")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of CA certificates to trust for the registry's TLS certificate")
 }
 
+// options are the registry options of the flags: --creds, else
+// $AIRLOCK_REGISTRY_CREDS, for the registry of the reference the command's
+// operation is given (the library binds them to it: RemoteOptions.For).
 func (f *remoteFlags) options() artifact.RemoteOptions {
-	return artifact.RemoteOptions{Creds: f.creds, PlainHTTPInsecure: f.insecure, CAFile: f.caFile}
+	creds := f.creds
+	if creds == "" {
+		creds = os.Getenv(credsEnv)
+	}
+	return artifact.RemoteOptions{Creds: creds, PlainHTTPInsecure: f.insecure, CAFile: f.caFile}
+}
+
+// client builds one registry client for a command that makes several calls
+// on ref, with the credentials bound to ref's registry.
+func (f *remoteFlags) client(ref artifact.Reference) (*artifact.Client, error) {
+	return artifact.NewClient(f.options().For(ref))
 }
 
 // outputFlag is -o/--output with the formats a command supports.

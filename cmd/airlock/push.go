@@ -72,8 +72,12 @@ func (o *pushOptions) run(cmd *cobra.Command, arg string) error {
 	if err != nil {
 		return err
 	}
-	res, err := artifact.Push(cmd.Context(), ref, o.path, artifact.PushOptions{
-		Remote:      o.remote.options(),
+	client, err := o.remote.client(ref)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	res, err := client.Push(cmd.Context(), ref, o.path, artifact.PushOptions{
 		Pack:        artifact.PackOptions{IgnorePaths: o.ignorePaths},
 		Source:      o.source,
 		Revision:    o.revision,
@@ -89,7 +93,7 @@ func (o *pushOptions) run(cmd *cobra.Command, arg string) error {
 	}
 	out := pushOutput{PushResult: res}
 	if signer != nil {
-		sig, err := signer.sign(cmd, res.Ref, o.remote.options())
+		sig, err := signer.sign(cmd, client, res.Ref)
 		if err != nil {
 			return fmt.Errorf("pushed %s, but signing failed: %w", res.URL, err)
 		}

@@ -64,11 +64,13 @@ func newCopyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dst := remoteFlags{creds: dstCreds, insecure: dstInsecure, caFile: dstCA}
-			if dstCreds == "" {
-				dst.creds = f.src.creds
+			// The source's credentials go to the destination only when it
+			// is the same registry.
+			dstOpts := artifact.RemoteOptions{Creds: dstCreds, PlainHTTPInsecure: dstInsecure, CAFile: dstCA}
+			if dstCreds == "" && dstRef.Registry == src.Registry {
+				dstOpts.Creds = f.src.options().Creds
 			}
-			rel, err := airgap.Copy(cmd.Context(), src, dstRef, f.options(dst.options(), cmd.ErrOrStderr()))
+			rel, err := airgap.Copy(cmd.Context(), src, dstRef, f.options(dstOpts, cmd.ErrOrStderr()))
 			if err != nil {
 				return err
 			}
@@ -77,7 +79,7 @@ func newCopyCmd() *cobra.Command {
 	}
 	f.register(cmd)
 	fs := cmd.Flags()
-	fs.StringVar(&dstCreds, "dest-creds", "", "destination registry credentials as user:password (default: as for the source)")
+	fs.StringVar(&dstCreds, "dest-creds", "", "destination registry credentials as user:password (default: the source's when the destination is the same registry, else docker's config.json and credential helpers)")
 	fs.BoolVar(&dstInsecure, "dest-insecure-registry", false, "talk plain HTTP to the destination registry")
 	fs.StringVar(&dstCA, "dest-ca-file", "", "PEM CA bundle for the destination registry")
 	f.output.register(fs, "json", "yaml")

@@ -28,9 +28,10 @@ func loadSigner(cmd *cobra.Command, keyPath string) (*signer, error) {
 	return &signer{key: key}, nil
 }
 
-// sign signs ref's digest and returns the signature's reference.
-func (s *signer) sign(cmd *cobra.Command, ref artifact.Reference, remote artifact.RemoteOptions) (string, error) {
-	res, err := verify.Sign(cmd.Context(), ref, s.key, nil, remote)
+// sign signs ref's digest through c (the client that pushed it) and
+// returns the signature's reference.
+func (s *signer) sign(cmd *cobra.Command, c *artifact.Client, ref artifact.Reference) (string, error) {
+	res, err := verify.SignWith(cmd.Context(), c, ref, s.key, nil)
 	if err != nil {
 		return "", err
 	}

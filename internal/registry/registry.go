@@ -38,6 +38,9 @@ type Options struct {
 	TLSCertFile, TLSKeyFile string
 	// LogOutput receives the registry's own log. nil means discard.
 	LogOutput io.Writer
+	// Observe sees every request before it is served (tests count requests
+	// by kind with it). nil means none.
+	Observe func(*http.Request)
 }
 
 // NewHandler returns the registry as an http.Handler.
@@ -95,7 +98,9 @@ type Server struct {
 
 	srv      *http.Server
 	ln       net.Listener
+	observe  func(*http.Request)
 	requests atomic.Int64
+	conns    atomic.Int64
 	failWith atomic.Int32
 	done     chan error
 }
@@ -110,7 +115,7 @@ func Start(ctx context.Context, addr string, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	s := &Server{Addr: ln.Addr().String(), ln: ln, done: make(chan error, 1)}
+	s := &Server{Addr: ln.Addr().String(), ln: ln, observe: opts.Observe, done: make(chan error, 1)}
 	errLog := io.Discard // TLS handshake errors from clients that lack the CA
 	if opts.LogOutput != nil {
 		errLog = opts.LogOutput
@@ -119,6 +124,11 @@ func Start(ctx context.Context, addr string, opts Options) (*Server, error) {
 		Handler:           s.wrap(h),
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          log.New(errLog, "registry: ", 0),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.conns.Add(1)
+			}
+		},
 	}
 	go func() {
 		var err error
@@ -138,6 +148,9 @@ func Start(ctx context.Context, addr string, opts Options) (*Server, error) {
 func (s *Server) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
+		if s.observe != nil {
+			s.observe(r)
+		}
 		if code := s.failWith.Load(); code != 0 {
 			http.Error(w, "injected failure", int(code))
 			return
@@ -148,6 +161,9 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 
 // Requests is the number of HTTP requests served so far.
 func (s *Server) Requests() int64 { return s.requests.Load() }
+
+// Connections is the number of TCP connections accepted so far.
+func (s *Server) Connections() int64 { return s.conns.Load() }
 
 // FailWith makes every request answer with the HTTP status code; 0 restores
 // normal service. Tests use it to simulate a broken registry.
