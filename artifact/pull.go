@@ -3,7 +3,6 @@ package artifact
 import (
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -113,14 +112,11 @@ func fetchManifest(ctx context.Context, repo *remote.Repository, ref Reference) 
 		}
 		return ref, nil, classify("fetch manifest", ref, err)
 	}
-	var m ocispec.Manifest
-	if err := json.Unmarshal(body, &m); err != nil {
-		return ref, nil, fmt.Errorf("fetch manifest %s: not a JSON manifest: %v", ref, err)
+	m, err := parseManifest(desc, body)
+	if err != nil {
+		return ref, nil, fmt.Errorf("fetch manifest %s: %w", ref, err)
 	}
-	if m.MediaType == ocispec.MediaTypeImageIndex || desc.MediaType == ocispec.MediaTypeImageIndex || len(m.Layers) == 0 {
-		return ref, nil, fmt.Errorf("fetch manifest %s: media type %q with %d layers is not an artifact manifest: point at a single artifact, not an image index", ref, desc.MediaType, len(m.Layers))
-	}
-	return ref, &m, nil
+	return ref, m, nil
 }
 
 // contentLayer picks the layer to extract.
