@@ -43,6 +43,25 @@ type SignResult struct {
 // also carries SignerAnnotation with the key's fingerprint. Nothing is
 // uploaded to a transparency log.
 func Sign(ctx context.Context, ref artifact.Reference, key *PrivateKey, annotations map[string]string, opts artifact.RemoteOptions) (*SignResult, error) {
+	return signDigest(ctx, ref, false, key, annotations, opts)
+}
+
+// ErrTagMoved: the tag to sign no longer points at the digest the signer
+// pinned (the digest they reviewed).
+var ErrTagMoved = errors.New("the tag does not point at the pinned digest")
+
+// SignPinned is Sign for a reference that names both a tag and the digest
+// the signer reviewed: it signs that digest only if the tag still resolves
+// to it, and otherwise fails with ErrTagMoved naming both digests. A tag
+// alone signs whatever it points to at that moment.
+func SignPinned(ctx context.Context, ref artifact.Reference, key *PrivateKey, annotations map[string]string, opts artifact.RemoteOptions) (*SignResult, error) {
+	if ref.Tag == "" || ref.Digest == "" {
+		return nil, &Error{Op: "sign", Ref: ref.String(), Reason: ErrTagMoved, Msg: "a pinned signature needs both a tag and a digest (oci://HOST/REPO:TAG@sha256:…)"}
+	}
+	return signDigest(ctx, ref, true, key, annotations, opts)
+}
+
+func signDigest(ctx context.Context, ref artifact.Reference, pinned bool, key *PrivateKey, annotations map[string]string, opts artifact.RemoteOptions) (*SignResult, error) {
 	fail := func(reason error, msg string, err error) error {
 		return &Error{Op: "sign", Ref: ref.String(), Reason: reason, Msg: msg, Err: err}
 	}
@@ -56,10 +75,21 @@ func Sign(ctx context.Context, ref artifact.Reference, key *PrivateKey, annotati
 	if err != nil {
 		return nil, fail(ErrRegistry, "", err)
 	}
-	// Resolve the tag (or check the digest exists): a signature is always over a digest.
-	desc, err := repo.Resolve(ctx, ref.Reference())
+	// Resolve the tag (or check the digest exists): a signature is always
+	// over a digest. A pinned reference resolves its tag, which must still
+	// point at the pin; the pin is what gets signed either way.
+	resolve := ref.Reference()
+	if pinned {
+		resolve = ref.Tag
+	}
+	desc, err := repo.Resolve(ctx, resolve)
 	if err != nil {
 		return nil, registryError("sign", ref, "resolve", ref, err)
+	}
+	if pinned && desc.Digest.String() != ref.Digest {
+		return nil, &Error{Op: "sign", Ref: ref.WithDigest("").String(), Reason: ErrTagMoved,
+			Msg:  fmt.Sprintf("tag %s points to %s, not the pinned %s", ref.Tag, desc.Digest, ref.Digest),
+			Hint: "nothing was signed; review what the tag points to now and pin that digest, or sign the reviewed one by digest (oci://" + ref.DigestRef() + ")"}
 	}
 	ref = ref.WithDigest(desc.Digest.String())
 	tag := SignatureTag(ref.Digest)
