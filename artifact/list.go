@@ -2,13 +2,53 @@ package artifact
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+	"oras.land/oras-go/v2/registry/remote"
 )
+
+// Bounds on reading a repository's tag list. A registry that pages past
+// them is refused, never cut short: a semver range resolved from part of
+// the list could pick an older version than the one pushed.
+const (
+	// MaxTagPages bounds the pages of one tag listing: 100 requests.
+	MaxTagPages = 100
+	// MaxTags bounds the tags of one repository: 10,000.
+	MaxTags = 10_000
+)
+
+// tagLimits are the bounds listTags applies (tests lower them).
+var tagLimits = struct{ pages, tags int }{MaxTagPages, MaxTags}
+
+// listTags reads every tag of repo, page after page, within tagLimits: over
+// either cap is an ErrTooLarge error naming repo and the cap.
+func listTags(ctx context.Context, client *remote.Repository, repo Reference) ([]string, error) {
+	var tags []string
+	pages := 0
+	err := client.Tags(ctx, "", func(page []string) error {
+		pages++
+		tags = append(tags, page...)
+		switch {
+		case pages > tagLimits.pages:
+			return fmt.Errorf("list tags of %s: %w: the registry sent more than %d pages of tags (MaxTagPages), and a version picked from part of the list could be an older one: delete old tags, or pin the reference to a tag or digest", repo, ErrTooLarge, tagLimits.pages)
+		case len(tags) > tagLimits.tags:
+			return fmt.Errorf("list tags of %s: %w: the repository has more than %d tags (MaxTags), and a version picked from part of the list could be an older one: delete old tags, or pin the reference to a tag or digest", repo, ErrTooLarge, tagLimits.tags)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrTooLarge) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, classify("list tags of", repo, err)
+	}
+	return tags, nil
+}
 
 // ListOptions filters a listing. The zero value lists every tag.
 type ListOptions struct {
@@ -50,15 +90,9 @@ func List(ctx context.Context, repo Reference, opts ListOptions) ([]ListEntry, e
 	if err != nil {
 		return nil, err
 	}
-	var tags []string
-	if err := client.Tags(ctx, "", func(page []string) error {
-		tags = append(tags, page...)
-		if len(tags) > 100_000 {
-			return fmt.Errorf("%w: more than 100000 tags", ErrTooLarge)
-		}
-		return nil
-	}); err != nil {
-		return nil, classify("list tags of", repo, err)
+	tags, err := listTags(ctx, client, repo)
+	if err != nil {
+		return nil, err
 	}
 
 	versions := map[string]*semver.Version{}
@@ -101,7 +135,8 @@ func List(ctx context.Context, repo Reference, opts ListOptions) ([]ListEntry, e
 }
 
 // LatestSemver returns the newest tag of repo in the range (for a Release's
-// semver ref).
+// semver ref). A tag list over MaxTagPages or MaxTags is an error, never
+// a pick from the part read.
 func LatestSemver(ctx context.Context, repo Reference, semverRange string, opts RemoteOptions) (string, error) {
 	c, err := NewClient(opts.For(repo))
 	if err != nil {
@@ -120,21 +155,20 @@ func (c *Client) LatestSemver(ctx context.Context, repo Reference, semverRange s
 	if err != nil {
 		return "", err
 	}
+	tags, err := listTags(ctx, client, repo)
+	if err != nil {
+		return "", err
+	}
 	var best *semver.Version
 	var bestTag string
-	if err := client.Tags(ctx, "", func(page []string) error {
-		for _, t := range page {
-			v, err := parseSemverTag(t)
-			if err != nil || !constraint.Check(v) {
-				continue
-			}
-			if best == nil || v.GreaterThan(best) {
-				best, bestTag = v, t
-			}
+	for _, t := range tags {
+		v, err := parseSemverTag(t)
+		if err != nil || !constraint.Check(v) {
+			continue
 		}
-		return nil
-	}); err != nil {
-		return "", classify("list tags of", repo, err)
+		if best == nil || v.GreaterThan(best) {
+			best, bestTag = v, t
+		}
 	}
 	if best == nil {
 		return "", fmt.Errorf("list tags of %s: no tag matches semver range %q: push a matching tag or widen the range", repo, semverRange)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -618,8 +619,54 @@ func (e *EntryError) Error() string {
 
 func (e *EntryError) Unwrap() error { return ErrNotReached }
 
-// OpenArchive checks every blob of the tarball at p against its digest
-// (streaming, before anything is pushed) and opens it.
+// ErrArchiveAltered marks an export tarball OpenArchive refuses: an entry
+// airlock export never writes (a link, a device, a name outside the OCI
+// layout, a non-canonical or duplicate name), or a blob whose content does
+// not match its name.
+var ErrArchiveAltered = errors.New("the archive was altered or was not written by airlock export")
+
+// blobName is the one name a blob has in an export: blobs/sha256/<64 lowercase hex>.
+var blobName = regexp.MustCompile(`^blobs/sha256/[0-9a-f]{64}$`)
+
+// archiveEntryError names the refused entry of archive p.
+func archiveEntryError(p, entry, why string) error {
+	return fmt.Errorf("archive %s: entry %q: %s: %w; nothing was pushed", p, entry, why, ErrArchiveAltered)
+}
+
+// checkArchiveEntry refuses every entry airlock export does not write. The
+// store (oci.NewFromTar) serves entries by their cleaned name, the last of
+// a name winning, so a name that is not exactly canonical, or comes twice,
+// could make it serve other bytes than the ones checked: only the exact
+// names of an OCI layout pass, each once.
+func checkArchiveEntry(hdr *tar.Header) string {
+	name := hdr.Name
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if dir := strings.TrimSuffix(name, "/"); dir == "blobs" || dir == "blobs/sha256" {
+			return ""
+		}
+	case tar.TypeReg:
+		if name == ocispec.ImageLayoutFile || name == ocispec.ImageIndexFile || name == ImagesLockFile || blobName.MatchString(name) {
+			return ""
+		}
+	default:
+		return fmt.Sprintf("type %q is not a regular file or directory (links, devices and FIFOs are never in an export)", hdr.Typeflag)
+	}
+	clean := path.Clean(name)
+	switch {
+	case strings.Contains(name, `\`):
+		return "name has a backslash (an export separates names with / only)"
+	case clean != name && (clean != strings.TrimSuffix(name, "/") || hdr.Typeflag != tar.TypeDir):
+		return fmt.Sprintf("name is not canonical (the store would read it as %q)", clean)
+	case strings.HasPrefix(name, "blobs/sha256/") && hdr.Typeflag == tar.TypeReg:
+		return "blob name is not a sha256 digest of 64 lowercase hex characters"
+	}
+	return "not part of an export (only oci-layout, index.json, " + ImagesLockFile + " and blobs/sha256/ are)"
+}
+
+// OpenArchive checks every entry of the tarball at p and every blob against
+// its digest, before anything is pushed, and opens it. The blobs are hashed
+// as the store serves them, so what is checked is what Import pushes.
 func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -628,6 +675,8 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 	defer f.Close()
 	tr := tar.NewReader(f)
 	var indexJSON, lockJSON []byte
+	seen := map[string]bool{}
+	var blobs []string
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -636,8 +685,18 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 		if err != nil {
 			return nil, fmt.Errorf("archive %s: %w", p, err)
 		}
+		if why := checkArchiveEntry(hdr); why != "" {
+			return nil, archiveEntryError(p, hdr.Name, why)
+		}
+		if seen[path.Clean(hdr.Name)] {
+			return nil, archiveEntryError(p, hdr.Name, "the name comes twice (the store would serve the last one)")
+		}
+		seen[path.Clean(hdr.Name)] = true
 		switch {
-		case hdr.Name == "index.json" || hdr.Name == ImagesLockFile:
+		case hdr.Typeflag == tar.TypeDir:
+		case strings.HasPrefix(hdr.Name, "blobs/"):
+			blobs = append(blobs, hdr.Name)
+		default:
 			if hdr.Size > MaxManifestSize {
 				return nil, fmt.Errorf("archive %s: %s is %d bytes: %w", p, hdr.Name, hdr.Size, ErrTooLarge)
 			}
@@ -645,19 +704,10 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 			if err != nil {
 				return nil, fmt.Errorf("archive %s: %w", p, err)
 			}
-			if hdr.Name == "index.json" {
+			if hdr.Name == ocispec.ImageIndexFile {
 				indexJSON = b
-			} else {
+			} else if hdr.Name == ImagesLockFile {
 				lockJSON = b
-			}
-		case strings.HasPrefix(hdr.Name, "blobs/sha256/"):
-			want := strings.TrimPrefix(hdr.Name, "blobs/sha256/")
-			h := sha256.New()
-			if _, err := io.Copy(h, tr); err != nil {
-				return nil, fmt.Errorf("archive %s: read blob %s: %w", p, hdr.Name, err)
-			}
-			if got := hex.EncodeToString(h.Sum(nil)); got != want {
-				return nil, fmt.Errorf("archive %s: blob sha256:%s has content with digest sha256:%s: %w: the archive was altered or corrupted in transit; nothing was pushed", p, want, got, ErrDigest)
 			}
 		}
 	}
@@ -676,6 +726,25 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 	}
 	if a.Store, err = oci.NewFromTar(ctx, p); err != nil {
 		return nil, fmt.Errorf("archive %s: %w", p, err)
+	}
+	for _, name := range blobs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		want := digest.NewDigestFromEncoded(digest.SHA256, strings.TrimPrefix(name, "blobs/sha256/"))
+		rc, err := a.Store.Fetch(ctx, ocispec.Descriptor{Digest: want})
+		if err != nil {
+			return nil, fmt.Errorf("archive %s: read blob %s: %w", p, name, err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, rc)
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("archive %s: read blob %s: %w", p, name, err)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != want.Encoded() {
+			return nil, fmt.Errorf("archive %s: entry %q: blob %s has content with digest sha256:%s: %w: %w (or it was corrupted in transit); nothing was pushed", p, name, want, got, ErrDigest, ErrArchiveAltered)
+		}
 	}
 	return a, nil
 }

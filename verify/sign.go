@@ -48,7 +48,7 @@ func Sign(ctx context.Context, ref artifact.Reference, key *PrivateKey, annotati
 	if err != nil {
 		return nil, &Error{Op: "sign", Ref: ref.String(), Reason: ErrRegistry, Err: err}
 	}
-	return SignWith(ctx, c, ref, key, annotations)
+	return signWith(ctx, c, ref, false, key, annotations)
 }
 
 // SignWith is Sign through client c (for example the one that pushed ref).
@@ -56,6 +56,29 @@ func Sign(ctx context.Context, ref artifact.Reference, key *PrivateKey, annotati
 // request, then its content through cosign, which attaches the new
 // signature to what it read.
 func SignWith(ctx context.Context, c *artifact.Client, ref artifact.Reference, key *PrivateKey, annotations map[string]string) (*SignResult, error) {
+	return signWith(ctx, c, ref, false, key, annotations)
+}
+
+// ErrTagMoved: the tag to sign no longer points at the digest the signer
+// pinned (the digest they reviewed).
+var ErrTagMoved = errors.New("the tag does not point at the pinned digest")
+
+// SignPinned is Sign for a reference that names both a tag and the digest
+// the signer reviewed: it signs that digest only if the tag still resolves
+// to it, and otherwise fails with ErrTagMoved naming both digests. A tag
+// alone signs whatever it points to at that moment.
+func SignPinned(ctx context.Context, ref artifact.Reference, key *PrivateKey, annotations map[string]string, opts artifact.RemoteOptions) (*SignResult, error) {
+	if ref.Tag == "" || ref.Digest == "" {
+		return nil, &Error{Op: "sign", Ref: ref.String(), Reason: ErrTagMoved, Msg: "a pinned signature needs both a tag and a digest (oci://HOST/REPO:TAG@sha256:…)"}
+	}
+	c, err := artifact.NewClient(opts.For(ref))
+	if err != nil {
+		return nil, &Error{Op: "sign", Ref: ref.String(), Reason: ErrRegistry, Err: err}
+	}
+	return signWith(ctx, c, ref, true, key, annotations)
+}
+
+func signWith(ctx context.Context, c *artifact.Client, ref artifact.Reference, pinned bool, key *PrivateKey, annotations map[string]string) (*SignResult, error) {
 	fail := func(reason error, msg string, err error) error {
 		return &Error{Op: "sign", Ref: ref.String(), Reason: reason, Msg: msg, Err: err}
 	}
@@ -69,15 +92,23 @@ func SignWith(ctx context.Context, c *artifact.Client, ref artifact.Reference, k
 	if err != nil {
 		return nil, fail(ErrRegistry, "", err)
 	}
-	// Resolve the tag: a signature is always over a digest. A digest that
-	// is not in the repository is reported when cosign fetches it below.
-	if ref.Digest == "" {
-		desc, err := repo.Resolve(ctx, ref.Tag)
-		if err != nil {
-			return nil, registryError("sign", ref, "resolve", ref, err)
-		}
-		ref = ref.WithDigest(desc.Digest.String())
+	// Resolve the tag (or check the digest exists): a signature is always
+	// over a digest. A pinned reference resolves its tag, which must still
+	// point at the pin; the pin is what gets signed either way.
+	resolve := ref.Reference()
+	if pinned {
+		resolve = ref.Tag
 	}
+	desc, err := repo.Resolve(ctx, resolve)
+	if err != nil {
+		return nil, registryError("sign", ref, "resolve", ref, err)
+	}
+	if pinned && desc.Digest.String() != ref.Digest {
+		return nil, &Error{Op: "sign", Ref: ref.WithDigest("").String(), Reason: ErrTagMoved,
+			Msg:  fmt.Sprintf("tag %s points to %s, not the pinned %s", ref.Tag, desc.Digest, ref.Digest),
+			Hint: "nothing was signed; review what the tag points to now and pin that digest, or sign the reviewed one by digest (oci://" + ref.DigestRef() + ")"}
+	}
+	ref = ref.WithDigest(desc.Digest.String())
 	tag := SignatureTag(ref.Digest)
 
 	// The existing signature manifest: refuse one over the bound before

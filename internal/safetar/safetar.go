@@ -76,6 +76,44 @@ func CleanName(name string) (string, error) {
 	return clean, nil
 }
 
+// checkLinkTarget refuses a symlink at entry name whose target could lead
+// outside the root. A lexical check alone is fooled by link chains: with
+// "a -> .", the target "a/../secret" reads as "secret" but the kernel climbs
+// from the root itself; "d -> sub/..", then "x -> d/../etc" does the same.
+//
+// The rule: ".." may only lead a target ("../../base/x"), never follow a
+// name ("a/../x"). Leading ".." components climb from the link's own
+// directory, which is a real directory (no entry is written below a symlink,
+// see checkNoLinkParents, and a directory is never replaced), and the
+// lexical check bounds how far they climb. After that the target only goes
+// down, and going down from inside the root stays inside: each step is a
+// real child or a symlink that by the same rule resolves inside. This holds
+// whatever order the entries come in and whatever links are written later,
+// which following the links already written would not ("x -> d/../etc"
+// first, "d -> ." after), and it needs no state. A ".." after a name is
+// never needed: write the target without it.
+func checkLinkTarget(name, target string) error {
+	if target == "" || path.IsAbs(target) || strings.HasPrefix(target, `\`) || strings.ContainsRune(target, 0) {
+		return fmt.Errorf("%w: symlink to %q points outside the destination", ErrUnsafe, target)
+	}
+	named := false
+	for _, part := range strings.Split(target, "/") {
+		switch part {
+		case "", ".":
+		case "..":
+			if named {
+				return fmt.Errorf("%w: symlink to %q has .. after a path component, which a link chain can turn outside the destination: write the target without it", ErrUnsafe, target)
+			}
+		default:
+			named = true
+		}
+	}
+	if !linkStaysInside(name, target) {
+		return fmt.Errorf("%w: symlink to %q points outside the destination", ErrUnsafe, target)
+	}
+	return nil
+}
+
 // linkStaysInside reports whether a symlink at entry name with target stays
 // inside the root, judged lexically.
 func linkStaysInside(name, target string) bool {
@@ -142,8 +180,8 @@ func Extract(r io.Reader, dir string, opts Options) (err error) {
 				return &EntryError{Name: hdr.Name, Err: err}
 			}
 		case tar.TypeSymlink:
-			if !linkStaysInside(name, hdr.Linkname) {
-				return &EntryError{Name: hdr.Name, Err: fmt.Errorf("%w: symlink to %q points outside the destination", ErrUnsafe, hdr.Linkname)}
+			if err := checkLinkTarget(name, hdr.Linkname); err != nil {
+				return &EntryError{Name: hdr.Name, Err: err}
 			}
 			if err := root.Symlink(hdr.Linkname, name); err != nil {
 				return &EntryError{Name: hdr.Name, Err: err}
