@@ -51,7 +51,8 @@ type RegistryError struct {
 func (e *RegistryError) Error() string {
 	msg := fmt.Sprintf("%s %s: %v", e.Op, e.Ref, e.Kind)
 	if e.Err != nil && e.Err.Error() != e.Kind.Error() {
-		msg += ": " + e.Err.Error()
+		// A cause wrapped as "<kind>: detail" is not said twice.
+		msg += ": " + strings.TrimPrefix(e.Err.Error(), e.Kind.Error()+": ")
 	}
 	if e.Hint != "" {
 		msg += ": " + e.Hint

@@ -253,7 +253,12 @@ func verifyLayer(ref Reference, layer ocispec.Descriptor, rc io.ReadCloser, opts
 	verify := func() error {
 		// Read to the end, so the digest covers every byte the registry sent.
 		if _, err := io.Copy(io.Discard, vr); err != nil {
-			return layerDigestError(ref, layer, err)
+			if errors.Is(err, content.ErrMismatchedDigest) || errors.Is(err, content.ErrTrailingData) {
+				return layerDigestError(ref, layer, err)
+			}
+			// The transfer broke (reset, short body): the registry's
+			// fault, and worth a retry; not content of another digest.
+			return classify("fetch layer "+layer.Digest.String()+" of", ref, err)
 		}
 		if err := vr.Verify(); err != nil {
 			return layerDigestError(ref, layer, err)
