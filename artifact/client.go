@@ -165,3 +165,12 @@ func (k credKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	}
 	return authn.FromConfig(authn.AuthConfig{Username: cred.Username, Password: cred.Password, IdentityToken: cred.RefreshToken, RegistryToken: cred.AccessToken}), nil
 }
+
+// Exists reports whether ref's digest is in its repository, with one HEAD request.
+func Exists(ctx context.Context, ref Reference, opts RemoteOptions) (bool, error) {
+	c, err := NewClient(opts.For(ref))
+	if err != nil {
+		return false, err
+	}
+	return c.Exists(ctx, ref)
+}

@@ -1,7 +1,6 @@
 package artifact
 
 import (
-	"fmt"
 	"sort"
 )
 
@@ -50,17 +49,4 @@ func Images(objs []map[string]any) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// ParseMirror parses oci://HOST[/PREFIX], the destination of an import.
-func ParseMirror(s string) (Reference, error) {
-	ref, err := parseReference(s+"/x", true)
-	if err != nil || ref.Tag != "" || ref.Digest != "" {
-		return Reference{}, fmt.Errorf("mirror %q: want oci://HOST[/PREFIX] without tag or digest", s)
-	}
-	ref.Repository = ref.Repository[:len(ref.Repository)-len("x")]
-	if len(ref.Repository) > 0 {
-		ref.Repository = ref.Repository[:len(ref.Repository)-1]
-	}
-	return ref, nil
 }

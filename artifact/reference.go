@@ -1,7 +1,12 @@
 package artifact
 
+// This file is all of airlock's registry naming: artifact references, the
+// tags attached to a digest, image names as Kubernetes writes them, and the
+// mirror rules that move either to a site registry.
+
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"strings"
 
@@ -116,3 +121,124 @@ func (r Reference) String() string {
 
 // DigestRef is HOST/REPO@DIGEST, the form cosign and go-containerregistry take.
 func (r Reference) DigestRef() string { return r.Name() + "@" + r.Digest }
+
+// attachedSuffixes are the tags stored next to a digest: cosign's
+// signatures, attestations and SBOMs, and airlock's images lock.
+var attachedSuffixes = []string{".sig", ".att", ".sbom", ImagesLockSuffix}
+
+// AttachedTags are the tags where cosign (and the OCI 1.1 referrers tag
+// schema) store what belongs to digest d: signatures, attestations, SBOMs.
+func AttachedTags(d string) []string {
+	tags := []string{}
+	for _, s := range attachedSuffixes {
+		tags = append(tags, AttachedTag(d, s))
+	}
+	return append(tags, AttachedTag(d, ""))
+}
+
+// AttachedTag is the tag of what is stored next to digest d:
+// sha256:<hex> → sha256-<hex><suffix> (".sig" for cosign's signatures).
+func AttachedTag(d, suffix string) string {
+	return strings.Replace(d, ":", "-", 1) + suffix
+}
+
+// ImagesLockSuffix ends the tag of an artifact's images lock:
+// sha256-<hex>.imageslock, beside cosign's .sig.
+const ImagesLockSuffix = ".imageslock"
+
+// ParseImage parses a container image reference as Kubernetes writes it
+// (docker.io implied, library/ for official images), into a Reference.
+func ParseImage(s string) (Reference, error) {
+	name := s
+	var dgst string
+	if i := strings.Index(name, "@"); i >= 0 {
+		name, dgst = name[:i], name[i+1:]
+	}
+	var tag string
+	if c := strings.LastIndex(name, ":"); c > strings.LastIndex(name, "/") {
+		name, tag = name[:c], name[c+1:]
+	}
+	first, _, hasSlash := strings.Cut(name, "/")
+	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
+		if !strings.Contains(name, "/") {
+			name = "library/" + name
+		}
+		name = "docker.io/" + name
+	}
+	if tag == "" && dgst == "" {
+		tag = "latest"
+	}
+	out := Scheme + name
+	if tag != "" {
+		out += ":" + tag
+	}
+	if dgst != "" {
+		out += "@" + dgst
+	}
+	ref, err := ParseReference(out)
+	if err != nil {
+		return ref, fmt.Errorf("image %q: %w", s, err)
+	}
+	if ref.Registry == "docker.io" {
+		// docker.io is served from registry-1.docker.io.
+		ref.Registry = "registry-1.docker.io"
+	}
+	return ref, nil
+}
+
+// MirrorImage is where an image lives in a mirror: the same repository path
+// under host/prefix, so a registry mirror rule (host swap) finds it.
+func MirrorImage(host, prefix string, img Reference) Reference {
+	repo := img.Repository
+	if prefix != "" && prefix != "." {
+		repo = prefix + "/" + repo
+	}
+	return Reference{Registry: host, Repository: repo, Tag: img.Tag, Digest: img.Digest}
+}
+
+// mirrorPrefix is the repository path above an artifact's own name: for
+// oci://mirror/site/team/app, with the artifact upstream at team/app, the
+// images go under mirror/site. Copy keeps images beside the artifact's repository.
+func mirrorPrefix(dst Reference) string {
+	return path.Dir(dst.Repository)
+}
+
+// ParseMirror parses oci://HOST[/PREFIX], the destination of an import.
+func ParseMirror(s string) (Reference, error) {
+	ref, err := parseReference(s+"/x", true)
+	if err != nil || ref.Tag != "" || ref.Digest != "" {
+		return Reference{}, fmt.Errorf("mirror %q: want oci://HOST[/PREFIX] without tag or digest", s)
+	}
+	ref.Repository = ref.Repository[:len(ref.Repository)-len("x")]
+	if len(ref.Repository) > 0 {
+		ref.Repository = ref.Repository[:len(ref.Repository)-1]
+	}
+	return ref, nil
+}
+
+// Mirrors rewrites registry hosts: upstream host → mirror host[/prefix].
+// The zero value rewrites nothing.
+type Mirrors map[string]Reference
+
+// ParseMirrorRule parses "upstream.example.com=mirror.site.local[/prefix]".
+func ParseMirrorRule(s string) (string, Reference, error) {
+	from, to, ok := strings.Cut(s, "=")
+	if !ok || from == "" || to == "" || strings.Contains(from, "/") {
+		return "", Reference{}, fmt.Errorf("registry mirror %q: want UPSTREAM_HOST=MIRROR_HOST[/PREFIX], for example registry.example.com=mirror.site.local/airgap", s)
+	}
+	m, err := ParseMirror(Scheme + strings.TrimPrefix(to, Scheme))
+	if err != nil {
+		return "", Reference{}, fmt.Errorf("registry mirror %q: %w", s, err)
+	}
+	return from, m, nil
+}
+
+// Rewrite returns ref at its mirror, with the same repository path under
+// the mirror's prefix, tag and digest; ref itself when no rule names its host.
+func (m Mirrors) Rewrite(ref Reference) Reference {
+	to, ok := m[ref.Registry]
+	if !ok {
+		return ref
+	}
+	return MirrorImage(to.Registry, to.Repository, ref)
+}

@@ -37,26 +37,6 @@ const (
 	ImagesLockFile = "images.lock"
 )
 
-// attachedSuffixes are the tags stored next to a digest: cosign's
-// signatures, attestations and SBOMs, and airlock's images lock.
-var attachedSuffixes = []string{".sig", ".att", ".sbom", ImagesLockSuffix}
-
-// AttachedTags are the tags where cosign (and the OCI 1.1 referrers tag
-// schema) store what belongs to digest d: signatures, attestations, SBOMs.
-func AttachedTags(d string) []string {
-	tags := []string{}
-	for _, s := range attachedSuffixes {
-		tags = append(tags, AttachedTag(d, s))
-	}
-	return append(tags, AttachedTag(d, ""))
-}
-
-// AttachedTag is the tag of what is stored next to digest d:
-// sha256:<hex> → sha256-<hex><suffix> (".sig" for cosign's signatures).
-func AttachedTag(d, suffix string) string {
-	return strings.Replace(d, ":", "-", 1) + suffix
-}
-
 // RelocateOptions configures copy, export and import. The zero value copies
 // the artifact and its signatures, no images, over HTTPS.
 type RelocateOptions struct {
@@ -331,13 +311,6 @@ func walk(ctx context.Context, repo *remote.Repository, ref Reference, opts Relo
 	return moves{list: list, artifact: ref}, lock, nil
 }
 
-// mirrorPrefix is the repository path above an artifact's own name: for
-// oci://mirror/site/team/app, with the artifact upstream at team/app, the
-// images go under mirror/site. Copy keeps images beside the artifact's repository.
-func mirrorPrefix(dst Reference) string {
-	return path.Dir(dst.Repository)
-}
-
 // CopyError names the side of a copy that failed.
 func copyError(src, dst Reference, err error) error {
 	var ce *oras.CopyError
@@ -348,56 +321,6 @@ func copyError(src, dst Reference, err error) error {
 		return classify("copy to "+dst.String()+" from", src, ce.Err)
 	}
 	return classify("copy to "+dst.String()+" from", src, err)
-}
-
-// ParseImage parses a container image reference as Kubernetes writes it
-// (docker.io implied, library/ for official images), into a Reference.
-func ParseImage(s string) (Reference, error) {
-	name := s
-	var dgst string
-	if i := strings.Index(name, "@"); i >= 0 {
-		name, dgst = name[:i], name[i+1:]
-	}
-	var tag string
-	if c := strings.LastIndex(name, ":"); c > strings.LastIndex(name, "/") {
-		name, tag = name[:c], name[c+1:]
-	}
-	first, _, hasSlash := strings.Cut(name, "/")
-	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
-		if !strings.Contains(name, "/") {
-			name = "library/" + name
-		}
-		name = "docker.io/" + name
-	}
-	if tag == "" && dgst == "" {
-		tag = "latest"
-	}
-	out := Scheme + name
-	if tag != "" {
-		out += ":" + tag
-	}
-	if dgst != "" {
-		out += "@" + dgst
-	}
-	ref, err := ParseReference(out)
-	if err != nil {
-		return ref, fmt.Errorf("image %q: %w", s, err)
-	}
-	if ref.Registry == "docker.io" {
-		// docker.io is served from registry-1.docker.io.
-		ref.Registry = "registry-1.docker.io"
-	}
-	return ref, nil
-}
-
-// MirrorImage is where an image lives in a mirror: the same repository path
-// under host/prefix, so a registry mirror rule (host swap) finds it.
-func MirrorImage(host, prefix string, img Reference) Reference {
-	repo := img.Repository
-	if prefix != "" && prefix != "." {
-		repo = prefix + "/" + repo
-	}
-	return Reference{Registry: host, Repository: repo, Tag: img.Tag, Digest: img.Digest}
 }
 
 // Export writes ref (a tag is resolved once), its referrers, its
@@ -936,10 +859,6 @@ func (a *Archive) attachedTo(ctx context.Context, m, subject ocispec.Descriptor,
 
 // dockerManifest is the media type of a Docker v2 schema 2 manifest.
 const dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
-
-// ImagesLockSuffix ends the tag of an artifact's images lock:
-// sha256-<hex>.imageslock, beside cosign's .sig.
-const ImagesLockSuffix = ".imageslock"
 
 // ImagesLockMediaType is the artifact type and layer type of an images lock.
 const ImagesLockMediaType = "application/vnd.airlock.images-lock.v1+json"
