@@ -6,13 +6,14 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	gzip "github.com/klauspost/compress/gzip"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	gzip "github.com/klauspost/compress/gzip"
 
 	gitignore "github.com/monochromegane/go-gitignore"
 	"github.com/opencontainers/go-digest"

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -57,19 +56,14 @@ type PushResult struct {
 	Skipped []string `json:"skipped,omitempty"`
 }
 
-// CreatedTime returns t, else $SOURCE_DATE_EPOCH, else the Unix epoch.
-func CreatedTime(t time.Time) (time.Time, error) {
+// CreatedTime returns t in UTC, or the Unix epoch when t is zero, so that
+// the same content without a time has the same digest. (The CLI reads
+// SOURCE_DATE_EPOCH; a library reads no environment.)
+func CreatedTime(t time.Time) time.Time {
 	if !t.IsZero() {
-		return t.UTC(), nil
+		return t.UTC()
 	}
-	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
-		sec, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since the Unix epoch", s)
-		}
-		return time.Unix(sec, 0).UTC(), nil
-	}
-	return epoch, nil
+	return epoch
 }
 
 // Push packs path and pushes it to ref's tag as a Flux-compatible artifact.
@@ -91,10 +85,7 @@ func (c *Client) Push(ctx context.Context, ref Reference, path string, opts Push
 	if ref.Tag == "" {
 		return nil, fmt.Errorf("push %s: a tag is required, for example %s", ref, ref.WithTag("latest"))
 	}
-	created, err := CreatedTime(opts.Created)
-	if err != nil {
-		return nil, err
-	}
+	created := CreatedTime(opts.Created)
 	layerFile, packed, err := PackFile(ctx, path, opts.Pack)
 	if err != nil {
 		return nil, err

@@ -23,29 +23,6 @@ import (
 // FieldManager owns every field airlock applies.
 const FieldManager = "airlock"
 
-// ObjectError is a failed operation on one object. Op is "apply", "prune",
-// "dry-run apply" or "recreate".
-type ObjectError struct {
-	Op     string
-	Object string // Kind namespace/name
-	Err    error
-}
-
-func (e *ObjectError) Error() string { return e.Op + " " + e.Object + ": " + apiMessage(e.Err) }
-func (e *ObjectError) Unwrap() error { return e.Err }
-
-// ImmutableFieldError is a change the API server refuses because it touches
-// an immutable field, while spec.force is off.
-type ImmutableFieldError struct {
-	Object string
-	Err    error
-}
-
-func (e *ImmutableFieldError) Error() string {
-	return fmt.Sprintf("apply %s: %v: the change touches an immutable field: set spec.force: true to delete and recreate the object, or revert the change in the artifact", e.Object, apiMessage(e.Err))
-}
-func (e *ImmutableFieldError) Unwrap() error { return e.Err }
-
 // objectName is "Kind namespace/name" or "Kind name".
 func objectName(u *unstructured.Unstructured) string {
 	if u.GetNamespace() != "" {

@@ -13,19 +13,6 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 )
 
-// ServiceAccountRequiredError is a Release that names no ServiceAccount in
-// a namespace where the controller does not apply as itself, with no
-// --default-service-account to fall back on.
-type ServiceAccountRequiredError struct {
-	Release types.NamespacedName
-}
-
-func (e *ServiceAccountRequiredError) Error() string {
-	return fmt.Sprintf("Release %s has no spec.serviceAccountName, and the controller applies as itself only in its own namespace and the namespaces its operator allows (--allow-controller-identity-namespaces, --allow-controller-identity-namespace-selector); "+
-		"a Release author gets no more power than the ServiceAccount it runs as: set spec.serviceAccountName to a ServiceAccount in %s with the permissions the artifact needs, or run the controller with --default-service-account NAME",
-		e.Release, e.Release.Namespace)
-}
-
 // serviceAccount is the ServiceAccount rel applies and prunes as, in its
 // own namespace; "" means the controller itself, which only its own
 // namespace and the operator's allowed namespaces get.

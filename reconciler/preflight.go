@@ -2,30 +2,11 @@ package reconciler
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 )
-
-// ImagesMissingError is an artifact whose pinned images are not all in the
-// mirror, or that has no images lock to check.
-type ImagesMissingError struct {
-	Ref     string
-	Missing []string
-	// NoLock is set when the artifact has no images lock at all.
-	NoLock bool
-}
-
-func (e *ImagesMissingError) Error() string {
-	if e.NoLock {
-		return fmt.Sprintf("spec.imagesPreflight is set, but %s has no images lock next to it (tag sha256-<hex>%s): bring it in with `airlock import` of an `airlock export --with-images` tarball, or unset spec.imagesPreflight",
-			e.Ref, artifact.ImagesLockSuffix)
-	}
-	return fmt.Sprintf("images preflight of %s: %d images pinned in its images lock are missing from the mirror: %s: relocate them with `airlock export --with-images` and `airlock import`, then reconcile",
-		e.Ref, len(e.Missing), strings.Join(e.Missing, ", "))
-}
 
 // preflightImages checks, when the Release asks, that every image in the
 // artifact's images lock exists in the mirror: one HEAD request each. The

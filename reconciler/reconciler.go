@@ -354,16 +354,6 @@ func (r *Reconciler) appliedAt(rel *v1alpha1.Release) time.Time {
 
 // --- stages -----------------------------------------------------------------
 
-// DependencyError is a Release in spec.dependsOn that is not Ready.
-type DependencyError struct {
-	Dependency types.NamespacedName
-	State      string
-}
-
-func (e *DependencyError) Error() string {
-	return fmt.Sprintf("waiting for Release %s, listed in spec.dependsOn, to be Ready (%s)", e.Dependency, e.State)
-}
-
 // checkReferences keeps every reference in the Release's namespace when the
 // controller runs with --no-cross-namespace-refs. The Secrets and the
 // ServiceAccount are local by their type; spec.dependsOn may name a namespace.
@@ -446,17 +436,6 @@ func (r *Reconciler) resolve(ctx context.Context, rel *v1alpha1.Release, c *arti
 		}
 		return r.Source.Resolve(ctx, c, repo.WithTag(tag))
 	}
-}
-
-// DowngradeError is a semver range that resolved below the applied version.
-type DowngradeError struct {
-	Ref, Range       string
-	Version, Applied string
-}
-
-func (e *DowngradeError) Error() string {
-	return fmt.Sprintf("spec.ref.semver %q resolved to %s (%s), lower than the applied version %s; refusing to downgrade (was a higher tag deleted or moved out of the range?): push a higher version, or set spec.ref.allowDowngrade to true to deploy it",
-		e.Range, e.Version, e.Ref, e.Applied)
 }
 
 // checkDowngrade refuses a semver Release that resolved to a lower version
@@ -545,26 +524,6 @@ func (r *Reconciler) applier(ctx context.Context, rel *v1alpha1.Release) (*Appli
 	}
 	return &Applier{Client: c, Force: rel.Spec.Force, Timeout: rel.GetTimeout(), Metrics: r.Metrics}, nil
 }
-
-// EmptyArtifactError refuses to prune everything because an artifact built
-// to no objects without saying it meant to.
-type EmptyArtifactError struct {
-	Ref       string
-	Inventory int
-}
-
-func (e *EmptyArtifactError) Error() string {
-	return fmt.Sprintf("%s builds to no objects; refusing to prune the %d objects applied before: check spec.path, or push the artifact with the annotation %s=true to remove them all", e.Ref, e.Inventory, v1alpha1.EmptyAnnotation)
-}
-
-// SpecError is an invalid field of the Release.
-type SpecError struct {
-	Field string
-	Err   error
-}
-
-func (e *SpecError) Error() string { return e.Field + ": " + e.Err.Error() }
-func (e *SpecError) Unwrap() error { return e.Err }
 
 // prune deletes what the previous inventory had and inv lacks, when spec.prune is on.
 func (r *Reconciler) prune(ctx context.Context, rel *v1alpha1.Release, a *Applier, inv []v1alpha1.ObjectRef) ([]v1alpha1.ObjectRef, error) {
@@ -858,65 +817,6 @@ func (r *Reconciler) fail(rel *v1alpha1.Release, stageReason string, err error) 
 		out.requeue = r.backoff(ctrl.ObjectKeyFromObject(rel), rel.GetRetryInterval())
 	}
 	return out
-}
-
-// classify derives a condition reason from err's type, and whether only a
-// change by a person helps (Stalled) rather than a retry (Reconciling).
-func classify(err error, stageReason string) (reason string, stalled bool) {
-	var (
-		verr  *VerificationRequiredError
-		serr  *SecretError
-		derr  *DependencyError
-		ver   *verify.Error
-		saerr *ServiceAccountRequiredError
-		nterr *NoTrustPolicyError
-		tperr *TrustPolicyError
-		dgerr *DowngradeError
-		berr  *kbuild.BuildError
-		ierr  *ImmutableFieldError
-		eerr  *EmptyArtifactError
-		sperr *SpecError
-		merr  *ImagesMissingError
-	)
-	switch {
-	case errors.As(err, &verr):
-		return v1alpha1.ReasonVerificationRequired, true
-	case errors.As(err, &sperr):
-		return v1alpha1.ReasonInvalidSpec, true
-	case errors.As(err, &saerr):
-		return v1alpha1.ReasonServiceAccountRequired, true
-	case errors.As(err, &nterr):
-		return v1alpha1.ReasonNoTrustPolicy, true
-	case errors.As(err, &tperr):
-		return v1alpha1.ReasonVerificationFailed, true
-	case errors.As(err, &dgerr):
-		return v1alpha1.ReasonDowngradeRefused, true
-	case errors.As(err, &serr):
-		return v1alpha1.ReasonSecretError, false
-	case errors.As(err, &derr):
-		return v1alpha1.ReasonDependencyNotReady, false
-	case errors.As(err, &ver) && ver.Reason != verify.ErrRegistry, errors.Is(err, verify.ErrPolicy):
-		return v1alpha1.ReasonVerificationFailed, true
-	case errors.Is(err, artifact.ErrUnauthorized), errors.Is(err, artifact.ErrForbidden):
-		return v1alpha1.ReasonRegistryAuthFailed, false
-	case errors.Is(err, artifact.ErrNoTag), errors.Is(err, artifact.ErrNotFound), errors.Is(err, artifact.ErrNoRepository):
-		return v1alpha1.ReasonArtifactNotFound, false
-	case errors.Is(err, artifact.ErrTooLarge), errors.Is(err, artifact.ErrDigest):
-		return v1alpha1.ReasonPullFailed, true
-	case errors.Is(err, artifact.ErrUnreachable), errors.Is(err, artifact.ErrRegistryError), errors.Is(err, artifact.ErrTLS):
-		return v1alpha1.ReasonRegistryUnavailable, false
-	case errors.As(err, &berr):
-		return v1alpha1.ReasonBuildFailed, true
-	case errors.As(err, &ierr):
-		return v1alpha1.ReasonImmutableField, true
-	case errors.As(err, &eerr):
-		return v1alpha1.ReasonEmptyArtifact, true
-	case errors.As(err, &merr):
-		return v1alpha1.ReasonImagesMissing, false
-	case apierrors.IsForbidden(err):
-		return v1alpha1.ReasonForbidden, true
-	}
-	return stageReason, false
 }
 
 func setCondition(rel *v1alpha1.Release, typ string, status metav1.ConditionStatus, reason, msg string) {

@@ -15,26 +15,6 @@ import (
 	"airlock.dev/airlock/artifact"
 )
 
-// SecretError is a referenced Secret that is missing or unusable.
-type SecretError struct {
-	Secret types.NamespacedName
-	Field  string // spec field that names it
-	Err    error
-}
-
-func (e *SecretError) Error() string {
-	return fmt.Sprintf("Secret %s (%s): %v", e.Secret, e.Field, e.Err)
-}
-func (e *SecretError) Unwrap() error { return e.Err }
-
-// VerificationRequiredError is a Release without a trust policy in a
-// controller that requires signatures.
-type VerificationRequiredError struct{ Release types.NamespacedName }
-
-func (e *VerificationRequiredError) Error() string {
-	return fmt.Sprintf("Release %s has no spec.verify and this controller requires signed artifacts: set spec.verify.keysSecretRef to a Secret holding the cosign public keys (*.pub), or run the controller with --allow-unsigned", e.Release)
-}
-
 func (r *Reconciler) getSecret(ctx context.Context, rel *v1alpha1.Release, name, field string) (*corev1.Secret, error) {
 	key := types.NamespacedName{Namespace: rel.Namespace, Name: name}
 	s := &corev1.Secret{}

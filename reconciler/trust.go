@@ -50,32 +50,6 @@ func (t *trust) fingerprint() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// NoTrustPolicyError is a Release whose repository no ClusterTrustPolicy
-// covers, while some exist: it is refused rather than trusted on its own keys.
-type NoTrustPolicyError struct {
-	Release  types.NamespacedName
-	URL      string
-	Policies []string
-}
-
-func (e *NoTrustPolicyError) Error() string {
-	return fmt.Sprintf("Release %s: spec.url %s matches none of the ClusterTrustPolicies (%s), and a repository no policy covers is refused: ask a cluster administrator to add the repository to a ClusterTrustPolicy's spec.repositories",
-		e.Release, e.URL, strings.Join(e.Policies, ", "))
-}
-
-// TrustPolicyError is a ClusterTrustPolicy that cannot be applied (a bad
-// pattern, no controller namespace to read its keys from). Every Release
-// is refused until it is fixed: a broken policy never lets one through.
-type TrustPolicyError struct {
-	Policy string
-	Err    error
-}
-
-func (e *TrustPolicyError) Error() string {
-	return "ClusterTrustPolicy " + e.Policy + ": " + e.Err.Error()
-}
-func (e *TrustPolicyError) Unwrap() error { return e.Err }
-
 // trustFor gathers the requirements of rel: every ClusterTrustPolicy that
 // covers spec.url, and spec.verify. A Release adds to the policies and
 // cannot remove any.

@@ -36,7 +36,7 @@ and airlock's keys work in the cosign CLI.`,
 					}
 				}
 			}
-			pw, err := verify.ReadPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), true)
+			pw, err := readPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), true)
 			if err != nil {
 				return fmt.Errorf("keygen: %w", err)
 			}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -62,11 +64,9 @@ func (o *pushOptions) run(cmd *cobra.Command, arg string) error {
 	if err != nil {
 		return err
 	}
-	var created time.Time
-	if o.created != "" {
-		if created, err = time.Parse(time.RFC3339, o.created); err != nil {
-			return fmt.Errorf("--created %q: want RFC 3339, for example 2024-01-02T15:04:05Z", o.created)
-		}
+	created, err := createdTime(o.created)
+	if err != nil {
+		return err
 	}
 	signer, err := loadSigner(cmd, o.signKey)
 	if err != nil {
@@ -112,4 +112,23 @@ func (o *pushOptions) run(cmd *cobra.Command, arg string) error {
 type pushOutput struct {
 	*artifact.PushResult
 	Signature string `json:"signature,omitempty"`
+}
+
+// createdTime is --created, else $SOURCE_DATE_EPOCH, else zero (the epoch).
+func createdTime(flag string) (time.Time, error) {
+	if flag != "" {
+		t, err := time.Parse(time.RFC3339, flag)
+		if err != nil {
+			return t, fmt.Errorf("--created %q: want RFC 3339, for example 2024-01-02T15:04:05Z", flag)
+		}
+		return t, nil
+	}
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		sec, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since the Unix epoch", s)
+		}
+		return time.Unix(sec, 0).UTC(), nil
+	}
+	return time.Time{}, nil
 }

@@ -79,7 +79,7 @@ func (o *signOptions) run(cmd *cobra.Command, arg string) error {
 		_, err = verify.LoadPrivateKeyFile(o.key, nil)
 		return fmt.Errorf("sign %s: %w", ref, err)
 	}
-	pw, err := verify.ReadPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), false)
+	pw, err := readPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), false)
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", ref, err)
 	}

@@ -17,7 +17,7 @@ func loadSigner(cmd *cobra.Command, keyPath string) (*signer, error) {
 	if keyPath == "" {
 		return nil, nil
 	}
-	pw, err := verify.ReadPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), false)
+	pw, err := readPassword(cmd.InOrStdin(), cmd.ErrOrStderr(), false)
 	if err != nil {
 		return nil, err
 	}

@@ -9,14 +9,13 @@ import (
 
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/registrytest"
-	"airlock.dev/airlock/verify"
 )
 
 // TestCLISignDigestPin: `sign :TAG --digest D` signs only when the tag still
 // points at D, the digest the signer reviewed; without --digest, sign says
 // which digest it signed.
 func TestCLISignDigestPin(t *testing.T) {
-	t.Setenv(verify.PasswordEnv, cliPassword)
+	t.Setenv(passwordEnv, cliPassword)
 	reg := registrytest.New(t)
 	key, pub, _ := cliKeygen(t, t.TempDir(), "a")
 	url := "oci://" + reg.Addr + "/demo/app"

@@ -46,7 +46,7 @@ func cliKeygen(t *testing.T, dir, name string) (keyPath, pubPath, fingerprint st
 }
 
 func TestCLIKeygen(t *testing.T) {
-	t.Setenv(verify.PasswordEnv, cliPassword)
+	t.Setenv(passwordEnv, cliPassword)
 	dir := t.TempDir()
 	keyPath, pubPath, _ := cliKeygen(t, dir, "release")
 	for path, perm := range map[string]os.FileMode{keyPath: 0o600, pubPath: 0o644} {
@@ -89,7 +89,7 @@ func TestCLIKeygen(t *testing.T) {
 	}
 
 	// Without COSIGN_PASSWORD the password is read from standard input.
-	os.Unsetenv(verify.PasswordEnv)
+	os.Unsetenv(passwordEnv)
 	piped := filepath.Join(dir, "piped")
 	if _, stderr, code := runCLI(t, "from-stdin", "keygen", "--output-key-prefix", piped); code != 0 {
 		t.Fatalf("keygen with a piped password exited %d: %s", code, stderr)
@@ -100,7 +100,7 @@ func TestCLIKeygen(t *testing.T) {
 }
 
 func TestCLIPushSignVerify(t *testing.T) {
-	t.Setenv(verify.PasswordEnv, cliPassword)
+	t.Setenv(passwordEnv, cliPassword)
 	reg := registrytest.New(t)
 	dir := t.TempDir()
 	aKey, aPub, aFP := cliKeygen(t, dir, "a")
@@ -171,7 +171,7 @@ func TestCLIPushSignVerify(t *testing.T) {
 }
 
 func TestCLISignVerifyErrors(t *testing.T) {
-	t.Setenv(verify.PasswordEnv, cliPassword)
+	t.Setenv(passwordEnv, cliPassword)
 	reg := registrytest.New(t)
 	dir := t.TempDir()
 	aKey, aPub, _ := cliKeygen(t, dir, "a")
@@ -209,7 +209,7 @@ func TestCLISignVerifyErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.password != "" {
-				t.Setenv(verify.PasswordEnv, tc.password)
+				t.Setenv(passwordEnv, tc.password)
 			}
 			out, stderr, code := runCLI(t, "", tc.args...)
 			if code != tc.code || !strings.Contains(stderr, tc.want) {

@@ -1,4 +1,4 @@
-package verify
+package main
 
 import (
 	"bytes"
@@ -9,19 +9,19 @@ import (
 	"golang.org/x/term"
 )
 
-// PasswordEnv holds the private key's password, as for the cosign CLI.
-const PasswordEnv = "COSIGN_PASSWORD"
+// passwordEnv holds the private key's password, as for the cosign CLI.
+const passwordEnv = "COSIGN_PASSWORD"
 
 // maxPasswordSize bounds a password piped on standard input.
 const maxPasswordSize = 64 << 10
 
-// ReadPassword returns the private key password the way the cosign CLI finds
+// readPassword returns the private key password the way the cosign CLI finds
 // it: $COSIGN_PASSWORD when set (even empty); else a prompt on stderr when
 // stdin is a terminal, asked twice when confirm is set (for a new key); else
 // everything piped on stdin, unchanged (a trailing newline is part of the
 // password, as in cosign). A nil stdin means an empty password.
-func ReadPassword(stdin io.Reader, stderr io.Writer, confirm bool) ([]byte, error) {
-	if pw, ok := os.LookupEnv(PasswordEnv); ok {
+func readPassword(stdin io.Reader, stderr io.Writer, confirm bool) ([]byte, error) {
+	if pw, ok := os.LookupEnv(passwordEnv); ok {
 		return []byte(pw), nil
 	}
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -35,7 +35,7 @@ func ReadPassword(stdin io.Reader, stderr io.Writer, confirm bool) ([]byte, erro
 		return nil, fmt.Errorf("read password from standard input: %w", err)
 	}
 	if len(b) > maxPasswordSize {
-		return nil, fmt.Errorf("password on standard input is over %d bytes: set %s instead", maxPasswordSize, PasswordEnv)
+		return nil, fmt.Errorf("password on standard input is over %d bytes: set %s instead", maxPasswordSize, passwordEnv)
 	}
 	return b, nil
 }
