@@ -27,7 +27,7 @@ import (
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
-	"airlock.dev/airlock/internal/kbuild"
+	"airlock.dev/airlock/build"
 )
 
 // Reconciler reconciles Releases. Every dependency is an explicit field.
@@ -64,6 +64,9 @@ type Reconciler struct {
 	// Mirrors rewrites Release URLs to site registries: the controller then
 	// contacts only the mirror. nil means none.
 	Mirrors artifact.Mirrors
+	// Build bounds each kustomize build (objects, bytes, duration); the zero
+	// value is build's safe defaults.
+	Build build.Options
 
 	mu       sync.Mutex
 	failures map[types.NamespacedName]int
@@ -179,7 +182,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.fail(rel, v1alpha1.ReasonPullFailed, err)
 	}
 	defer art.Release()
-	objs, err := kbuild.Build(art.Dir, rel.Spec.Path, ref.Digest)
+	objs, err := build.Build(timeoutCtx, art.Dir, rel.Spec.Path, ref.Digest, r.Build)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonBuildFailed, err)
 	}
@@ -188,7 +191,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.fail(rel, v1alpha1.ReasonApplyFailed, err)
 	}
 	if err := Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
-		return r.fail(rel, v1alpha1.ReasonBuildFailed, &kbuild.BuildError{Digest: ref.Digest, Path: rel.Spec.Path, Err: err})
+		return r.fail(rel, v1alpha1.ReasonBuildFailed, &build.Error{Digest: ref.Digest, Path: rel.Spec.Path, Err: err})
 	}
 	if err := r.preflightImages(timeoutCtx, rel, ref, remote); err != nil {
 		return r.fail(rel, v1alpha1.ReasonImagesMissing, err)
@@ -735,7 +738,7 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		serr  *SecretError
 		derr  *DependencyError
 		ver   *VerificationError
-		berr  *kbuild.BuildError
+		berr  *build.Error
 		ierr  *ImmutableFieldError
 		eerr  *EmptyArtifactError
 		sperr *SpecError

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"airlock.dev/airlock/artifact"
-	"airlock.dev/airlock/internal/kbuild"
+	"airlock.dev/airlock/build"
 )
 
 // relocateFlags are the flags copy and export share.
@@ -45,7 +45,7 @@ func (f *relocateFlags) images(ctx context.Context, ref artifact.Reference) ([]s
 	if err != nil {
 		return nil, err
 	}
-	objs, err := kbuild.Build(pulled.Path, f.path, pulled.Digest)
+	objs, err := build.Build(ctx, pulled.Path, f.path, pulled.Digest, build.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("--with-images: %w", err)
 	}
