@@ -51,10 +51,12 @@ const maxMappingKeys = 1000
 
 // Options bound a build. The zero value is safe.
 type Options struct {
-	// MaxObjects bounds the objects a build returns, and before building,
-	// the objects and the kustomization loads the kustomization graph
-	// expands to (a file or directory counts once for every path that
-	// includes it). 0 means DefaultMaxObjects.
+	// MaxObjects bounds the objects a build returns and, before building,
+	// what the kustomization graph expands to (a file or directory counts
+	// once for every path that includes it): its objects, twice as many
+	// kustomization loads, and eight times as many objects accumulated over
+	// all the kustomizations loaded (a chain of bases re-accumulates its
+	// objects at each level). 0 means DefaultMaxObjects.
 	MaxObjects int
 	// MaxFileBytes bounds each file the build reads. 0 means
 	// DefaultMaxFileBytes.

@@ -259,9 +259,9 @@ func TestBuildBounds(t *testing.T) {
 		wantErr []string
 	}{
 		{"diamond of 12 levels", diamond(12), "l12", Options{},
-			[]string{"the kustomizations expand to", "over the limit of 1000", "(--build-max-objects)"}},
+			[]string{"the kustomizations expand to", "kustomization loads", "over the limit of 2000 (2 × --build-max-objects)"}},
 		{"diamond within the limit of objects but not of loads", diamond(9), "l9", Options{MaxObjects: 600},
-			[]string{"kustomization loads", "over the limit of 600"}},
+			[]string{"kustomization loads", "over the limit of 1200 (2 × --build-max-objects)"}},
 		{"a chain of bases re-accumulates its objects", chain, "c12", Options{MaxObjects: 60},
 			[]string{"kustomize would accumulate", "over the limit of 480 (8 × --build-max-objects)"}},
 		{"objects over the limit", map[string]string{"a.yaml": configMaps(11)}, "", Options{MaxObjects: 10},

@@ -119,8 +119,8 @@ func (s *scanner) checkCost(dir string, c cost) *fileError {
 	switch {
 	case c.objects > max:
 		err = fmt.Errorf("the kustomizations expand to %d objects (a file or directory counts once for every path that includes it), over the limit of %d objects (--build-max-objects): include each base once, or split the artifact into several Releases", c.objects, max)
-	case c.loads > max:
-		err = fmt.Errorf("the kustomizations expand to %d kustomization loads (a directory counts once for every path that includes it), over the limit of %d (--build-max-objects): include each base once", c.loads, max)
+	case c.loads > 2*max:
+		err = fmt.Errorf("the kustomizations expand to %d kustomization loads (a directory counts once for every path that includes it), over the limit of %d (2 × --build-max-objects): include each base once", c.loads, 2*max)
 	case c.work > 8*max:
 		err = fmt.Errorf("kustomize would accumulate %d objects across the kustomizations it loads (each object counted in every kustomization it passes through), over the limit of %d (8 × --build-max-objects): use fewer layers of bases", c.work, 8*max)
 	case c.bytes > s.opts.MaxTotalBytes:

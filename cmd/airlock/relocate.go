@@ -45,7 +45,13 @@ func (f *relocateFlags) images(ctx context.Context, ref artifact.Reference) ([]s
 	if err != nil {
 		return nil, err
 	}
-	objs, err := build.Build(ctx, pulled.Path, f.path, pulled.Digest, build.Options{})
+	return discoverImages(ctx, pulled.Path, f.path, pulled.Digest)
+}
+
+// discoverImages builds the pulled artifact in dir and lists its workloads'
+// images. ctx stops the build (Ctrl-C, SIGTERM).
+func discoverImages(ctx context.Context, dir, path, digest string) ([]string, error) {
+	objs, err := build.Build(ctx, dir, path, digest, build.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("--with-images: %w", err)
 	}
