@@ -15,7 +15,8 @@ func TestHelpListsFlags(t *testing.T) {
 	if err := run(context.Background(), []string{"-h"}, &bytes.Buffer{}, &stderr); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"-metrics-addr", "-leader-elect", "-concurrent", "-watch-label-selector", "-allow-unsigned", "-kubeconfig", "-zap-encoder"} {
+	for _, f := range []string{"-metrics-addr", "-leader-elect", "-concurrent", "-watch-label-selector", "-allow-unsigned", "-kubeconfig", "-zap-encoder",
+		"-build-max-objects", "-build-max-file-bytes", "-build-max-total-bytes", "-build-timeout"} {
 		if !strings.Contains(stderr.String(), f) {
 			t.Errorf("help does not list %s", f)
 		}
