@@ -158,25 +158,21 @@ var (
 // nothing reaches kustomize's loader that it would fetch or clone.
 func remote(entry string) string {
 	e := strings.TrimSpace(entry)
-	lower := strings.ToLower(e)
-	lower = strings.TrimPrefix(lower, "git::")
-	switch {
-	case strings.Contains(e, "://"):
+	if strings.Contains(e, "://") {
 		return "is a URL"
-	case strings.HasPrefix(strings.ToLower(e), "git::"):
-		return "is a remote git repository"
-	case gitUser.MatchString(e):
-		return "is a remote git repository"
-	case strings.HasPrefix(lower, "github.com/"), strings.HasPrefix(lower, "github.com:"),
-		strings.HasPrefix(lower, "gitlab.com/"), strings.HasPrefix(lower, "bitbucket.org/"):
-		return "is a remote git repository"
-	case strings.Contains(lower, "?ref=") || strings.Contains(lower, "?version=") || strings.Contains(lower, "?submodules=") || strings.Contains(lower, "?timeout="):
-		return "is a remote git repository"
-	case strings.Contains(e, "//") && remoteHost.MatchString(e):
-		return "is a remote git repository"
 	}
 	if u, err := url.Parse(e); err == nil && u.Scheme != "" {
 		return "is a URL"
+	}
+	lower := strings.ToLower(e)
+	git := strings.TrimPrefix(lower, "git::")
+	switch {
+	case git != lower, gitUser.MatchString(e),
+		strings.HasPrefix(git, "github.com/"), strings.HasPrefix(git, "github.com:"),
+		strings.HasPrefix(git, "gitlab.com/"), strings.HasPrefix(git, "bitbucket.org/"),
+		strings.Contains(lower, "?ref="), strings.Contains(lower, "?version="),
+		strings.Contains(e, "//") && remoteHost.MatchString(e):
+		return "is a remote git repository"
 	}
 	return ""
 }
