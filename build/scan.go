@@ -511,6 +511,15 @@ func (s *scanner) plugins(kfile, dir, field, entry string) (cost, *fileError) {
 		if err != nil {
 			return cost{}, &fileError{rel(where), fmt.Errorf("%s: %s: %w", field, name, err)}
 		}
+		// Field names match case-insensitively; two that differ only in
+		// case could be read one way here and another by the plugin.
+		var raw any
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return cost{}, &fileError{rel(where), fmt.Errorf("%s: %s: %w", field, name, err)}
+		}
+		if k := caseCollision(raw); k != "" {
+			return cost{}, &fileError{rel(where), fmt.Errorf("%s: %s has field %q twice, in different cases: keep one", field, name, k)}
+		}
 		var pc pluginConfig
 		if err := json.Unmarshal(b, &pc); err != nil {
 			return cost{}, &fileError{rel(where), fmt.Errorf("%s: %s: %w", field, name, err)}
@@ -564,6 +573,31 @@ func (s *scanner) plugins(kfile, dir, field, entry string) (cost, *fileError) {
 		c.objects = sat(c.objects, 1)
 	}
 	return c, nil
+}
+
+// caseCollision returns a key of v, at any depth, that another key of the
+// same mapping equals but for case, or "".
+func caseCollision(v any) string {
+	switch x := v.(type) {
+	case map[string]any:
+		seen := map[string]bool{}
+		for k, e := range x {
+			if seen[strings.ToLower(k)] {
+				return k
+			}
+			seen[strings.ToLower(k)] = true
+			if c := caseCollision(e); c != "" {
+				return c
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if c := caseCollision(e); c != "" {
+				return c
+			}
+		}
+	}
+	return ""
 }
 
 // yamlFile parses the YAML file at p, within the bounds, and returns the
