@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"airlock.dev/airlock/artifact"
-	"airlock.dev/airlock/internal/kbuild"
+	"airlock.dev/airlock/build"
 	"airlock.dev/airlock/verify"
 )
 
@@ -93,7 +93,7 @@ func pin(ctx context.Context, ref artifact.Reference, opts RelocateOptions) (art
 	if !opts.WithImages {
 		return ref, nil, nil
 	}
-	images, err := contentImages(opts.KustomizePath, func(dir string) (*artifact.PullResult, error) {
+	images, err := contentImages(ctx, opts.KustomizePath, func(dir string) (*artifact.PullResult, error) {
 		return artifact.Pull(ctx, ref, dir, artifact.PullOptions{Remote: opts.Src, Progress: opts.Progress})
 	})
 	if err != nil {
@@ -104,8 +104,8 @@ func pin(ctx context.Context, ref artifact.Reference, opts RelocateOptions) (art
 
 // contentImages pulls an artifact into a temporary directory (pull
 // extracts it safely), renders path inside it with kustomize, offline, and
-// lists the images of its workloads.
-func contentImages(path string, pull func(dir string) (*artifact.PullResult, error)) ([]string, error) {
+// lists the images of its workloads. ctx stops the build (Ctrl-C, SIGTERM).
+func contentImages(ctx context.Context, path string, pull func(dir string) (*artifact.PullResult, error)) ([]string, error) {
 	tmp, err := os.MkdirTemp("", "airlock-images-")
 	if err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func contentImages(path string, pull func(dir string) (*artifact.PullResult, err
 	if err != nil {
 		return nil, err
 	}
-	objs, err := kbuild.Build(pulled.Path, path, pulled.Digest)
+	objs, err := build.Build(ctx, pulled.Path, path, pulled.Digest, build.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +193,7 @@ func Import(ctx context.Context, path string, mirror artifact.Reference, opts Im
 	}
 	var images []string
 	if len(a.Lock.Images) > 0 {
-		images, err = contentImages(a.Lock.KustomizePath, func(dir string) (*artifact.PullResult, error) {
+		images, err = contentImages(ctx, a.Lock.KustomizePath, func(dir string) (*artifact.PullResult, error) {
 			return artifact.PullFrom(ctx, a.Store, upstreamRef, dir, artifact.PullOptions{})
 		})
 		if err != nil {

@@ -16,8 +16,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"airlock.dev/airlock/api/v1alpha1"
+	"airlock.dev/airlock/build"
 	"airlock.dev/airlock/internal/envtestenv"
-	"airlock.dev/airlock/internal/kbuild"
 	"airlock.dev/airlock/reconciler"
 )
 
@@ -50,7 +50,7 @@ func TestExampleReleases(t *testing.T) {
 			if rel.Spec.Verify == nil {
 				t.Errorf("%s has no spec.verify: examples show signed delivery", f)
 			}
-			objs, err := kbuild.Build(filepath.Join("..", "examples", "app"), rel.Spec.Path, "example")
+			objs, err := build.Build(ctx, filepath.Join("..", "examples", "app"), rel.Spec.Path, "example", build.Options{})
 			if err != nil || len(objs) == 0 {
 				t.Errorf("spec.path %q does not build in examples/app: %d objects, %v", rel.Spec.Path, len(objs), err)
 			}

@@ -10,7 +10,7 @@ import (
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
-	"airlock.dev/airlock/internal/kbuild"
+	"airlock.dev/airlock/build"
 	"airlock.dev/airlock/verify"
 )
 
@@ -71,7 +71,7 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		nterr *NoTrustPolicyError
 		tperr *TrustPolicyError
 		dgerr *DowngradeError
-		berr  *kbuild.BuildError
+		berr  *build.Error
 		ierr  *ImmutableFieldError
 		eerr  *EmptyArtifactError
 		sperr *SpecError

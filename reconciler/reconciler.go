@@ -27,7 +27,7 @@ import (
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
-	"airlock.dev/airlock/internal/kbuild"
+	"airlock.dev/airlock/build"
 	"airlock.dev/airlock/verify"
 )
 
@@ -95,6 +95,9 @@ type Reconciler struct {
 	// prune, from its deletionTimestamp; then it leaves its objects, records
 	// a Warning event naming them and removes its finalizer. 0 means 10m.
 	FinalizerTimeout time.Duration
+	// Build bounds each kustomize build (objects, bytes, duration); the zero
+	// value is build's safe defaults.
+	Build build.Options
 
 	keys       keyCache
 	identities sync.Map // types.NamespacedName → who it applies as, for messages
@@ -222,7 +225,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.fail(rel, v1alpha1.ReasonPullFailed, err)
 	}
 	defer art.Release()
-	objs, err := kbuild.Build(art.Dir, rel.Spec.Path, ref.Digest)
+	objs, err := build.Build(timeoutCtx, art.Dir, rel.Spec.Path, ref.Digest, r.Build)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonBuildFailed, err)
 	}
@@ -231,7 +234,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.fail(rel, v1alpha1.ReasonApplyFailed, err)
 	}
 	if err := Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
-		return r.fail(rel, v1alpha1.ReasonBuildFailed, &kbuild.BuildError{Digest: ref.Digest, Path: rel.Spec.Path, Err: err})
+		return r.fail(rel, v1alpha1.ReasonBuildFailed, &build.Error{Digest: ref.Digest, Path: rel.Spec.Path, Err: err})
 	}
 	if err := r.preflightImages(timeoutCtx, rel, registry, ref); err != nil {
 		return r.fail(rel, v1alpha1.ReasonImagesMissing, err)

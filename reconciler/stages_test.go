@@ -15,7 +15,7 @@ import (
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
-	"airlock.dev/airlock/internal/kbuild"
+	"airlock.dev/airlock/build"
 	"airlock.dev/airlock/verify"
 )
 
@@ -131,7 +131,7 @@ func TestClassify(t *testing.T) {
 		{"not found", &artifact.RegistryError{Kind: artifact.ErrNotFound}, v1alpha1.ReasonArtifactNotFound, false},
 		{"unauthorized", &artifact.RegistryError{Kind: artifact.ErrUnauthorized}, v1alpha1.ReasonRegistryAuthFailed, false},
 		{"too large", &artifact.RegistryError{Kind: artifact.ErrTooLarge}, v1alpha1.ReasonPullFailed, true},
-		{"build", &kbuild.BuildError{Err: errors.New("x")}, v1alpha1.ReasonBuildFailed, true},
+		{"build", &build.Error{Err: errors.New("x")}, v1alpha1.ReasonBuildFailed, true},
 		{"immutable", &ImmutableFieldError{Object: "ConfigMap ns/a", Err: errors.New("x")}, v1alpha1.ReasonImmutableField, true},
 		{"empty artifact", &EmptyArtifactError{}, v1alpha1.ReasonEmptyArtifact, true},
 		{"images missing", &ImagesMissingError{}, v1alpha1.ReasonImagesMissing, false},

@@ -32,6 +32,7 @@ import (
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/build"
 	"airlock.dev/airlock/reconciler"
 )
 
@@ -65,6 +66,7 @@ type options struct {
 	identitySelector      string
 	noCrossNamespaceRefs  bool
 	finalizerTimeout      time.Duration
+	build                 build.Options
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -82,6 +84,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.cacheEntries, "cache-entries", 32, "number of pulled artifacts kept on disk")
 	fs.Int64Var(&o.maxSize, "max-size", 0, "size limit of an artifact's content in bytes; 0 means 100 MiB")
 	fs.DurationVar(&o.requeueBackoff, "backoff-base", time.Second, "first retry delay after a failure; it doubles up to the Release's retryInterval")
+	fs.IntVar(&o.build.MaxObjects, "build-max-objects", build.DefaultMaxObjects, "most objects a Release's kustomize build may make, and may expand to before building (a base counts once for every path that includes it)")
+	fs.Int64Var(&o.build.MaxFileBytes, "build-max-file-bytes", build.DefaultMaxFileBytes, "largest file a kustomize build reads, in bytes")
+	fs.Int64Var(&o.build.MaxTotalBytes, "build-max-total-bytes", build.DefaultMaxTotalBytes, "most bytes of YAML (and of files the kustomizations name) a kustomize build reads")
+	fs.DurationVar(&o.build.Timeout, "build-timeout", time.Minute, "longest a kustomize build may take; 0 means only the Release's spec.timeout")
 	o.mirrors = artifact.Mirrors{}
 	fs.Func("registry-mirror", "rewrite Release URLs from an upstream registry to a site mirror, as UPSTREAM_HOST=MIRROR_HOST[/PREFIX]; the upstream host is never contacted (repeatable)", func(s string) error {
 		from, to, err := artifact.ParseMirrorRule(s)
@@ -195,6 +201,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ControllerIdentityNamespaceSelector: identitySelector,
 		NoCrossNamespaceRefs:                o.noCrossNamespaceRefs,
 		FinalizerTimeout:                    o.finalizerTimeout,
+		Build:                               o.build,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: o.concurrent}); err != nil {
 		return fmt.Errorf("set up the Release controller: %w", err)
