@@ -69,6 +69,12 @@ type Options struct {
 	MaxTotalBytes int64
 	// Timeout bounds the build's duration. 0 means no bound beyond ctx.
 	Timeout time.Duration
+	// Slots, shared by the builds of one process, bounds how many kustomize
+	// runs go on at once (and so their memory): a run takes a slot before
+	// it starts and gives it back when it ends, also when Build has already
+	// returned on ctx and the run finishes in the background. A build that
+	// cannot get a slot before ctx ends fails. nil means no bound.
+	Slots chan struct{}
 }
 
 func (o Options) withDefaults() Options {
@@ -167,9 +173,19 @@ func run(ctx context.Context, mem filesys.FileSystem, buildRoot string, opts Opt
 		objs []*unstructured.Unstructured
 		err  error
 	}
+	if opts.Slots != nil {
+		select {
+		case opts.Slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, fail("", fmt.Errorf("build stopped while waiting for one of the %d build slots (other builds were running): %w", cap(opts.Slots), ctx.Err()))
+		}
+	}
 	done := make(chan result, 1)
 	go func() {
 		var r result
+		if opts.Slots != nil {
+			defer func() { <-opts.Slots }() // after the result is sent: the run is over
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				r = result{err: fmt.Errorf("kustomize failed: %v", p)}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -353,5 +354,60 @@ func TestRunReturnsWhenContextIsDone(t *testing.T) {
 	objs, err := run(ctx, art.mem, "/", Options{}.withDefaults(), fail)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("run returned %d objects, err = %v; want context.Canceled", len(objs), err)
+	}
+}
+
+// TestBuildSlotsBoundConcurrentRuns: the controller shares Slots among its
+// workers, so that concurrent builds cannot together exhaust its memory. A
+// build waits for a slot (and fails when ctx ends first), and a run keeps
+// its slot until kustomize is really done, also after Build returned on ctx.
+func TestBuildSlotsBoundConcurrentRuns(t *testing.T) {
+	dir := writeTree(t, map[string]string{"a.yaml": configMaps(10)})
+	slots := make(chan struct{}, 1)
+	slots <- struct{}{} // another build runs
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := Build(ctx, dir, "", "sha256:abc", Options{Slots: slots})
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "build slots") {
+		t.Fatalf("with every slot taken: err = %v, want a timeout naming the build slots", err)
+	}
+	<-slots
+	if _, err := Build(context.Background(), dir, "", "sha256:abc", Options{Slots: slots}); err != nil {
+		t.Fatal(err)
+	}
+	if len(slots) != 0 {
+		t.Fatal("a finished build kept its slot")
+	}
+
+	// A run stopped by ctx holds its slot until kustomize returns.
+	big := writeTree(t, map[string]string{"a.yaml": configMaps(1000)})
+	art, err := loadArtifact(big, Options{}.withDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := generateKustomization(art.mem, "/"); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	go func() {
+		for len(slots) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		stop() // the run has its slot: stop waiting for it
+	}()
+	fail := func(file string, err error) error { return &Error{Digest: "sha256:abc", Err: err} }
+	opts := Options{Slots: slots}.withDefaults()
+	if _, err := run(runCtx, art.mem, "/", opts, fail); !errors.Is(err, context.Canceled) {
+		t.Fatalf("run: err = %v, want context.Canceled", err)
+	}
+	if len(slots) != 1 {
+		t.Fatal("a run stopped by ctx gave its slot back while kustomize still ran")
+	}
+	deadline := time.Now().Add(time.Minute)
+	for len(slots) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the background run never gave its slot back")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

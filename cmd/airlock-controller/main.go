@@ -67,6 +67,7 @@ type options struct {
 	noCrossNamespaceRefs  bool
 	finalizerTimeout      time.Duration
 	build                 build.Options
+	concurrentBuilds      int
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -87,6 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.build.MaxObjects, "build-max-objects", build.DefaultMaxObjects, "most objects a Release's kustomize build may make, and may expand to before building (a base counts once for every path that includes it)")
 	fs.Int64Var(&o.build.MaxFileBytes, "build-max-file-bytes", build.DefaultMaxFileBytes, "largest file a kustomize build reads, in bytes")
 	fs.Int64Var(&o.build.MaxTotalBytes, "build-max-total-bytes", build.DefaultMaxTotalBytes, "most bytes of YAML (and of files the kustomizations name) a kustomize build reads")
+	fs.IntVar(&o.concurrentBuilds, "concurrent-builds", 1, "kustomize builds run at once, whatever --concurrent is: each can take a few hundred MiB at the byte limits, so raise it with the memory limit")
 	fs.DurationVar(&o.build.Timeout, "build-timeout", time.Minute, "longest a kustomize build may take; 0 means only the Release's spec.timeout")
 	o.mirrors = artifact.Mirrors{}
 	fs.Func("registry-mirror", "rewrite Release URLs from an upstream registry to a site mirror, as UPSTREAM_HOST=MIRROR_HOST[/PREFIX]; the upstream host is never contacted (repeatable)", func(s string) error {
@@ -119,6 +121,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
+	if o.concurrentBuilds < 1 {
+		return fmt.Errorf("--concurrent-builds %d: want 1 or more", o.concurrentBuilds)
+	}
+	o.build.Slots = make(chan struct{}, o.concurrentBuilds)
 	zapOpts.DestWriter = stderr
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	_ = stdout
