@@ -202,19 +202,7 @@ func (c *Client) openLayer(ctx context.Context, ref Reference, opts PullOptions)
 	if err != nil {
 		return ref, nil, ocispec.Descriptor{}, nil, nil, err
 	}
-	layer, err := contentLayer(ref, m, opts.LayerMediaType)
-	if err != nil {
-		return ref, m, layer, nil, nil, err
-	}
-	if layer.Size > opts.maxSize() {
-		return ref, m, layer, nil, nil, classify("pull", ref, fmt.Errorf("%w: layer %s is %d bytes compressed, the limit is %d: raise --max-size if the artifact is trusted", ErrTooLarge, layer.Digest, layer.Size, opts.maxSize()))
-	}
-	rc, err := repo.Blobs().Fetch(ctx, layer)
-	if err != nil {
-		return ref, m, layer, nil, nil, classify("fetch layer "+layer.Digest.String()+" of", ref, err)
-	}
-	r, verify := verifyLayer(ref, layer, rc, opts)
-	return ref, m, layer, r, verify, nil
+	return openContent(ctx, repo.Blobs(), ref, m, opts)
 }
 
 // openLayerFrom is openLayer from a store at hand (an export's archive):
@@ -231,6 +219,12 @@ func openLayerFrom(ctx context.Context, store oras.ReadOnlyTarget, ref Reference
 	if err != nil {
 		return ref, nil, ocispec.Descriptor{}, nil, nil, err
 	}
+	return openContent(ctx, store, ref, m, opts)
+}
+
+// openContent picks m's content layer, checks its size against the limit,
+// and streams it from blobs through verifyLayer.
+func openContent(ctx context.Context, blobs content.Fetcher, ref Reference, m *ocispec.Manifest, opts PullOptions) (Reference, *ocispec.Manifest, ocispec.Descriptor, io.ReadCloser, func() error, error) {
 	layer, err := contentLayer(ref, m, opts.LayerMediaType)
 	if err != nil {
 		return ref, m, layer, nil, nil, err
@@ -238,7 +232,7 @@ func openLayerFrom(ctx context.Context, store oras.ReadOnlyTarget, ref Reference
 	if layer.Size > opts.maxSize() {
 		return ref, m, layer, nil, nil, classify("pull", ref, fmt.Errorf("%w: layer %s is %d bytes compressed, the limit is %d: raise --max-size if the artifact is trusted", ErrTooLarge, layer.Digest, layer.Size, opts.maxSize()))
 	}
-	rc, err := store.Fetch(ctx, layer)
+	rc, err := blobs.Fetch(ctx, layer)
 	if err != nil {
 		return ref, m, layer, nil, nil, classify("fetch layer "+layer.Digest.String()+" of", ref, err)
 	}
