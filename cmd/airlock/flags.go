@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 
@@ -100,4 +101,14 @@ func parseAnnotations(kvs []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// progressOut is where transfers draw their progress line: stderr, which
+// gets one only when it is a terminal, and nowhere when $CI is set (CI logs
+// are no place for redrawn lines).
+func progressOut(cmd *cobra.Command) io.Writer {
+	if os.Getenv("CI") != "" {
+		return nil
+	}
+	return cmd.ErrOrStderr()
 }

@@ -35,7 +35,7 @@ func newImportCmd() *cobra.Command {
 			if signKey != "" && len(verifyKeys) == 0 {
 				return fmt.Errorf("import: --sign-key needs --verify-key: the site signs only what verified upstream")
 			}
-			opts := airgap.ImportOptions{Dst: dst.options(), Progress: cmd.ErrOrStderr()}
+			opts := airgap.ImportOptions{Dst: dst.options(), Progress: progressOut(cmd)}
 			if len(verifyKeys) > 0 {
 				if opts.Policy, err = verify.LoadPolicy(verifyKeys, threshold); err != nil {
 					return err

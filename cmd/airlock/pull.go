@@ -37,7 +37,7 @@ func newPullArtifactCmd() *cobra.Command {
 				return err
 			}
 			res, err := artifact.Pull(cmd.Context(), ref, dir, artifact.PullOptions{
-				Remote: remote.options(), MaxSize: limit, LayerMediaType: layerType, Progress: cmd.ErrOrStderr(),
+				Remote: remote.options(), MaxSize: limit, LayerMediaType: layerType, Progress: progressOut(cmd),
 			})
 			if err != nil {
 				return err

@@ -83,7 +83,7 @@ func (o *pushOptions) run(cmd *cobra.Command, arg string) error {
 		Revision:    o.revision,
 		Annotations: annotations,
 		Created:     created,
-		Progress:    cmd.ErrOrStderr(),
+		Progress:    progressOut(cmd),
 	})
 	if err != nil {
 		return err

@@ -70,7 +70,7 @@ func newCopyCmd() *cobra.Command {
 			if dstCreds == "" && dstRef.Registry == src.Registry {
 				dstOpts.Creds = f.src.options().Creds
 			}
-			rel, err := airgap.Copy(cmd.Context(), src, dstRef, f.options(dstOpts, cmd.ErrOrStderr()))
+			rel, err := airgap.Copy(cmd.Context(), src, dstRef, f.options(dstOpts, progressOut(cmd)))
 			if err != nil {
 				return err
 			}
@@ -110,7 +110,7 @@ func newExportCmd() *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("export %s: --output FILE is required", ref)
 			}
-			lock, rel, err := airgap.Export(cmd.Context(), ref, out, f.options(artifact.RemoteOptions{}, cmd.ErrOrStderr()))
+			lock, rel, err := airgap.Export(cmd.Context(), ref, out, f.options(artifact.RemoteOptions{}, progressOut(cmd)))
 			if err != nil {
 				return err
 			}
