@@ -3,15 +3,14 @@ package artifact
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/registry/remote"
 
 	"airlock.dev/airlock/internal/progress"
@@ -120,18 +119,14 @@ func (c *Client) Push(ctx context.Context, ref Reference, path string, opts Push
 		return nil, classify("push layer "+packed.Digest.String()+" of", ref, err)
 	}
 
-	manifest, err := json.Marshal(ocispec.Manifest{
-		Versioned:   specs.Versioned{SchemaVersion: 2},
-		MediaType:   ocispec.MediaTypeImageManifest,
-		Config:      configDesc,
-		Layers:      []ocispec.Descriptor{layerDesc},
-		Annotations: annotations,
+	// oras-go's packer builds the manifest (image-spec 1.1; the Flux config
+	// type needs no artifactType), and pushes it under the tag in one request.
+	manifestDesc, err := oras.PackManifest(ctx, tagPusher{repo, ref.Tag}, oras.PackManifestVersion1_1, "", oras.PackManifestOptions{
+		ConfigDescriptor:    &configDesc,
+		Layers:              []ocispec.Descriptor{layerDesc},
+		ManifestAnnotations: annotations,
 	})
 	if err != nil {
-		return nil, err
-	}
-	manifestDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(manifest), Size: int64(len(manifest))}
-	if err := repo.PushReference(ctx, manifestDesc, bytes.NewReader(manifest), ref.Tag); err != nil {
 		return nil, classify("push manifest of", ref, err)
 	}
 	// Exit 0 only when the registry serves the manifest under the tag.
@@ -168,4 +163,15 @@ func pushBlob(ctx context.Context, repo *remote.Repository, desc ocispec.Descrip
 		return nil
 	}
 	return repo.Blobs().Push(ctx, desc, r)
+}
+
+// tagPusher pushes what oras-go's packer gives it (the manifest only: the
+// config and layer are pushed before) under a tag, in one request.
+type tagPusher struct {
+	repo *remote.Repository
+	tag  string
+}
+
+func (p tagPusher) Push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	return p.repo.PushReference(ctx, desc, r, p.tag)
 }
