@@ -27,6 +27,15 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 )
 
+// MaxCatalogEntries is the largest page of /v2/_catalog (distribution's
+// default): a client asking for more gets PAGINATION_NUMBER_INVALID, and
+// follows the Link header for the next page.
+const MaxCatalogEntries = 1000
+
+// MaxTags is the largest page of /v2/<name>/tags/list (distribution's
+// default); a larger n is clamped, with a Link header to the next page.
+const MaxTags = 1000
+
 // Options configures an embedded registry. The zero value is an in-memory,
 // unauthenticated, plain-HTTP registry.
 type Options struct {
@@ -48,6 +57,11 @@ func NewHandler(ctx context.Context, opts Options) (http.Handler, error) {
 	cfg := &configuration.Configuration{}
 	cfg.Log.AccessLog.Disabled = true
 	cfg.Log.Level = "panic"
+	// configuration.Parse defaults these for a YAML file; a configuration
+	// built in code must set them, or the catalog answers every page empty
+	// and refuses any n (crane's 1000 included).
+	cfg.Catalog.MaxEntries = MaxCatalogEntries
+	cfg.Tags.MaxTags = MaxTags
 	if opts.StorageDir != "" {
 		cfg.Storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": opts.StorageDir}}
 	} else {
