@@ -11,6 +11,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/registry/remote"
 
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/registry"
@@ -166,5 +169,67 @@ func TestGarbageCollectNeedsRegistryStorage(t *testing.T) {
 				t.Fatalf("gc of %s: %v, want an error naming it", dir, err)
 			}
 		})
+	}
+}
+
+// TestGarbageCollectKeepsReferrers: distribution has no referrers API, so
+// clients list an artifact's OCI 1.1 referrers (signatures, SBOMs) in a
+// tagged index (the referrers tag schema); --delete-untagged keeps them.
+func TestGarbageCollectKeepsReferrers(t *testing.T) {
+	ctx := context.Background()
+	storage := t.TempDir()
+	reg := registrytest.NewWithOptions(t, registry.Options{StorageDir: storage})
+	res := pushApp(t, reg.Addr, "demo/app:v1", "kind: ConfigMap\n")
+	repo, err := remote.NewRepository(reg.Addr + "/demo/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.PlainHTTP = true
+	subject, err := repo.Resolve(ctx, "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	referrer, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, "application/vnd.example.sbom", oras.PackManifestOptions{
+		Subject:             &subject,
+		ManifestAnnotations: map[string]string{ocispec.AnnotationCreated: "2026-01-01T00:00:00Z"},
+	})
+	if err != nil {
+		t.Fatalf("push a referrer of %s: %v", res.Digest, err)
+	}
+	if err := reg.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	gc, err := registry.GarbageCollect(ctx, storage, registry.GCOptions{DeleteUntagged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gc.Manifests) != 0 || len(gc.Blobs) != 0 {
+		t.Fatalf("gc deleted %+v, want nothing", gc)
+	}
+	if !exists(t, blobFile(storage, referrer.Digest.String())) {
+		t.Fatal("the referrer's manifest is gone from disk")
+	}
+
+	reg = registrytest.NewWithOptions(t, registry.Options{StorageDir: storage})
+	repo, err = remote.NewRepository(reg.Addr + "/demo/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.PlainHTTP = true
+	var found []digest.Digest
+	if err := repo.Referrers(ctx, subject, "", func(page []ocispec.Descriptor) error {
+		for _, d := range page {
+			found = append(found, d.Digest)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]digest.Digest{referrer.Digest}, found); diff != "" {
+		t.Fatalf("referrers after gc (-want +got):\n%s", diff)
+	}
+	if _, err := repo.Resolve(ctx, referrer.Digest.String()); err != nil {
+		t.Fatalf("resolve the referrer after gc: %v", err)
 	}
 }
