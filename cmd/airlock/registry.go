@@ -78,7 +78,8 @@ func newRegistryGCCmd() *cobra.Command {
 Stop the registry first: the collector is not safe alongside pushes. gc takes
 DIR/` + registry.LockFileName + ` and refuses to run while a registry serves DIR.
 --delete-untagged also deletes manifests no tag points to (an artifact whose
-tag was pushed over, an untagged referrer) and the blobs only they used.`,
+tag was pushed over) and the blobs only they used; cosign signatures and OCI
+1.1 referrers (listed in a tagged index on this registry) stay.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {

@@ -24,8 +24,10 @@ type GCOptions struct {
 	// storage. false deletes.
 	DryRun bool
 	// DeleteUntagged also deletes the manifests no tag points to (an
-	// artifact whose tag was pushed over, an untagged referrer), then the
-	// blobs only they referenced. false keeps every manifest and deletes
+	// artifact whose tag was pushed over), then the blobs only they
+	// referenced. Manifests a tagged index lists stay, so do OCI 1.1
+	// referrers, which clients list in the referrers tag schema's index
+	// (distribution has no referrers API). false keeps every manifest and deletes
 	// only blobs no manifest references (uploads whose manifest never came).
 	DeleteUntagged bool
 }
