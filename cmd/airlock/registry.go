@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -15,7 +16,13 @@ func newRegistryServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve --addr 127.0.0.1:5000 --storage DIR",
 		Short: "Serve a real OCI registry (distribution) with filesystem storage",
-		Args:  cobra.NoArgs,
+		Long: `Serve a real OCI registry (distribution) with filesystem storage.
+
+GET /v2/_catalog lists the repositories (pages of up to 1000, n and last,
+Link header). GET /healthz answers 200 "ok" while the storage can be read and
+written, without credentials. The server holds DIR/` + registry.LockFileName + `
+while it runs, so ` + "`airlock registry gc`" + ` cannot run under it.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.StorageDir == "" {
 				return fmt.Errorf("registry serve: --storage DIR is required (where blobs and manifests are kept)")
@@ -57,4 +64,58 @@ func waitErr(s *registry.Server) <-chan error {
 	ch := make(chan error, 1)
 	go func() { ch <- s.Wait() }()
 	return ch
+}
+
+func newRegistryGCCmd() *cobra.Command {
+	var dir string
+	var opts registry.GCOptions
+	cmd := &cobra.Command{
+		Use:   "gc --storage DIR [--dry-run] [--delete-untagged]",
+		Short: "Delete unreferenced blobs from a stopped registry's storage",
+		Long: `Delete the blobs no manifest references from the storage of
+` + "`airlock registry serve`" + `, with distribution's own garbage collector.
+
+Stop the registry first: the collector is not safe alongside pushes. gc takes
+DIR/` + registry.LockFileName + ` and refuses to run while a registry serves DIR.
+--delete-untagged also deletes manifests no tag points to (an artifact whose
+tag was pushed over) and the blobs only they used; cosign signatures and OCI
+1.1 referrers (listed in a tagged index on this registry) stay.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return fmt.Errorf("registry gc: --storage DIR is required (the --storage of registry serve)")
+			}
+			res, err := registry.GarbageCollect(cmd.Context(), dir, opts)
+			if res != nil {
+				printGC(cmd.OutOrStdout(), res)
+			}
+			if err != nil {
+				return fmt.Errorf("registry gc: %w", err)
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&dir, "storage", "", "storage directory of the stopped registry (required)")
+	fs.BoolVar(&opts.DryRun, "dry-run", false, "print what would be deleted, delete nothing")
+	fs.BoolVar(&opts.DeleteUntagged, "delete-untagged", false, "also delete manifests no tag points to, and their blobs")
+	return cmd
+}
+
+func printGC(w io.Writer, res *registry.GCResult) {
+	verb := "deleted"
+	if res.DryRun {
+		verb = "would delete"
+	}
+	for _, m := range res.Manifests {
+		fmt.Fprintf(w, "%s manifest %s@%s\n", verb, m.Repository, m.Digest)
+	}
+	for _, b := range res.Blobs {
+		if b.Size < 0 {
+			fmt.Fprintf(w, "%s blob %s\n", verb, b.Digest)
+			continue
+		}
+		fmt.Fprintf(w, "%s blob %s (%d bytes)\n", verb, b.Digest, b.Size)
+	}
+	fmt.Fprintf(w, "%s %d manifests, %d blobs (%d bytes), %d links\n", verb, len(res.Manifests), len(res.Blobs), res.Bytes, res.Links)
 }

@@ -25,7 +25,7 @@ func newRootCmd() *cobra.Command {
 	diff := &cobra.Command{Use: "diff", Short: "Compare artifacts with local files"}
 	diff.AddCommand(newDiffArtifactCmd())
 	reg := &cobra.Command{Use: "registry", Short: "Run an embedded OCI registry"}
-	reg.AddCommand(newRegistryServeCmd())
+	reg.AddCommand(newRegistryServeCmd(), newRegistryGCCmd())
 
 	root.AddCommand(push, build, pull, tag, list, diff, reg, newVersionCmd())
 	root.AddCommand(newCopyCmd(), newExportCmd(), newImportCmd())

@@ -14,11 +14,14 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/sirupsen/logrus"
 
 	// Access controller and storage drivers, registered by side effect.
@@ -27,10 +30,21 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 )
 
+// MaxCatalogEntries is the largest page of /v2/_catalog (distribution's
+// default): a client asking for more gets PAGINATION_NUMBER_INVALID, and
+// follows the Link header for the next page.
+const MaxCatalogEntries = 1000
+
+// MaxTags is the largest page of /v2/<name>/tags/list (distribution's
+// default); a larger n is clamped, with a Link header to the next page.
+const MaxTags = 1000
+
 // Options configures an embedded registry. The zero value is an in-memory,
 // unauthenticated, plain-HTTP registry.
 type Options struct {
-	// StorageDir is the filesystem root. "" means in-memory storage.
+	// StorageDir is the filesystem root. "" means in-memory storage. Start
+	// holds its lock (LockFileName) until Close, so a garbage collection
+	// cannot run under it.
 	StorageDir string
 	// HtpasswdFile enables basic auth against a bcrypt htpasswd file. "" means no auth.
 	HtpasswdFile string
@@ -43,11 +57,17 @@ type Options struct {
 	Observe func(*http.Request)
 }
 
-// NewHandler returns the registry as an http.Handler.
+// NewHandler returns the registry as an http.Handler, with HealthPath
+// beside the distribution API.
 func NewHandler(ctx context.Context, opts Options) (http.Handler, error) {
 	cfg := &configuration.Configuration{}
 	cfg.Log.AccessLog.Disabled = true
 	cfg.Log.Level = "panic"
+	// configuration.Parse defaults these for a YAML file; a configuration
+	// built in code must set them, or the catalog answers every page empty
+	// and refuses any n (crane's 1000 included).
+	cfg.Catalog.MaxEntries = MaxCatalogEntries
+	cfg.Tags.MaxTags = MaxTags
 	if opts.StorageDir != "" {
 		cfg.Storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": opts.StorageDir}}
 	} else {
@@ -88,7 +108,24 @@ func NewHandler(ctx context.Context, opts Options) (http.Handler, error) {
 	if perr != nil {
 		return nil, perr
 	}
-	return app, nil
+	var probe storagedriver.StorageDriver // in-memory storage: nothing to probe
+	if opts.StorageDir != "" {
+		d, err := factory.Create(ctx, "filesystem", cfg.Storage.Parameters())
+		if err != nil {
+			return nil, fmt.Errorf("storage %s for the health check: %w", opts.StorageDir, err)
+		}
+		probe = d
+	}
+	hh := newHealth(probe)
+	// Not a ServeMux: it would redirect paths it finds unclean before
+	// distribution sees them.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == HealthPath {
+			hh.ServeHTTP(w, r)
+			return
+		}
+		app.ServeHTTP(w, r)
+	}), nil
 }
 
 // Server is a registry listening on a TCP address.
@@ -103,19 +140,41 @@ type Server struct {
 	conns    atomic.Int64
 	failWith atomic.Int32
 	done     chan error
+	unlock   func()
 }
 
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves until Close.
+// With StorageDir, it holds the directory's lock (LockStorage) until Close,
+// and fails with ErrStorageLocked while another registry or a garbage
+// collection holds it.
 func Start(ctx context.Context, addr string, opts Options) (*Server, error) {
+	var lock *StorageLock
+	if opts.StorageDir != "" {
+		if err := os.MkdirAll(opts.StorageDir, 0o755); err != nil {
+			return nil, fmt.Errorf("registry storage: %w", err)
+		}
+		l, err := LockStorage(opts.StorageDir)
+		if err != nil {
+			return nil, err
+		}
+		lock = l
+	}
+	unlock := func() {
+		if lock != nil {
+			_ = lock.Unlock()
+		}
+	}
 	h, err := NewHandler(ctx, opts)
 	if err != nil {
+		unlock()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	s := &Server{Addr: ln.Addr().String(), ln: ln, observe: opts.Observe, done: make(chan error, 1)}
+	s := &Server{Addr: ln.Addr().String(), ln: ln, observe: opts.Observe, done: make(chan error, 1), unlock: unlock}
 	errLog := io.Discard // TLS handshake errors from clients that lack the CA
 	if opts.LogOutput != nil {
 		errLog = opts.LogOutput
@@ -138,7 +197,9 @@ func Start(ctx context.Context, addr string, opts Options) (*Server, error) {
 			err = s.srv.Serve(ln)
 		}
 		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
+			err = nil // Close releases the lock once requests have finished
+		} else {
+			unlock()
 		}
 		s.done <- err
 	}()
@@ -172,11 +233,17 @@ func (s *Server) FailWith(code int) { s.failWith.Store(int32(code)) }
 // Wait blocks until the server stops and returns why.
 func (s *Server) Wait() error { return <-s.done }
 
-// Close stops the server.
+// Close stops the server and, once its requests have finished, releases its
+// storage's lock. Requests still running after 5s keep the lock until the
+// process ends.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return s.srv.Shutdown(ctx)
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return err
+	}
+	s.unlock()
+	return nil
 }
 
 // dropNotFound filters the registry's log lines about 404 answers, which

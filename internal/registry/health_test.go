@@ -1,0 +1,91 @@
+package registry_test
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"airlock.dev/airlock/internal/registry"
+	"airlock.dev/airlock/internal/registrytest"
+)
+
+func get(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func htpasswd(t *testing.T, user, pass string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(p, []byte(user+":"+string(h)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestHealthz: /healthz answers 200 "ok" while the storage reads and writes,
+// without credentials on a registry that requires them, and 503 with the
+// reason once the storage is gone.
+func TestHealthz(t *testing.T) {
+	t.Run("in-memory", func(t *testing.T) {
+		reg := registrytest.New(t)
+		if code, body := get(t, http.MethodGet, "http://"+reg.Addr+registry.HealthPath); code != http.StatusOK || body != "ok\n" {
+			t.Fatalf("GET /healthz = %d %q, want 200 ok", code, body)
+		}
+	})
+
+	t.Run("filesystem", func(t *testing.T) {
+		storage := filepath.Join(t.TempDir(), "storage")
+		reg := registrytest.NewWithOptions(t, registry.Options{StorageDir: storage, HtpasswdFile: htpasswd(t, "site", "secret")})
+		url := "http://" + reg.Addr + registry.HealthPath
+		if code, _ := get(t, http.MethodGet, "http://"+reg.Addr+"/v2/"); code != http.StatusUnauthorized {
+			t.Fatalf("GET /v2/ without credentials = %d, want 401", code)
+		}
+		if code, body := get(t, http.MethodGet, url); code != http.StatusOK || body != "ok\n" {
+			t.Fatalf("GET /healthz = %d %q, want 200 ok", code, body)
+		}
+		if code, _ := get(t, http.MethodHead, url); code != http.StatusOK {
+			t.Fatalf("HEAD /healthz = %d, want 200", code)
+		}
+		if code, _ := get(t, http.MethodPost, url); code != http.StatusMethodNotAllowed {
+			t.Fatalf("POST /healthz = %d, want 405", code)
+		}
+		// The probe leaves nothing behind in distribution's tree.
+		if _, err := os.Stat(filepath.Join(storage, "docker")); err == nil {
+			t.Fatal("the health check wrote into docker/")
+		}
+
+		// The storage directory replaced by a file: nothing can be written.
+		if err := os.RemoveAll(storage); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(storage, []byte("not a directory"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, body := get(t, http.MethodGet, url); code != http.StatusServiceUnavailable || !strings.Contains(body, "storage unhealthy") {
+			t.Fatalf("GET /healthz on a broken storage = %d %q, want 503 naming the storage", code, body)
+		}
+	})
+}
