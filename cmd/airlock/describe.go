@@ -44,6 +44,12 @@ func describeRelease(out io.Writer, r *v1alpha1.Release) error {
 	field("Namespace", r.Namespace)
 	field("URL", r.Spec.URL)
 	field("Ref", describeRef(r.Spec.Ref))
+	if prev, ok := r.Annotations[v1alpha1.PinnedByRollbackAnnotation]; ok {
+		field("Pinned", fmt.Sprintf("by a rollback (previous ref %s): un-pin with `airlock rollback release %s -n %s --unpin`", prev, r.Name, r.Namespace))
+	}
+	if r.Spec.Rollback != nil && r.Spec.Rollback.OnFailure {
+		field("Rollback", "on failure, to the newest healthy digest")
+	}
 	if r.Spec.Path != "" {
 		field("Path", r.Spec.Path)
 	}
@@ -76,6 +82,9 @@ func describeRelease(out io.Writer, r *v1alpha1.Release) error {
 	fmt.Fprintf(w, "  Trust policies:\t%s\n", noneIfEmpty(strings.Join(st.TrustPolicies, ", ")))
 	if st.LastAppliedVersion != "" {
 		fmt.Fprintf(w, "  Version:\t%s (spec.ref.semver never moves below it unless spec.ref.allowDowngrade)\n", st.LastAppliedVersion)
+	}
+	if st.FailedDigest != "" {
+		fmt.Fprintf(w, "  Rolled back from:\t%s (not applied again until another digest is resolved, or `airlock reconcile release %s -n %s --retry`)\n", st.FailedDigest, r.Name, r.Namespace)
 	}
 	fmt.Fprintf(w, "  Drift corrections:\t%d\n", st.DriftCorrections)
 	if err := w.Flush(); err != nil {
