@@ -103,7 +103,7 @@ func TestRollbackRelease(t *testing.T) {
 		return r
 	}
 	anonymize := func(s string) string {
-		return strings.NewReplacer(v1, "sha256:V1", v2, "sha256:V2", ns, "NS", reg.Addr, "REGISTRY").Replace(s)
+		return strings.NewReplacer(v1, "sha256:V1", v2, "sha256:V2", shortHex(v1), "V1", shortHex(v2), "V2", ns, "NS", reg.Addr, "REGISTRY").Replace(s)
 	}
 	base := []string{"rollback", "release", "app", "-n", ns, "--kubeconfig", f.kubeconfig}
 
