@@ -127,6 +127,14 @@ func TestRollbackRelease(t *testing.T) {
 	}
 	golden(t, "history", anonymize(out))
 
+	// --retry asks the controller, once, to apply the held digest again.
+	if out, stderr, code := airlock(t, "reconcile", "release", "app", "-n", ns, "--retry", "--kubeconfig", f.kubeconfig); code != 0 {
+		t.Fatalf("reconcile --retry exited %d: %s%s", code, out, stderr)
+	}
+	if a := get().Annotations; a[v1alpha1.RetryRequestAnnotation] == "" || a[v1alpha1.RetryRequestAnnotation] != a[v1alpha1.ReconcileRequestAnnotation] {
+		t.Errorf("reconcile --retry set annotations %v; want %s equal to %s", a, v1alpha1.RetryRequestAnnotation, v1alpha1.ReconcileRequestAnnotation)
+	}
+
 	// A digest the Release never applied is refused.
 	if _, stderr, code := airlock(t, append(base, "--to", digestC, "--yes")...); code != 1 || !strings.Contains(stderr, "not in status.history") {
 		t.Errorf("rollback to an unknown digest exited %d: %s", code, stderr)
