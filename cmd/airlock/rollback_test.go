@@ -149,7 +149,7 @@ func TestRollbackRelease(t *testing.T) {
 		t.Errorf("after rollback: ref %+v, annotation %q; want digest %s and the tag v2 recorded", r.Spec.Ref, r.Annotations[v1alpha1.PinnedByRollbackAnnotation], v1)
 	}
 	out, _, _ = airlock(t, "describe", "release", "app", "-n", ns, "--kubeconfig", f.kubeconfig)
-	if !strings.Contains(out, "Pinned:") || !strings.Contains(out, "airlock rollback release app -n "+ns+" --unpin") {
+	if !strings.Contains(out, "Pinned:") || !strings.Contains(out, "Rolled back from:") || !strings.Contains(out, "airlock rollback release app -n "+ns+" --unpin") {
 		t.Errorf("describe does not show the pin and how to un-pin:\n%s", out)
 	}
 
@@ -160,5 +160,41 @@ func TestRollbackRelease(t *testing.T) {
 	r = get()
 	if r.Spec.Ref.Digest != "" || r.Spec.Ref.Tag != "v2" || r.Annotations[v1alpha1.PinnedByRollbackAnnotation] != "" {
 		t.Errorf("after --unpin: ref %+v, annotations %v; want tag v2 and no annotation", r.Spec.Ref, r.Annotations)
+	}
+}
+
+func TestRollbackTarget(t *testing.T) {
+	h := func(d, rev string) v1alpha1.HistoryEntry { return v1alpha1.HistoryEntry{Digest: d, Revision: rev} }
+	rel := &v1alpha1.Release{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "apps"}}
+	rel.Status.LastAppliedDigest = digestA
+	// A was applied again by a rollback of C, after B.
+	rel.Status.History = []v1alpha1.HistoryEntry{h(digestA, "v1"), h(digestC, "v3"), h(digestB, "v2"), h(digestA, "v1")}
+	for _, tc := range []struct {
+		name          string
+		to, revision  string
+		steps         int
+		want, wantErr string
+	}{
+		{name: "one back by default", want: digestC},
+		{name: "steps skip repeats of the applied digest", steps: 2, want: digestB},
+		{name: "to", to: digestB, want: digestB},
+		{name: "revision", revision: "v3", want: digestC},
+		{name: "to the applied digest", to: digestA, wantErr: "already has"},
+		{name: "unknown digest", to: "sha256:" + strings.Repeat("0", 64), wantErr: "not in status.history"},
+		{name: "too many steps", steps: 3, wantErr: "3 digests back is not in status.history"},
+		{name: "two selectors", to: digestB, steps: 1, wantErr: "one of --to"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := rollbackTarget(rel, tc.to, tc.revision, tc.steps)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got.Digest != tc.want {
+				t.Fatalf("got %s, %v; want %s", got.Digest, err, tc.want)
+			}
+		})
 	}
 }
