@@ -65,57 +65,70 @@ func (r *Reconciler) rollback(ctx context.Context, rel *v1alpha1.Release, cause 
 	rerr := &RollbackError{Failed: entryName(st.History, failed.Digest), Target: entryName(st.History, target.Digest), Cause: cause}
 	r.event(rel, "Warning", v1alpha1.ReasonRolledBack, "Rollback", "%s failed health: rolling back to %s", rerr.Failed, rerr.Target)
 
-	stage := func(name string, err error) outcome {
-		rerr.Stage, rerr.Err = name, err
+	applier, stage, err := r.reapply(ctx, rel, target.Digest, failed.Digest)
+	if err != nil && stage != "prune" {
+		rerr.Stage, rerr.Err = stage, err
 		return r.rollbackFailed(rel, rerr)
 	}
+	if err != nil {
+		return r.fail(rel, v1alpha1.ReasonPruneFailed, err)
+	}
+	return r.rolledBackHealth(ctx, rel, applier.Client, false)
+}
+
+// reapply applies digest, an entry of the history, again: verified under
+// the current trust policy, pulled by digest, built and applied; then what
+// the inventory holds beyond it is pruned. rollbackOf marks the history
+// entry. It returns the stage that failed (verify, pull, build, apply or
+// prune); nothing is pruned unless everything before succeeded.
+func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest, rollbackOf string) (*Applier, string, error) {
 	tr, err := r.trustFor(ctx, rel)
 	if err != nil {
-		return stage("verify", err)
+		return nil, "verify", err
 	}
 	repo, err := r.repository(rel)
 	if err != nil {
-		return stage("resolve", err)
+		return nil, "resolve", err
 	}
 	registry, err := r.registryClient(ctx, rel, repo)
 	if err != nil {
-		return stage("pull", err)
+		return nil, "pull", err
 	}
 	timeoutCtx, cancel := context.WithTimeout(ctx, rel.GetTimeout())
 	defer cancel()
-	ref := repo.WithDigest(target.Digest)
+	ref := repo.WithDigest(digest)
 	signers, manifest, err := r.verify(timeoutCtx, rel, registry, ref, tr)
 	if err != nil {
-		return stage("verify", err)
+		return nil, "verify", err
 	}
 	art, err := r.pull(timeoutCtx, registry, ref, manifest)
 	if err != nil {
-		return stage("pull", err)
+		return nil, "pull", err
 	}
 	defer art.Release()
 	objs, err := build.Build(timeoutCtx, art.Dir, rel.Spec.Path, ref.Digest, r.Build)
 	if err != nil {
-		return stage("build", err)
+		return nil, "build", err
 	}
 	if err := Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
-		return stage("build", &build.Error{Digest: ref.Digest, Path: rel.Spec.Path, Err: err})
+		return nil, "build", &build.Error{Digest: ref.Digest, Path: rel.Spec.Path, Err: err}
 	}
 	applier, err := r.applier(ctx, rel)
 	if err != nil {
-		return stage("apply", err)
+		return nil, "apply", err
 	}
 	if err := applier.Apply(timeoutCtx, objs); err != nil {
-		return stage("apply", err)
+		return nil, "apply", err
 	}
 	inv := Inventory(objs)
 	pruned, pruneErr := r.prune(timeoutCtx, rel, applier, inv)
 	r.recordApplied(rel, ref, art.Result, signers, tr.policies, inv, pruned, pruneErr)
-	st.History[0].RollbackOf = failed.Digest
+	rel.Status.History[0].RollbackOf = rollbackOf
 	r.remember(rel, &desiredState{digest: ref.Digest, generation: rel.Generation, trust: tr.fingerprint(), objects: objs, appliedAt: r.now()})
 	if pruneErr != nil {
-		return r.fail(rel, v1alpha1.ReasonPruneFailed, pruneErr)
+		return applier, "prune", pruneErr
 	}
-	return r.rolledBackHealth(ctx, rel, applier.Client, false)
+	return applier, "", nil
 }
 
 // rolledBackHealth checks the health of the re-applied digest: when it is
@@ -171,13 +184,22 @@ func (r *Reconciler) holdFailed(ctx context.Context, rel *v1alpha1.Release, dige
 	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionStalled); c != nil && c.Reason == v1alpha1.ReasonRollbackFailed {
 		return outcome{result: "failure", requeue: rel.GetInterval()}, true // a person must act
 	}
+	reported := readyReason(rel) == v1alpha1.ReasonRolledBack
 	d := r.upToDate(rel, st.LastAppliedDigest, trustID)
 	if d == nil {
-		// The objects rolled back to are not in memory (a restart, or a
-		// changed trust policy): leave them and the status as they are.
-		return outcome{result: "noop", requeue: rel.GetInterval()}, true
+		// The digest rolled back to is not in memory as applied with this
+		// spec and trust (a restart, a spec change, a changed trust
+		// policy): apply it again, as the pipeline would any digest.
+		rollbackOf := ""
+		if len(st.History) > 0 && st.History[0].Digest == st.LastAppliedDigest {
+			rollbackOf = st.History[0].RollbackOf
+		}
+		applier, stage, err := r.reapply(ctx, rel, st.LastAppliedDigest, rollbackOf)
+		if err != nil {
+			return r.fail(rel, stageReasons[stage], err), true
+		}
+		return r.rolledBackHealth(ctx, rel, applier.Client, reported), true
 	}
-	reported := readyReason(rel) == v1alpha1.ReasonRolledBack
 	applier, err := r.applier(ctx, rel)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonApplyFailed, err), true
@@ -204,6 +226,12 @@ func (r *Reconciler) correctDriftOnly(ctx context.Context, rel *v1alpha1.Release
 		return &out
 	}
 	return nil
+}
+
+// stageReasons is the fallback reason of each stage of reapply.
+var stageReasons = map[string]string{
+	"verify": v1alpha1.ReasonVerificationFailed, "resolve": v1alpha1.ReasonInvalidSpec, "pull": v1alpha1.ReasonPullFailed,
+	"build": v1alpha1.ReasonBuildFailed, "apply": v1alpha1.ReasonApplyFailed, "prune": v1alpha1.ReasonPruneFailed,
 }
 
 // entryName is a digest with its revision from the history, for messages.

@@ -104,6 +104,20 @@ func TestRollbackOnFailedHealth(t *testing.T) {
 		t.Error("the failed digest's Deployment was applied again without --retry")
 	}
 
+	// A spec change while v2 is held: v1 is applied again with the new spec,
+	// still as the rollback of v2, and v2 is not.
+	h.update("app", func(r *v1alpha1.Release) { r.Spec.RetryInterval = &metav1.Duration{Duration: 3 * time.Second} })
+	rel = h.eventually("app", "v1 applied again with the new spec", 30*time.Second, func(r *v1alpha1.Release) bool {
+		return r.Status.LastAppliedGeneration == r.Generation && r.Status.ObservedGeneration == r.Generation
+	})
+	if rel.Status.LastAppliedDigest != v1 || readyReason(rel) != v1alpha1.ReasonRolledBack || len(rel.Status.History) != 3 || rel.Status.History[0].RollbackOf != v2 {
+		t.Errorf("after a spec change: lastApplied %s, Ready %s, history %+v; want v1, RolledBack, v1 as the rollback of v2",
+			rel.Status.LastAppliedDigest, readyReason(rel), rel.Status.History)
+	}
+	if h.exists(deploymentGVK, "web") {
+		t.Error("the failed digest's Deployment was applied again after a spec change")
+	}
+
 	// A person asks: v2 is applied again, fails again, and is rolled back again.
 	h.update("app", func(r *v1alpha1.Release) { r.Annotations[v1alpha1.RetryRequestAnnotation] = "now" })
 	rel = h.eventually("app", "a second rollback after --retry", 30*time.Second, func(r *v1alpha1.Release) bool {
