@@ -224,4 +224,5 @@ var reasonFixes = map[string]string{
 	v1alpha1.ReasonDependencyNotReady:   "wait for the Releases in spec.dependsOn, or fix them",
 	v1alpha1.ReasonUnhealthy:            "check the events and logs of the objects named above",
 	v1alpha1.ReasonApplyFailed:          "fix the objects named above in the source and push a new artifact",
+	v1alpha1.ReasonRolledBack:           "fix the failed digest's objects and push a new artifact, or `airlock reconcile release NAME --retry` to apply it again",
 }
