@@ -76,8 +76,11 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		eerr  *EmptyArtifactError
 		sperr *SpecError
 		merr  *ImagesMissingError
+		rberr *RollbackError
 	)
 	switch {
+	case errors.As(err, &rberr):
+		return v1alpha1.ReasonRollbackFailed, true
 	case errors.As(err, &verr):
 		return v1alpha1.ReasonVerificationRequired, true
 	case errors.As(err, &sperr):

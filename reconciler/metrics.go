@@ -22,6 +22,7 @@ type Metrics struct {
 	ObjectsPruned     prometheus.Counter
 	ObjectsDrifted    *prometheus.CounterVec
 	APIWrites         *prometheus.CounterVec
+	Rollbacks         *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -56,9 +57,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_apiserver_writes_total",
 			Help: "Writes to the Kubernetes API by verb, and whether they were dry-run.",
 		}, []string{"verb", "dry_run"}),
+		Rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_rollbacks_total",
+			Help: "Automatic rollbacks after a digest failed health, by Release and result (success: the earlier digest is applied and healthy; failure: the rollback failed and the Release is Stalled).",
+		}, []string{"namespace", "name", "result"}),
 	}
 	reg.MustRegister(m.ReconcileDuration, m.Condition, m.RegistryRequests, m.ObjectsApplied,
-		m.ObjectsPruned, m.ObjectsDrifted, m.APIWrites)
+		m.ObjectsPruned, m.ObjectsDrifted, m.APIWrites, m.Rollbacks)
 	return m
 }
 
@@ -109,6 +114,7 @@ func (m *Metrics) recordConditions(key types.NamespacedName, conds []metav1.Cond
 func (m *Metrics) forget(key types.NamespacedName) {
 	m.Condition.DeletePartialMatch(prometheus.Labels{"namespace": key.Namespace, "name": key.Name})
 	m.ObjectsDrifted.DeletePartialMatch(prometheus.Labels{"namespace": key.Namespace, "name": key.Name})
+	m.Rollbacks.DeletePartialMatch(prometheus.Labels{"namespace": key.Namespace, "name": key.Name})
 }
 
 func (m *Metrics) observe(result string, start time.Time) {

@@ -211,6 +211,9 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.fail(rel, v1alpha1.ReasonDowngradeRefused, err)
 	}
 	trustID := tr.fingerprint()
+	if out, held := r.holdFailed(ctx, rel, ref.Digest, trustID); held {
+		return out
+	}
 
 	if d := r.upToDate(rel, ref.Digest, trustID); d != nil {
 		return r.correctDrift(ctx, rel, d)
@@ -332,6 +335,9 @@ func (r *Reconciler) checkHealth(ctx context.Context, rel *v1alpha1.Release, c c
 	}
 	err = fmt.Errorf("%s; %s: %s: check these objects' events and logs", applied, why, h.Message())
 	setCondition(rel, v1alpha1.ConditionHealthy, metav1.ConditionFalse, v1alpha1.ReasonUnhealthy, h.Message())
+	if rollbackEnabled(rel) {
+		return r.rollback(ctx, rel, err)
+	}
 	return r.fail(rel, v1alpha1.ReasonUnhealthy, err)
 }
 

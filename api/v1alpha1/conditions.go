@@ -50,6 +50,12 @@ const (
 	// ReasonPruneAbandoned: a deleted Release gave up pruning after
 	// --finalizer-timeout and left its objects.
 	ReasonPruneAbandoned = "PruneAbandoned"
+	// ReasonRolledBack: the newly applied digest failed health and the
+	// controller re-applied the newest healthy one (spec.rollback.onFailure).
+	ReasonRolledBack = "RolledBack"
+	// ReasonRollbackFailed: the digest failed health and re-applying the
+	// earlier one failed too (verification, pull, build, apply or health).
+	ReasonRollbackFailed = "RollbackFailed"
 )
 
 // Health values recorded in the history.

@@ -31,6 +31,14 @@ const (
 	// time, RFC 3339) asks for an immediate reconcile; the controller copies
 	// the value to status.lastHandledReconcileAt when it has handled it.
 	ReconcileRequestAnnotation = "delivery.airlock.dev/reconcile-requested-at"
+	// RetryRequestAnnotation set to a new value (by convention the time,
+	// RFC 3339) asks the controller, once, to try status.failedDigest again;
+	// it copies the value to status.lastHandledRetryAt.
+	RetryRequestAnnotation = "delivery.airlock.dev/retry-requested-at"
+	// PinnedByRollbackAnnotation holds, as JSON, the spec.ref that
+	// `airlock rollback release` replaced with a digest pin, so that
+	// `airlock rollback release --unpin` can restore it.
+	PinnedByRollbackAnnotation = "delivery.airlock.dev/rollback-previous-ref"
 )
 
 // ReleaseSpec says which artifact to deploy and how.
@@ -131,6 +139,12 @@ type ReleaseSpec struct {
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 
+	// Rollback says what the controller does when a newly applied digest
+	// fails its health check. Empty means nothing: the Release stays
+	// HealthCheckFailed and the failed digest stays applied.
+	// +optional
+	Rollback *RollbackSpec `json:"rollback,omitempty"`
+
 	// DependsOn lists Releases that must be Ready before this one applies.
 	// A Release in another namespace is refused when the controller runs
 	// with --no-cross-namespace-refs (the install's default).
@@ -156,6 +170,20 @@ type ArtifactRef struct {
 	// pruned. A digest pin, as a rollback sets, is never refused.
 	// +optional
 	AllowDowngrade bool `json:"allowDowngrade,omitempty"`
+}
+
+// RollbackSpec is the automatic rollback policy.
+type RollbackSpec struct {
+	// OnFailure re-applies the newest Healthy digest of status.history when
+	// a newly applied digest fails health (Failed, or not Current within
+	// spec.timeout). The earlier digest is verified again under the current
+	// trust policy, pulled, built and applied, and what only the failed
+	// digest added is pruned; the Release is then Ready=False RolledBack, and
+	// the failed digest (status.failedDigest) is not applied again until
+	// another digest is resolved or `airlock reconcile release NAME --retry`
+	// asks for it. false (the default) leaves the failed digest applied.
+	// +optional
+	OnFailure bool `json:"onFailure,omitempty"`
 }
 
 // VerifySpec is the trust policy for an artifact's cosign signatures.
@@ -254,6 +282,17 @@ type ReleaseStatus struct {
 	// that the last finished reconcile saw.
 	// +optional
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+
+	// FailedDigest is a digest that failed health and was rolled back
+	// (spec.rollback.onFailure): it is not applied again while spec.ref
+	// resolves to it, until the RetryRequestAnnotation asks for it.
+	// +optional
+	FailedDigest string `json:"failedDigest,omitempty"`
+
+	// LastHandledRetryAt is the value of the RetryRequestAnnotation that the
+	// controller last honoured.
+	// +optional
+	LastHandledRetryAt string `json:"lastHandledRetryAt,omitempty"`
 }
 
 // Signer is a trusted key that signed the artifact.
@@ -286,6 +325,14 @@ type HistoryEntry struct {
 	// Health is Healthy, Progressing or Unhealthy, as last seen.
 	// +optional
 	Health string `json:"health,omitempty"`
+	// RolledBack is true when this digest failed health and the controller
+	// rolled back from it.
+	// +optional
+	RolledBack bool `json:"rolledBack,omitempty"`
+	// RollbackOf is the failed digest that this entry's re-apply rolled
+	// back from. Empty for an ordinary apply.
+	// +optional
+	RollbackOf string `json:"rollbackOf,omitempty"`
 }
 
 // Release pulls a signed OCI artifact, builds it with kustomize and applies it.

@@ -44,6 +44,12 @@ func describeRelease(out io.Writer, r *v1alpha1.Release) error {
 	field("Namespace", r.Namespace)
 	field("URL", r.Spec.URL)
 	field("Ref", describeRef(r.Spec.Ref))
+	if prev, ok := r.Annotations[v1alpha1.PinnedByRollbackAnnotation]; ok {
+		field("Pinned", fmt.Sprintf("by a rollback (previous ref %s): un-pin with `airlock rollback release %s -n %s --unpin`", prev, r.Name, r.Namespace))
+	}
+	if r.Spec.Rollback != nil && r.Spec.Rollback.OnFailure {
+		field("Rollback", "on failure, to the newest healthy digest")
+	}
 	if r.Spec.Path != "" {
 		field("Path", r.Spec.Path)
 	}
@@ -76,6 +82,9 @@ func describeRelease(out io.Writer, r *v1alpha1.Release) error {
 	fmt.Fprintf(w, "  Trust policies:\t%s\n", noneIfEmpty(strings.Join(st.TrustPolicies, ", ")))
 	if st.LastAppliedVersion != "" {
 		fmt.Fprintf(w, "  Version:\t%s (spec.ref.semver never moves below it unless spec.ref.allowDowngrade)\n", st.LastAppliedVersion)
+	}
+	if st.FailedDigest != "" {
+		fmt.Fprintf(w, "  Rolled back from:\t%s (not applied again until another digest is resolved, or `airlock reconcile release %s -n %s --retry`)\n", st.FailedDigest, r.Name, r.Namespace)
 	}
 	fmt.Fprintf(w, "  Drift corrections:\t%d\n", st.DriftCorrections)
 	if err := w.Flush(); err != nil {
@@ -215,4 +224,5 @@ var reasonFixes = map[string]string{
 	v1alpha1.ReasonDependencyNotReady:   "wait for the Releases in spec.dependsOn, or fix them",
 	v1alpha1.ReasonUnhealthy:            "check the events and logs of the objects named above",
 	v1alpha1.ReasonApplyFailed:          "fix the objects named above in the source and push a new artifact",
+	v1alpha1.ReasonRolledBack:           "fix the failed digest's objects and push a new artifact, or `airlock reconcile release NAME --retry` to apply it again",
 }

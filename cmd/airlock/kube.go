@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"airlock.dev/airlock/api/v1alpha1"
@@ -47,6 +48,7 @@ type kubeClient struct {
 	dyn       dynamic.Interface
 	namespace string
 	host      string
+	cfg       *rest.Config
 }
 
 func (f *kubeFlags) client() (*kubeClient, error) {
@@ -68,7 +70,7 @@ func (f *kubeFlags) client() (*kubeClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", cfg.Host, err)
 	}
-	return &kubeClient{dyn: dyn, namespace: ns, host: cfg.Host}, nil
+	return &kubeClient{dyn: dyn, namespace: ns, host: cfg.Host, cfg: cfg}, nil
 }
 
 // apiError adds what to do to the API errors an operator meets most.

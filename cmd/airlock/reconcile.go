@@ -16,15 +16,20 @@ func newReconcileReleaseCmd() *cobra.Command {
 	var (
 		kube    kubeFlags
 		wait    bool
+		retry   bool
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "release NAME [--wait]",
+		Use:   "release NAME [--wait] [--retry]",
 		Short: "Ask the controller to reconcile a Release now (resolve, verify, apply, prune)",
 		Long: `Set the annotation ` + v1alpha1.ReconcileRequestAnnotation + ` to the current
 time; the controller reconciles at once and copies the value to
 status.lastHandledReconcileAt. With --wait, wait for that and exit 0 when the
-Release is Ready, 1 with the Ready message when it is not.`,
+Release is Ready, 1 with the Ready message when it is not.
+
+With --retry, also set ` + v1alpha1.RetryRequestAnnotation + `: the controller
+applies status.failedDigest, a digest it rolled back from
+(spec.rollback.onFailure), once more.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := kube.client()
@@ -32,7 +37,11 @@ Release is Ready, 1 with the Ready message when it is not.`,
 				return err
 			}
 			token := time.Now().UTC().Format(time.RFC3339Nano)
-			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{v1alpha1.ReconcileRequestAnnotation: token}}})
+			annotations := map[string]string{v1alpha1.ReconcileRequestAnnotation: token}
+			if retry {
+				annotations[v1alpha1.RetryRequestAnnotation] = token
+			}
+			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
 			r, err := c.patchRelease(cmd.Context(), args[0], patch)
 			if err != nil {
 				return err
@@ -74,6 +83,7 @@ Release is Ready, 1 with the Ready message when it is not.`,
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the controller has handled the request, and report Ready")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits")
+	cmd.Flags().BoolVar(&retry, "retry", false, "apply again the digest the controller rolled back from (status.failedDigest), once")
 	kube.register(cmd.Flags())
 	return cmd
 }

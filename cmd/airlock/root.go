@@ -44,6 +44,10 @@ func newRootCmd() *cobra.Command {
 	resume.AddCommand(newSuspendReleaseCmd(false))
 	events := &cobra.Command{Use: "events", Short: "List a Release's events"}
 	events.AddCommand(newEventsReleaseCmd())
-	root.AddCommand(get, describe, reconcile, suspend, resume, events, newInstallCmd())
+	rollback := &cobra.Command{Use: "rollback", Short: "Pin a Release to a digest it applied before"}
+	rollback.AddCommand(newRollbackReleaseCmd())
+	history := &cobra.Command{Use: "history", Short: "List the digests a Release applied"}
+	history.AddCommand(newHistoryReleaseCmd())
+	root.AddCommand(get, describe, reconcile, suspend, resume, events, rollback, history, newInstallCmd())
 	return root
 }

@@ -1,0 +1,347 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/restmapper"
+
+	"airlock.dev/airlock/api/v1alpha1"
+	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/build"
+)
+
+func newRollbackReleaseCmd() *cobra.Command {
+	var (
+		kube     kubeFlags
+		remote   remoteFlags
+		to       string
+		revision string
+		steps    int
+		yes      bool
+		unpin    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "release NAME [--to DIGEST | --revision REV | --steps N] [--yes] | NAME --unpin",
+		Short: "Pin a Release to a digest it applied before, after showing what will change",
+		Long: `Pin the Release to an earlier entry of its status.history: spec.ref becomes
+that digest, and the ref it replaces is kept in the annotation
+` + v1alpha1.PinnedByRollbackAnnotation + `, so that --unpin restores it.
+The controller verifies the digest again under the current trust policy, as
+any digest, before it applies it.
+
+Before changing anything the command pulls the digest by digest, builds it
+and server-side dry-run applies its objects, and lists the objects that
+will be added, changed and removed (pruned); then it asks for confirmation
+unless --yes. Without --to, --revision or --steps it goes one digest back.`,
+		Example: `  airlock rollback release app -n apps
+  airlock rollback release app --to sha256:3f9a…
+  airlock rollback release app --revision v1.2.0 --yes
+  airlock rollback release app --unpin`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := kube.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			r, err := c.getRelease(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if unpin {
+				return unpinRelease(ctx, cmd.OutOrStdout(), c, r)
+			}
+			target, err := rollbackTarget(r, to, revision, steps)
+			if err != nil {
+				return err
+			}
+			p, err := previewRollback(ctx, c, r, target.Digest, remote.options())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			printPreview(out, r, target, p)
+			if !yes {
+				fmt.Fprintf(out, "Pin Release %s/%s to %s? [y/N] ", r.Namespace, r.Name, shortHex(target.Digest))
+				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+					return &exitError{code: 1, err: errors.New("rollback not confirmed: nothing changed")}
+				}
+			}
+			return pinRelease(ctx, out, c, r, target)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&to, "to", "", "the digest to roll back to (sha256:…), from `airlock history release NAME`")
+	fs.StringVar(&revision, "revision", "", "the source revision to roll back to (the history's REVISION; the newest entry with it)")
+	fs.IntVar(&steps, "steps", 0, "how many distinct digests back from the applied one (default 1)")
+	fs.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	fs.BoolVar(&unpin, "unpin", false, "restore the spec.ref that a rollback replaced")
+	kube.register(fs)
+	remote.register(fs)
+	return cmd
+}
+
+// rollbackTarget picks the history entry that --to, --revision or --steps
+// names (one digest back when none is given).
+func rollbackTarget(r *v1alpha1.Release, to, revision string, steps int) (v1alpha1.HistoryEntry, error) {
+	key := r.Namespace + "/" + r.Name
+	set := 0
+	for _, given := range []bool{to != "", revision != "", steps != 0} {
+		if given {
+			set++
+		}
+	}
+	if set > 1 {
+		return v1alpha1.HistoryEntry{}, errors.New("give one of --to, --revision and --steps")
+	}
+	if steps < 0 {
+		return v1alpha1.HistoryEntry{}, fmt.Errorf("--steps %d: want a positive number", steps)
+	}
+	if set == 0 {
+		steps = 1
+	}
+	applied := r.Status.LastAppliedDigest
+	seen := map[string]bool{applied: true}
+	n := 0
+	for _, h := range r.Status.History {
+		switch {
+		case to != "" && h.Digest == to, revision != "" && h.Revision == revision:
+			if h.Digest == applied {
+				return h, fmt.Errorf("Release %s already has %s applied: nothing to roll back", key, h.Digest)
+			}
+			return h, nil
+		case steps > 0 && !seen[h.Digest]:
+			seen[h.Digest] = true
+			if n++; n == steps {
+				return h, nil
+			}
+		}
+	}
+	what := fmt.Sprintf("%d digests back", steps)
+	switch {
+	case to != "":
+		what = to
+	case revision != "":
+		what = "revision " + revision
+	}
+	return v1alpha1.HistoryEntry{}, fmt.Errorf("Release %s: %s is not in status.history (the last %d applied digests): list them with `airlock history release %s -n %s`",
+		key, what, v1alpha1.HistoryLimit, r.Name, r.Namespace)
+}
+
+// rollbackPreview is what re-applying a digest changes, object by object.
+type rollbackPreview struct {
+	Added, Changed, Unchanged, Removed []string
+	// PruneDisabled is set when spec.prune is false: nothing is removed.
+	PruneDisabled bool
+}
+
+// previewRollback pulls digest by digest, builds it as the controller does
+// and compares it with the cluster: a server-side dry-run apply of each
+// object against the live one, and the Release's status.inventory for what
+// would be pruned. Nothing is written.
+func previewRollback(ctx context.Context, c *kubeClient, r *v1alpha1.Release, digest string, remote artifact.RemoteOptions) (*rollbackPreview, error) {
+	repo, err := artifact.ParseRepository(r.Spec.URL)
+	if err != nil {
+		return nil, fmt.Errorf("Release %s/%s spec.url: %w", r.Namespace, r.Name, err)
+	}
+	ref := repo.WithDigest(digest)
+	remote.PlainHTTPInsecure = remote.PlainHTTPInsecure || r.Spec.Insecure
+	tmp, err := os.MkdirTemp("", "airlock-rollback-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "artifact")
+	if _, err := artifact.Pull(ctx, ref, dir, artifact.PullOptions{Remote: remote}); err != nil {
+		return nil, fmt.Errorf("preview the rollback: %w", err)
+	}
+	objs, err := build.Build(ctx, dir, r.Spec.Path, digest, build.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("preview the rollback: %w", err)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(c.cfg)
+	if err != nil {
+		return nil, err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	p := &rollbackPreview{PruneDisabled: !r.PruneEnabled()}
+	keep := map[v1alpha1.ObjectRef]bool{}
+	var errs []error
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: map kind: %w", gvk.Kind, o.GetName(), err))
+			continue
+		}
+		res := c.dyn.Resource(m.Resource)
+		var ri = res.Namespace("")
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			switch {
+			case r.Spec.TargetNamespace != "":
+				o.SetNamespace(r.Spec.TargetNamespace)
+			case o.GetNamespace() == "":
+				o.SetNamespace(r.Namespace)
+			}
+			ri = res.Namespace(o.GetNamespace())
+		} else {
+			o.SetNamespace("")
+		}
+		labels := o.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[v1alpha1.NameLabel], labels[v1alpha1.NamespaceLabel] = r.Name, r.Namespace
+		o.SetLabels(labels)
+		id := v1alpha1.ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName()}
+		keep[id] = true
+		name := objectRefName(id)
+		live, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("read %s: %w", name, err))
+			continue
+		}
+		dry, derr := ri.Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: "airlock", Force: true, DryRun: []string{metav1.DryRunAll}})
+		if derr != nil {
+			errs = append(errs, fmt.Errorf("dry-run apply %s: %w", name, derr))
+			continue
+		}
+		switch {
+		case err != nil:
+			p.Added = append(p.Added, name)
+		case !reflect.DeepEqual(withoutWriteFields(live), withoutWriteFields(dry)):
+			p.Changed = append(p.Changed, name)
+		default:
+			p.Unchanged = append(p.Unchanged, name)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("preview the rollback to %s: %w", ref, err)
+	}
+	for _, o := range r.Status.Inventory {
+		if !keep[o] {
+			p.Removed = append(p.Removed, objectRefName(o))
+		}
+	}
+	return p, nil
+}
+
+// withoutWriteFields is an object without the fields every write changes.
+func withoutWriteFields(u *unstructured.Unstructured) map[string]any {
+	o := u.DeepCopy()
+	unstructured.RemoveNestedField(o.Object, "metadata", "managedFields")
+	unstructured.RemoveNestedField(o.Object, "metadata", "resourceVersion")
+	unstructured.RemoveNestedField(o.Object, "metadata", "generation")
+	return o.Object
+}
+
+func objectRefName(o v1alpha1.ObjectRef) string {
+	if o.Namespace != "" {
+		return o.Kind + " " + o.Namespace + "/" + o.Name
+	}
+	return o.Kind + " " + o.Name
+}
+
+func printPreview(w io.Writer, r *v1alpha1.Release, target v1alpha1.HistoryEntry, p *rollbackPreview) {
+	fmt.Fprintf(w, "Rollback of Release %s/%s\n", r.Namespace, r.Name)
+	fmt.Fprintf(w, "  from: %s%s\n", noneIfEmpty(r.Status.LastAppliedDigest), revisionNote(r.Status.LastAppliedRevision))
+	fmt.Fprintf(w, "  to:   %s%s, applied %s ago, health %s\n", target.Digest, revisionNote(target.Revision), age(target.AppliedAt), noneIfEmpty(target.Health))
+	list := func(title string, names []string) {
+		fmt.Fprintf(w, "%s (%d):\n", title, len(names))
+		for _, n := range names {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
+	list("Added", p.Added)
+	list("Changed", p.Changed)
+	if p.PruneDisabled {
+		list("Left in place (spec.prune is false)", p.Removed)
+	} else {
+		list("Removed", p.Removed)
+	}
+	fmt.Fprintf(w, "Unchanged: %d objects\n", len(p.Unchanged))
+	fmt.Fprintln(w, "The controller verifies the digest's signatures again under the current trust policy before it applies it.")
+}
+
+func revisionNote(rev string) string {
+	if rev == "" {
+		return ""
+	}
+	return " (" + rev + ")"
+}
+
+// pinRelease sets spec.ref to the target digest and keeps the ref it
+// replaces in an annotation; a Release pinned by an earlier rollback keeps
+// the ref from before the first one.
+func pinRelease(ctx context.Context, out io.Writer, c *kubeClient, r *v1alpha1.Release, target v1alpha1.HistoryEntry) error {
+	annotations := map[string]any{}
+	if _, pinned := r.Annotations[v1alpha1.PinnedByRollbackAnnotation]; !pinned {
+		prev, err := json.Marshal(r.Spec.Ref)
+		if err != nil {
+			return err
+		}
+		annotations[v1alpha1.PinnedByRollbackAnnotation] = string(prev)
+	}
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": annotations},
+		"spec":     map[string]any{"ref": map[string]any{"digest": target.Digest, "tag": nil, "semver": nil}},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := c.patchRelease(ctx, r.Name, patch); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Release %s/%s is pinned to %s%s; un-pin it with `airlock rollback release %s -n %s --unpin`\n",
+		r.Namespace, r.Name, target.Digest, revisionNote(target.Revision), r.Name, r.Namespace)
+	return nil
+}
+
+// unpinRelease restores the spec.ref recorded by a rollback.
+func unpinRelease(ctx context.Context, out io.Writer, c *kubeClient, r *v1alpha1.Release) error {
+	key := r.Namespace + "/" + r.Name
+	saved, ok := r.Annotations[v1alpha1.PinnedByRollbackAnnotation]
+	if !ok {
+		return fmt.Errorf("Release %s is not pinned by a rollback (no annotation %s): change spec.ref by hand if it should move", key, v1alpha1.PinnedByRollbackAnnotation)
+	}
+	var prev v1alpha1.ArtifactRef
+	if err := json.Unmarshal([]byte(saved), &prev); err != nil {
+		return fmt.Errorf("Release %s annotation %s: %w: set spec.ref by hand and remove the annotation", key, v1alpha1.PinnedByRollbackAnnotation, err)
+	}
+	ref := map[string]any{"digest": nil, "tag": nil, "semver": nil, "allowDowngrade": nil}
+	b, _ := json.Marshal(prev)
+	var set map[string]any
+	_ = json.Unmarshal(b, &set)
+	for k, v := range set {
+		ref[k] = v
+	}
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]any{v1alpha1.PinnedByRollbackAnnotation: nil}},
+		"spec":     map[string]any{"ref": ref},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := c.patchRelease(ctx, r.Name, patch); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Release %s is un-pinned: spec.ref is %s again\n", key, describeRef(prev))
+	return nil
+}
