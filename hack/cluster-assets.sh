@@ -105,6 +105,7 @@ stages_tmp=$(mktemp "$ASSETS/stages.yaml.XXXXXX")
     grep -v '^---[[:space:]]*$' "$f"
   done
 } >"$stages_tmp"
+chmod 644 "$stages_tmp"
 mv "$stages_tmp" "$ASSETS/stages.yaml"
 
 "$ASSETS/kube-controller-manager" --version >&2

@@ -78,6 +78,7 @@ func StartWorkloads(ctx context.Context, assets, kubeconfig, dir string) (*Workl
 	for _, p := range []struct {
 		name string
 		args []string
+		home bool
 	}{
 		{"kube-controller-manager", []string{
 			"--kubeconfig=" + kubeconfig,
@@ -87,12 +88,12 @@ func StartWorkloads(ctx context.Context, assets, kubeconfig, dir string) (*Workl
 			"--controllers=*,-serviceaccount-token",
 			"--secure-port=0",
 			"--cert-dir=" + certDir,
-		}},
+		}, false},
 		{"kube-scheduler", []string{
 			"--kubeconfig=" + kubeconfig,
 			"--leader-elect=false",
 			"--secure-port=0",
-		}},
+		}, false},
 		{"kwok", []string{
 			"--kubeconfig=" + kubeconfig,
 			"--config=" + filepath.Join(assets, "stages.yaml"),
@@ -100,9 +101,14 @@ func StartWorkloads(ctx context.Context, assets, kubeconfig, dir string) (*Workl
 			"--cidr=10.0.0.1/24",
 			"--node-ip=10.0.0.1",
 			"--server-address=127.0.0.1:0",
-		}},
+		}, true},
 	} {
-		proc, err := startProcess(filepath.Join(assets, p.name), p.args, filepath.Join(dir, p.name+".log"))
+		var env []string
+		if p.home {
+			// kwok also loads ~/.kwok/kwok.yaml when it exists: not a user's.
+			env = append(os.Environ(), "HOME="+dir)
+		}
+		proc, err := startProcess(filepath.Join(assets, p.name), p.args, env, filepath.Join(dir, p.name+".log"))
 		if err != nil {
 			w.Stop()
 			return nil, err
@@ -122,13 +128,15 @@ func StartWorkloads(ctx context.Context, assets, kubeconfig, dir string) (*Workl
 	return w, ctx.Err()
 }
 
-func startProcess(bin string, args []string, logFile string) (*process, error) {
+// startProcess starts bin with args and env (nil: this process's) and its
+// output in logFile.
+func startProcess(bin string, args, env []string, logFile string) (*process, error) {
 	f, err := os.Create(logFile)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Stdout, cmd.Stderr, cmd.Env = f, f, env
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		_ = f.Close()

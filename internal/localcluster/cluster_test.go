@@ -196,8 +196,27 @@ func TestJobCompletes(t *testing.T) {
 	if err := cl.Client.Create(context.Background(), job); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, cl.Client, job, status.CurrentStatus)
+	// kstatus calls a Job Current as soon as it starts: wait for Complete.
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(job), job); err != nil {
+			return false, nil
+		}
+		for _, c := range job.Status.Conditions {
+			if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("job %s/%s never Complete: status %s", ns, job.Name, fmt.Sprint(job.Status))
+	}
 	if job.Status.Succeeded != 1 {
 		t.Errorf("job: %d pods succeeded, want 1 (status %s)", job.Status.Succeeded, fmt.Sprint(job.Status))
+	}
+	if res, err := kstatusOf(context.Background(), cl.Client, job); err != nil || res.Status != status.CurrentStatus {
+		t.Errorf("job: kstatus %+v, %v; want Current", res, err)
 	}
 }

@@ -48,6 +48,7 @@ func Start(t testing.TB) *Cluster {
 	if err := CheckAssets(assets); err != nil {
 		t.Fatal(err)
 	}
+	begin := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -95,5 +96,6 @@ func Start(t testing.TB) *Cluster {
 	if err := WaitNodesReady(ctx, c, nodes); err != nil {
 		t.Fatal(fmt.Errorf("%w\n%v", err, w.Exited()))
 	}
+	t.Logf("local cluster: %d fake Nodes Ready %s after the start (kubeconfig %s)", len(nodes), time.Since(begin).Round(100*time.Millisecond), kubeconfig)
 	return &Cluster{Config: cfg, Client: c, Kubeconfig: kubeconfig, Nodes: nodes, Workloads: w}
 }
