@@ -74,11 +74,16 @@ func waitStatus(t *testing.T, c client.Client, obj client.Object, want status.St
 	var last *status.Result
 	var lastErr error
 	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		last, lastErr = kstatusOf(ctx, c, obj)
-		return lastErr == nil && last.Status == want, nil
+		res, err := kstatusOf(ctx, c, obj)
+		if err != nil {
+			lastErr = err
+			return false, nil
+		}
+		last = res
+		return res.Status == want, nil
 	})
 	if err != nil {
-		t.Fatalf("%s %s/%s: kstatus never %s (last: %+v, %v); object: %+v", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetNamespace(), obj.GetName(), want, last, lastErr, obj)
+		t.Fatalf("%T %s/%s: kstatus never %s (last: %+v; last error: %v)", obj, obj.GetNamespace(), obj.GetName(), want, last, lastErr)
 	}
 	return last
 }
