@@ -155,7 +155,7 @@ func startWorkloads(ctx context.Context, env *envtest.Environment, assets string
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	w, err := localcluster.StartWorkloads(startCtx, assets, admin, dir)
+	w, err := localcluster.StartWorkloads(assets, admin, dir)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -166,13 +166,12 @@ func startWorkloads(ctx context.Context, env *envtest.Environment, assets string
 		var nodes []string
 		nodes, err = localcluster.CreateNodes(startCtx, c, "kwok-node", localcluster.NodeCount)
 		if err == nil {
-			err = localcluster.WaitNodesReady(startCtx, c, nodes)
+			err = w.WaitNodesReady(startCtx, c, nodes)
 		}
 	}
 	if err != nil {
-		exited := w.Exited()
 		w.Stop() // keeps dir: its logs say why
-		return nil, fmt.Errorf("start the workload processes (logs in %s): %w", dir, errors.Join(err, exited))
+		return nil, fmt.Errorf("start the workload processes (logs in %s): %w", dir, err)
 	}
 	fmt.Fprintf(os.Stderr, "controlplane: kube-controller-manager, kube-scheduler, kwok and %d fake Nodes Ready in %s (logs in %s)\n", localcluster.NodeCount, time.Since(start).Round(100*time.Millisecond), dir)
 	return stop, nil

@@ -64,9 +64,10 @@ type process struct {
 
 // StartWorkloads starts kube-controller-manager, kube-scheduler and kwok from
 // assets against the API server of kubeconfig (an administrator's), with
-// their working files and logs in dir. Stop them with Stop, also when ctx
-// ends: ctx only bounds the start.
-func StartWorkloads(ctx context.Context, assets, kubeconfig, dir string) (*Workloads, error) {
+// their working files and logs in dir. Stop them with Stop; WaitNodesReady
+// reports a process that exits at once (an unknown flag, an unreadable
+// kubeconfig).
+func StartWorkloads(assets, kubeconfig, dir string) (*Workloads, error) {
 	if err := CheckAssets(assets); err != nil {
 		return nil, err
 	}
@@ -115,17 +116,7 @@ func StartWorkloads(ctx context.Context, assets, kubeconfig, dir string) (*Workl
 		}
 		w.procs = append(w.procs, proc)
 	}
-	// A flag the binary does not know, or a kubeconfig it cannot read, ends
-	// it at once: report that rather than Nodes that never become Ready.
-	select {
-	case <-time.After(2 * time.Second):
-	case <-ctx.Done():
-	}
-	if err := w.Exited(); err != nil {
-		w.Stop()
-		return nil, err
-	}
-	return w, ctx.Err()
+	return w, nil
 }
 
 // startProcess starts bin with args and env (nil: this process's) and its
@@ -249,10 +240,14 @@ func CreateNodes(ctx context.Context, c client.Client, prefix string, n int) ([]
 	return names, nil
 }
 
-// WaitNodesReady waits until every named Node is Ready, or ctx ends.
-func WaitNodesReady(ctx context.Context, c client.Client, names []string) error {
+// WaitNodesReady waits until every named Node is Ready, a process has
+// exited, or ctx ends.
+func (w *Workloads) WaitNodesReady(ctx context.Context, c client.Client, names []string) error {
 	var notReady []string
 	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		if err := w.Exited(); err != nil {
+			return false, err
+		}
 		notReady = notReady[:0]
 		for _, name := range names {
 			node := &corev1.Node{}
@@ -267,7 +262,7 @@ func WaitNodesReady(ctx context.Context, c client.Client, names []string) error 
 		return len(notReady) == 0, nil
 	})
 	if err != nil {
-		return fmt.Errorf("nodes not Ready: %s: %w (is kwok running? see its log)", strings.Join(notReady, ", "), err)
+		return fmt.Errorf("nodes not Ready: %s: %w (see kwok's log, %s)", strings.Join(notReady, ", "), err, w.Logs()["kwok"])
 	}
 	return nil
 }

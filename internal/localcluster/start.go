@@ -2,7 +2,6 @@ package localcluster
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -77,7 +76,7 @@ func Start(t testing.TB) *Cluster {
 		t.Fatal(err)
 	}
 
-	w, err := StartWorkloads(ctx, assets, kubeconfig, dir)
+	w, err := StartWorkloads(assets, kubeconfig, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +92,8 @@ func Start(t testing.TB) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := WaitNodesReady(ctx, c, nodes); err != nil {
-		t.Fatal(fmt.Errorf("%w\n%v", err, w.Exited()))
+	if err := w.WaitNodesReady(ctx, c, nodes); err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("local cluster: %d fake Nodes Ready %s after the start (kubeconfig %s)", len(nodes), time.Since(begin).Round(100*time.Millisecond), kubeconfig)
 	return &Cluster{Config: cfg, Client: c, Kubeconfig: kubeconfig, Nodes: nodes, Workloads: w}
