@@ -18,8 +18,9 @@ quickstart: ## the main job: registry, local control plane, controller; sign, de
 demo: ## the artifact half only: registry, push, pull, compare, tag, list
 	hack/demo.sh
 
-envtest: ## build (once, then cached) kube-apiserver and etcd for the tests
+envtest: ## build (once, then cached) kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok for the tests
 	hack/envtest-assets.sh >/dev/null
+	hack/cluster-assets.sh >/dev/null
 
 lint: ## gofmt, go vet, generated code up to date
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -27,7 +28,7 @@ lint: ## gofmt, go vet, generated code up to date
 	@if [ -x hack/generate.sh ]; then hack/generate.sh --check; fi
 
 test: envtest lint ## everything CI runs: lint, then go test -race against a real registry and apiserver
-	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) $(GO) test -race -count=1 -timeout 30m ./...
+	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) AIRLOCK_CLUSTER_ASSETS=$$(hack/cluster-assets.sh) $(GO) test -race -count=1 -timeout 30m ./...
 
 generate: ## regenerate deepcopy and the CRD
 	hack/generate.sh

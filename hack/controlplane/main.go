@@ -1,13 +1,16 @@
 // Command controlplane runs a local Kubernetes control plane (kube-apiserver
 // and etcd on loopback, through controller-runtime's envtest) with the
 // Release CRD, for hack/quickstart.sh. It has no kubelet and no
-// controller-manager: objects are stored and served, Pods never run.
+// controller-manager: objects are stored and served, Pods never run. With
+// --workloads it also runs kube-controller-manager, kube-scheduler and kwok
+// with 2 fake Nodes (internal/localcluster), so Deployments roll out.
 //
-//	controlplane up --kubeconfig FILE        start, write FILE, run until SIGINT/SIGTERM
+//	controlplane up --kubeconfig FILE [--workloads]   start, write FILE, run until SIGINT/SIGTERM
 //	controlplane apply --kubeconfig FILE -f MANIFEST
 //	controlplane objects --kubeconfig FILE -n NAMESPACE -l SELECTOR
 //
-// The binaries come from $KUBEBUILDER_ASSETS (hack/envtest-assets.sh).
+// The binaries come from $KUBEBUILDER_ASSETS (hack/envtest-assets.sh), and
+// with --workloads from $AIRLOCK_CLUSTER_ASSETS (hack/cluster-assets.sh).
 package main
 
 import (
@@ -24,6 +27,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -32,6 +36,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"airlock.dev/airlock/internal/localcluster"
 )
 
 func main() {
@@ -54,6 +60,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	file := fs.String("f", "", "manifest file to server-side apply (apply)")
 	namespace := fs.String("n", "default", "namespace (objects)")
 	selector := fs.String("l", "", "label selector (objects)")
+	workloads := fs.Bool("workloads", false, "also run kube-controller-manager, kube-scheduler and kwok with 2 fake Nodes, so workloads run (up; binaries from $AIRLOCK_CLUSTER_ASSETS, built by hack/cluster-assets.sh)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -62,7 +69,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch args[0] {
 	case "up":
-		return up(ctx, *kubeconfig, *crds)
+		assets := ""
+		if *workloads {
+			assets = os.Getenv(localcluster.AssetsEnv)
+			if assets == "" {
+				return errors.New(localcluster.AssetsEnv + " is unset: export " + localcluster.AssetsEnv + "=$(hack/cluster-assets.sh)")
+			}
+		}
+		return up(ctx, *kubeconfig, *crds, assets)
 	case "apply":
 		c, err := newClient(*kubeconfig)
 		if err != nil {
@@ -79,17 +93,30 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	return fmt.Errorf("unknown command %q: want up, apply or objects", args[0])
 }
 
-// up starts the control plane, writes the kubeconfig (atomically, so a
+// up starts the control plane, and with assets != "" the workload
+// processes and Ready fake Nodes, writes the kubeconfig (atomically, so a
 // waiting script never reads half a file) and stops it on a signal.
-func up(ctx context.Context, kubeconfig, crds string) error {
+func up(ctx context.Context, kubeconfig, crds, assets string) error {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return errors.New("KUBEBUILDER_ASSETS is unset: export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
+	}
+	if assets != "" {
+		if err := localcluster.CheckAssets(assets); err != nil {
+			return err
+		}
 	}
 	env := &envtest.Environment{CRDDirectoryPaths: []string{crds}, ErrorIfCRDPathMissing: true}
 	if _, err := env.Start(); err != nil {
 		return fmt.Errorf("start kube-apiserver and etcd from %s: %w", os.Getenv("KUBEBUILDER_ASSETS"), err)
 	}
 	defer func() { _ = env.Stop() }() // stops both processes and removes their directories
+	if assets != "" {
+		stop, err := startWorkloads(ctx, env, assets)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	cfg, err := clientcmd.Load(env.KubeConfig)
 	if err != nil {
 		return err
@@ -111,6 +138,43 @@ func up(ctx context.Context, kubeconfig, crds string) error {
 	fmt.Fprintf(os.Stderr, "controlplane: kube-apiserver at %s (kubeconfig %s)\n", env.Config.Host, kubeconfig)
 	<-ctx.Done()
 	return nil
+}
+
+// startWorkloads starts kube-controller-manager, kube-scheduler and kwok
+// against env, creates the fake Nodes and waits until they are Ready.
+func startWorkloads(ctx context.Context, env *envtest.Environment, assets string) (stop func(), err error) {
+	start := time.Now()
+	dir, err := os.MkdirTemp("", "airlock-controlplane-")
+	if err != nil {
+		return nil, err
+	}
+	admin := filepath.Join(dir, "admin.kubeconfig")
+	if err := os.WriteFile(admin, env.KubeConfig, 0o600); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	w, err := localcluster.StartWorkloads(assets, admin, dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	stop = func() { w.Stop(); _ = os.RemoveAll(dir) }
+	c, err := client.New(env.Config, client.Options{})
+	if err == nil {
+		var nodes []string
+		nodes, err = localcluster.CreateNodes(startCtx, c, "kwok-node", localcluster.NodeCount)
+		if err == nil {
+			err = w.WaitNodesReady(startCtx, c, nodes)
+		}
+	}
+	if err != nil {
+		w.Stop() // keeps dir: its logs say why
+		return nil, fmt.Errorf("start the workload processes (logs in %s): %w", dir, err)
+	}
+	fmt.Fprintf(os.Stderr, "controlplane: kube-controller-manager, kube-scheduler, kwok and %d fake Nodes Ready in %s (logs in %s)\n", localcluster.NodeCount, time.Since(start).Round(100*time.Millisecond), dir)
+	return stop, nil
 }
 
 func newClient(kubeconfig string) (client.Client, error) {
