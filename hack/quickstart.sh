@@ -90,7 +90,7 @@ step "generate a cosign key pair"
 export COSIGN_PASSWORD=quickstart
 run "$airlock" keygen --output-key-prefix "$work/cosign"
 
-wait_for "the registry on $registry" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+wait_for "the registry on $registry" 60 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 url=oci://$registry/quickstart/hello
 revision() { echo "main@sha1:$(printf 'quickstart %s' "$1" | sha1sum | cut -d' ' -f1)"; }
 push() { # VERSION DIR [--sign-key FILE]: prints the digest
