@@ -583,15 +583,12 @@ func (r *Reconciler) recordApplied(rel *v1alpha1.Release, ref artifact.Reference
 	st.LastAppliedRevision = res.Revision
 	st.Signers = signers
 	st.TrustPolicies = policies
-	st.LastAppliedVersion = ""
-	if rel.Spec.Ref.Digest == "" && rel.Spec.Ref.Semver != "" {
-		st.LastAppliedVersion = ref.Tag
-	}
+	st.LastAppliedVersion = appliedVersion(rel, ref)
 	names := make([]string, 0, len(signers))
 	for _, s := range signers {
 		names = append(names, s.Name)
 	}
-	entry := v1alpha1.HistoryEntry{Digest: ref.Digest, AppliedAt: metav1.NewTime(r.now()), Revision: res.Revision, Signers: names, Health: v1alpha1.HealthUnknown}
+	entry := v1alpha1.HistoryEntry{Digest: ref.Digest, AppliedAt: metav1.NewTime(r.now()), Revision: res.Revision, Version: st.LastAppliedVersion, Signers: names, Health: v1alpha1.HealthUnknown}
 	if len(st.History) > 0 && st.History[0].Digest == ref.Digest {
 		st.History[0] = entry
 	} else {
@@ -603,6 +600,25 @@ func (r *Reconciler) recordApplied(rel *v1alpha1.Release, ref artifact.Reference
 	if newDigest {
 		r.event(rel, "Normal", "Applied", "Apply", "applied %s%s: %d objects, %d pruned", ref.String(), revisionSuffix(rel), len(inv), len(pruned))
 	}
+}
+
+// appliedVersion is the semver version ref stands for: the tag a semver
+// range resolved to, or, for a re-apply by digest (a rollback), the version
+// history recorded for that digest, so that the downgrade guard keeps
+// working after a rollback. "" for a Release that follows no semver range.
+func appliedVersion(rel *v1alpha1.Release, ref artifact.Reference) string {
+	if rel.Spec.Ref.Semver == "" {
+		return ""
+	}
+	if rel.Spec.Ref.Digest == "" && ref.Tag != "" {
+		return ref.Tag
+	}
+	for _, h := range rel.Status.History {
+		if h.Digest == ref.Digest && h.Version != "" {
+			return h.Version
+		}
+	}
+	return ""
 }
 
 func setHistoryHealth(rel *v1alpha1.Release, health string) {

@@ -146,3 +146,31 @@ func TestClassify(t *testing.T) {
 		})
 	}
 }
+
+// TestAppliedVersion: the downgrade guard needs the applied version after
+// a rollback too, which re-applies an earlier digest by digest, without a
+// tag; the version comes from that digest's history entry.
+func TestAppliedVersion(t *testing.T) {
+	d1, d2 := "sha256:"+strings.Repeat("1", 64), "sha256:"+strings.Repeat("2", 64)
+	history := []v1alpha1.HistoryEntry{{Digest: d2, Version: "2.0.0"}, {Digest: d1, Version: "1.0.0"}}
+	repo := artifact.Reference{Registry: "r.example", Repository: "team/app"}
+	for _, tc := range []struct {
+		name string
+		ref  v1alpha1.ArtifactRef
+		at   artifact.Reference
+		want string
+	}{
+		{"semver resolution", v1alpha1.ArtifactRef{Semver: ">=1.0.0"}, repo.WithTag("2.0.0").WithDigest(d2), "2.0.0"},
+		{"rollback by digest", v1alpha1.ArtifactRef{Semver: ">=1.0.0"}, repo.WithDigest(d1), "1.0.0"},
+		{"pinned by a manual rollback", v1alpha1.ArtifactRef{Semver: ">=1.0.0", Digest: d1}, repo.WithDigest(d1), "1.0.0"},
+		{"digest without history", v1alpha1.ArtifactRef{Semver: ">=1.0.0"}, repo.WithDigest("sha256:" + strings.Repeat("3", 64)), ""},
+		{"a tag reference has no version", v1alpha1.ArtifactRef{Tag: "main"}, repo.WithTag("main").WithDigest(d2), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rel := &v1alpha1.Release{Spec: v1alpha1.ReleaseSpec{Ref: tc.ref}, Status: v1alpha1.ReleaseStatus{History: history}}
+			if got := appliedVersion(rel, tc.at); got != tc.want {
+				t.Fatalf("appliedVersion = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -320,6 +320,10 @@ type HistoryEntry struct {
 	AppliedAt metav1.Time `json:"appliedAt"`
 	// +optional
 	Revision string `json:"revision,omitempty"`
+	// Version is the tag spec.ref.semver resolved to for this digest. Empty
+	// for a tag or digest reference.
+	// +optional
+	Version string `json:"version,omitempty"`
 	// +optional
 	Signers []string `json:"signers,omitempty"`
 	// Health is Healthy, Progressing or Unhealthy, as last seen.
