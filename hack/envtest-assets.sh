@@ -26,34 +26,9 @@ if command -v flock >/dev/null 2>&1; then
   flock 9
 fi
 
-if ! "$ASSETS/kube-apiserver" --version >/dev/null 2>&1; then
-  log "building kube-apiserver $K8S_VERSION (cold: about 8 minutes on 2 cores)"
-  work=$CACHE/src/kube-apiserver-$K8S_VERSION
-  mkdir -p "$work"
-  gomod_json=$(cd "$work" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION")
-  upstream_mod=$(printf '%s' "$gomod_json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
-  {
-    echo "module airlock.local/envtest/kubeapiserver"
-    echo
-    echo "go 1.26.0"
-    echo
-    echo "require k8s.io/kubernetes $K8S_VERSION"
-    echo
-    # Every staging module kubernetes replaces with ./staging/..., pinned to the release.
-    sed -n '/^replace (/,/^)/p' "$upstream_mod" \
-      | awk '$2=="=>" && $3 ~ /^\.\/staging/ {print $1}' \
-      | grep -v -e '^k8s.io/sample-cli-plugin$' -e '^k8s.io/sample-controller$' \
-      | while read -r m; do echo "replace $m => $m $STAGING_VERSION"; done
-  } >"$work/go.mod"
-  echo "package kubeapiserver" >"$work/doc.go"
-  (cd "$work" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" >&2)
-  (cd "$work" && go build -trimpath -ldflags="-s -w \
-    -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
-    -X k8s.io/component-base/version.gitMajor=1 \
-    -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) \
-    -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" \
-    -o "$ASSETS/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver >&2)
-fi
+# shellcheck source=hack/lib/build-k8s.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib/build-k8s.sh"
+build_k8s kube-apiserver "cold: about 8 minutes on 2 cores"
 
 if ! "$ASSETS/etcd" --version >/dev/null 2>&1; then
   log "building etcd $ETCD_VERSION"
