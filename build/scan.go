@@ -283,32 +283,12 @@ func (s *scanner) kustomization(dir string) (cost, *fileError) {
 		}
 	}
 	// Files kustomize parses as YAML.
-	yamlPaths := []struct {
+	type fieldEntries struct {
 		field   string
 		entries []string
-	}{{"crds", k.Crds}, {"configurations", k.Configurations}}
-	var patchPaths, inline []string
-	for _, p := range k.Patches {
-		if p.Path != "" {
-			patchPaths = append(patchPaths, p.Path)
-		}
-		inline = append(inline, p.Patch)
 	}
-	yamlPaths = append(yamlPaths, struct {
-		field   string
-		entries []string
-	}{"patches[].path", patchPaths})
-	patchPaths = nil
-	for _, p := range k.PatchesJson6902 {
-		if p.Path != "" {
-			patchPaths = append(patchPaths, p.Path)
-		}
-		inline = append(inline, p.Patch)
-	}
-	yamlPaths = append(yamlPaths, struct {
-		field   string
-		entries []string
-	}{"patchesJson6902[].path", patchPaths})
+	patchPaths, inline := patchFiles(k.Patches, nil)
+	jsonPaths, inline := patchFiles(k.PatchesJson6902, inline)
 	var psm []string
 	for _, p := range k.PatchesStrategicMerge {
 		if s.isInlinePatch(string(p)) {
@@ -317,25 +297,19 @@ func (s *scanner) kustomization(dir string) (cost, *fileError) {
 			psm = append(psm, string(p))
 		}
 	}
-	yamlPaths = append(yamlPaths, struct {
-		field   string
-		entries []string
-	}{"patchesStrategicMerge", psm})
 	var repl []string
 	for _, r := range k.Replacements {
 		if r.Path != "" {
 			repl = append(repl, r.Path)
 		}
 	}
-	yamlPaths = append(yamlPaths, struct {
-		field   string
-		entries []string
-	}{"replacements[].path", repl})
+	yamlPaths := []fieldEntries{
+		{"crds", k.Crds}, {"configurations", k.Configurations},
+		{"patches[].path", patchPaths}, {"patchesJson6902[].path", jsonPaths},
+		{"patchesStrategicMerge", psm}, {"replacements[].path", repl},
+	}
 	if p, ok := k.OpenAPI["path"]; ok {
-		yamlPaths = append(yamlPaths, struct {
-			field   string
-			entries []string
-		}{"openapi.path", []string{p}})
+		yamlPaths = append(yamlPaths, fieldEntries{"openapi.path", []string{p}})
 	}
 	for _, list := range yamlPaths {
 		for _, e := range list.entries {
@@ -680,4 +654,16 @@ func splitDocuments(b []byte) [][]byte {
 		cur.Write(line)
 	}
 	return append(docs, cur.Bytes())
+}
+
+// patchFiles splits patches into the files they name and, appended to
+// inline, the patches written in the kustomization itself.
+func patchFiles(patches []types.Patch, inline []string) (paths, inlineOut []string) {
+	for _, p := range patches {
+		if p.Path != "" {
+			paths = append(paths, p.Path)
+		}
+		inline = append(inline, p.Patch)
+	}
+	return paths, inline
 }
