@@ -22,7 +22,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/crypto/bcrypt"
 
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/registry"
@@ -494,7 +493,7 @@ func TestManifestSizeBound(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
-	reg := registrytest.NewWithOptions(t, registry.Options{HtpasswdFile: htpasswd(t, "ci", "s3cret")})
+	reg := registrytest.NewWithOptions(t, registry.Options{HtpasswdFile: registrytest.Htpasswd(t, "ci", "s3cret")})
 	src := writeTree(t, appTree)
 	ref := mustRef(t, "oci://"+reg.Addr+"/demo/app:v1")
 	ctx := context.Background()
@@ -530,17 +529,4 @@ func TestAuth(t *testing.T) {
 	if _, err := artifact.Resolve(ctx, ref, plainHTTP); err != nil {
 		t.Fatalf("docker config: %v", err)
 	}
-}
-
-func htpasswd(t testing.TB, user, pass string) string {
-	t.Helper()
-	h, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(p, []byte(user+":"+string(h)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }

@@ -67,9 +67,9 @@ func (l *authLog) sawUser(user string) bool {
 // artifact lives in. That registry gets its own credentials from the keychain.
 func TestCredsStayWithTheirHost(t *testing.T) {
 	ctx := context.Background()
-	regA := registrytest.NewWithOptions(t, registry.Options{HtpasswdFile: htpasswd(t, "alice", "alice-pw")})
+	regA := registrytest.NewWithOptions(t, registry.Options{HtpasswdFile: registrytest.Htpasswd(t, "alice", "alice-pw")})
 	seenAtB := &authLog{}
-	regB := registrytest.NewWithOptions(t, registry.Options{HtpasswdFile: htpasswd(t, "bob", "bob-pw"), Observe: seenAtB.observe})
+	regB := registrytest.NewWithOptions(t, registry.Options{HtpasswdFile: registrytest.Htpasswd(t, "bob", "bob-pw"), Observe: seenAtB.observe})
 
 	img, err := random.Image(64, 1)
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"golang.org/x/crypto/bcrypt"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -96,7 +95,7 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	regOpts := registry.Options{Observe: opts.observe}
 	if opts.private {
 		h.user, h.password = "owner", "s3cret"
-		regOpts.HtpasswdFile = htpasswd(t, h.user, h.password)
+		regOpts.HtpasswdFile = registrytest.Htpasswd(t, h.user, h.password)
 	}
 	h.reg = registrytest.NewWithOptions(t, regOpts)
 
@@ -189,19 +188,6 @@ func (h *harness) pullSecret(name, user, password string) {
 	cfg := `{"auths":{"` + h.reg.Addr + `":{"auth":"` + auth + `"}}}`
 	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, Type: corev1.SecretTypeDockerConfigJson,
 		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(cfg)}})
-}
-
-func htpasswd(t testing.TB, user, pass string) string {
-	t.Helper()
-	b, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(p, []byte(user+":"+string(b)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // url is the test's repository.

@@ -2,38 +2,21 @@ package main
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"airlock.dev/airlock/internal/registry"
 	"airlock.dev/airlock/internal/registrytest"
 )
-
-func htpasswdFile(t *testing.T, user, pass string) string {
-	t.Helper()
-	h, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(p, []byte(user+":"+string(h)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // TestCLICredsBoundToTheirHost: $AIRLOCK_REGISTRY_CREDS (like --creds) is
 // for the registry of the command's reference; copy sends them to another
 // destination registry only as --dest-creds.
 func TestCLICredsBoundToTheirHost(t *testing.T) {
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	src := registrytest.NewWithOptions(t, registry.Options{HtpasswdFile: htpasswdFile(t, "ci", "s3cret")})
+	src := registrytest.NewWithOptions(t, registry.Options{HtpasswdFile: registrytest.Htpasswd(t, "ci", "s3cret")})
 	var leaked atomic.Int64
-	dst := registrytest.NewWithOptions(t, registry.Options{HtpasswdFile: htpasswdFile(t, "site", "site-pw"), Observe: func(r *http.Request) {
+	dst := registrytest.NewWithOptions(t, registry.Options{HtpasswdFile: registrytest.Htpasswd(t, "site", "site-pw"), Observe: func(r *http.Request) {
 		if user, _, ok := r.BasicAuth(); ok && user == "ci" {
 			leaked.Add(1)
 		}

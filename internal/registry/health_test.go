@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"airlock.dev/airlock/internal/registry"
 	"airlock.dev/airlock/internal/registrytest"
 )
@@ -32,19 +30,6 @@ func get(t *testing.T, method, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func htpasswd(t *testing.T, user, pass string) string {
-	t.Helper()
-	h, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(p, []byte(user+":"+string(h)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // TestHealthz: /healthz answers 200 "ok" while the storage reads and writes,
 // without credentials on a registry that requires them, and 503 with the
 // reason once the storage is gone.
@@ -58,7 +43,7 @@ func TestHealthz(t *testing.T) {
 
 	t.Run("filesystem", func(t *testing.T) {
 		storage := filepath.Join(t.TempDir(), "storage")
-		reg := registrytest.NewWithOptions(t, registry.Options{StorageDir: storage, HtpasswdFile: htpasswd(t, "site", "secret")})
+		reg := registrytest.NewWithOptions(t, registry.Options{StorageDir: storage, HtpasswdFile: registrytest.Htpasswd(t, "site", "secret")})
 		url := "http://" + reg.Addr + registry.HealthPath
 		if code, _ := get(t, http.MethodGet, "http://"+reg.Addr+"/v2/"); code != http.StatusUnauthorized {
 			t.Fatalf("GET /v2/ without credentials = %d, want 401", code)

@@ -3,7 +3,11 @@ package registrytest
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"airlock.dev/airlock/internal/registry"
 )
@@ -23,4 +27,19 @@ func NewWithOptions(t testing.TB, opts registry.Options) *registry.Server {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+// Htpasswd writes an htpasswd file with one account, for
+// registry.Options.HtpasswdFile, and returns its path.
+func Htpasswd(t testing.TB, user, pass string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(p, []byte(user+":"+string(h)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
