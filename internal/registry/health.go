@@ -68,8 +68,9 @@ func (h *health) check(ctx context.Context) error {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		defer func() { <-h.busy }()
-		done <- probe(context.WithoutCancel(ctx), h.driver)
+		err := probe(context.WithoutCancel(ctx), h.driver)
+		<-h.busy // free the slot before the answer goes out, so the next check finds it free
+		done <- err
 	}()
 	select {
 	case err := <-done:
