@@ -100,6 +100,7 @@ type Reconciler struct {
 	Build build.Options
 
 	keys       keyCache
+	exprs      healthExprCache
 	identities sync.Map // types.NamespacedName → who it applies as, for messages
 	mu         sync.Mutex
 	failures   map[types.NamespacedName]int
@@ -181,6 +182,9 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.markSuspended(rel)
 	}
 	if err := r.checkReferences(rel); err != nil {
+		return r.fail(rel, v1alpha1.ReasonInvalidSpec, err)
+	}
+	if _, err := r.exprs.compileHealthChecks(rel.Spec.HealthCheckExprs); err != nil {
 		return r.fail(rel, v1alpha1.ReasonInvalidSpec, err)
 	}
 	if err := r.checkDependencies(ctx, rel); err != nil {
@@ -299,18 +303,25 @@ func (r *Reconciler) correctDrift(ctx context.Context, rel *v1alpha1.Release, d 
 	return out
 }
 
-// checkHealth evaluates kstatus over the inventory and sets Ready.
+// checkHealth judges the inventory, with kstatus or spec.healthCheckExprs,
+// and sets Ready and status.unhealthy.
 func (r *Reconciler) checkHealth(ctx context.Context, rel *v1alpha1.Release, c ctrl.Reader) outcome {
 	key := ctrl.ObjectKeyFromObject(rel)
 	applied := fmt.Sprintf("applied %s%s: %d objects", shortDigest(rel.Status.LastAppliedDigest), revisionSuffix(rel), len(rel.Status.Inventory))
+	rel.Status.Unhealthy = nil
 	if !rel.WaitEnabled() {
 		setCondition(rel, v1alpha1.ConditionHealthy, metav1.ConditionUnknown, v1alpha1.ReasonWaitSkipped, "spec.wait is false: health is not checked")
 		return r.succeed(rel, applied)
 	}
-	h, err := CheckHealth(ctx, c, rel.Status.Inventory)
+	checks, err := r.exprs.compileHealthChecks(rel.Spec.HealthCheckExprs)
+	if err != nil {
+		return r.fail(rel, v1alpha1.ReasonInvalidSpec, err)
+	}
+	h, err := assessHealth(ctx, c, rel.Status.Inventory, checks)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonUnhealthy, err)
 	}
+	rel.Status.Unhealthy = h.Unhealthy()
 	if h.Healthy {
 		setCondition(rel, v1alpha1.ConditionHealthy, metav1.ConditionTrue, v1alpha1.ReasonHealthy, "every object is Current")
 		setHistoryHealth(rel, v1alpha1.HealthHealthy)

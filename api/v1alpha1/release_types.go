@@ -145,11 +145,52 @@ type ReleaseSpec struct {
 	// +optional
 	Rollback *RollbackSpec `json:"rollback,omitempty"`
 
+	// HealthCheckExprs judge the kinds they name with CEL expressions on the
+	// object instead of kstatus, as Flux's healthCheckExprs do: for each
+	// applied object of a listed apiVersion and kind, failed is evaluated
+	// first, then current, then inProgress; the first that is true decides.
+	// None true means in progress. An expression that does not compile makes
+	// the Release Stalled (InvalidSpec) before anything is applied. Empty
+	// means kstatus judges every kind.
+	// +kubebuilder:validation:MaxItems=50
+	// +optional
+	HealthCheckExprs []HealthCheckExpr `json:"healthCheckExprs,omitempty"`
+
 	// DependsOn lists Releases that must be Ready before this one applies.
 	// A Release in another namespace is refused when the controller runs
 	// with --no-cross-namespace-refs (the install's default).
 	// +optional
 	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
+}
+
+// HealthCheckExpr is a custom health check for one apiVersion and kind:
+// CEL expressions that read the object as `self` (for example
+// `self.status.phase == 'Ready'`) and return a bool. An expression that
+// reads a field the object does not have yet counts as not true.
+type HealthCheckExpr struct {
+	// APIVersion is the objects' apiVersion, such as example.com/v1.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	APIVersion string `json:"apiVersion"`
+	// Kind is the objects' kind.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Kind string `json:"kind"`
+	// Current is true when the object is healthy.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	// +required
+	Current string `json:"current"`
+	// InProgress is true while the object is still progressing. Empty
+	// means: in progress whenever neither failed nor current is true.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	InProgress string `json:"inProgress,omitempty"`
+	// Failed is true when the object has failed: the health check fails at
+	// once, without waiting for spec.timeout. Empty means never.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Failed string `json:"failed,omitempty"`
 }
 
 // ArtifactRef selects an artifact in a repository.
@@ -293,6 +334,15 @@ type ReleaseStatus struct {
 	// controller last honoured.
 	// +optional
 	LastHandledRetryAt string `json:"lastHandledRetryAt,omitempty"`
+
+	// Unhealthy lists the objects that were not healthy at the last health
+	// check, each with why: kstatus' or the health check expression's
+	// verdict and, for a Deployment, StatefulSet or DaemonSet, the reasons
+	// of a few of its Pods (CrashLoopBackOff, ImagePullBackOff,
+	// Unschedulable...). At most 20 entries; empty when all are healthy.
+	// +kubebuilder:validation:MaxItems=20
+	// +optional
+	Unhealthy []string `json:"unhealthy,omitempty"`
 }
 
 // Signer is a trusted key that signed the artifact.
