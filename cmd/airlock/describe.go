@@ -54,6 +54,13 @@ func describeRelease(out io.Writer, r *v1alpha1.Release) error {
 		field("Path", r.Spec.Path)
 	}
 	field("Interval", r.GetInterval().String())
+	for i, hc := range r.Spec.HealthCheckExprs {
+		k := "Health check"
+		if i > 0 {
+			k = ""
+		}
+		field(k, describeHealthCheck(hc))
+	}
 	trust := "no spec.verify: only the ClusterTrustPolicies covering the URL, or refused unless the controller runs with --allow-unsigned"
 	if v := r.Spec.Verify; v != nil {
 		trust = fmt.Sprintf("%d of the keys in Secret %s", max(v.Threshold, 1), v.KeysSecretRef.Name)
@@ -108,6 +115,13 @@ func describeRelease(out io.Writer, r *v1alpha1.Release) error {
 		fmt.Fprintf(out, "  (the controller has not seen the latest spec yet: generation %d, observed %d)\n", r.Generation, st.ObservedGeneration)
 	}
 
+	if len(st.Unhealthy) > 0 {
+		fmt.Fprintln(out, "\nUnhealthy objects (at the last health check):")
+		for _, u := range st.Unhealthy {
+			fmt.Fprintf(out, "  %s\n", oneLine(u))
+		}
+	}
+
 	if problems := releaseProblems(r); len(problems) > 0 {
 		fmt.Fprintln(out, "\nProblems:")
 		for _, p := range problems {
@@ -154,6 +168,18 @@ func describeRef(ref v1alpha1.ArtifactRef) string {
 		return "tag " + ref.Tag
 	}
 	return "tag latest"
+}
+
+// describeHealthCheck is one spec.healthCheckExprs entry on one line.
+func describeHealthCheck(hc v1alpha1.HealthCheckExpr) string {
+	parts := []string{"current: " + hc.Current}
+	if hc.InProgress != "" {
+		parts = append(parts, "inProgress: "+hc.InProgress)
+	}
+	if hc.Failed != "" {
+		parts = append(parts, "failed: "+hc.Failed)
+	}
+	return fmt.Sprintf("%s %s (CEL) %s", hc.APIVersion, hc.Kind, strings.Join(parts, "; "))
 }
 
 // problem is a failing condition in plain words: what is wrong and the fix.

@@ -386,3 +386,46 @@ func TestEventsRelease(t *testing.T) {
 		t.Errorf("events of a Release without any exited %d: %s", code, stderr)
 	}
 }
+
+// TestDescribeUnhealthy: describe names the objects that failed health and
+// why, as the controller recorded them in status.unhealthy, and the
+// Release's CEL health checks.
+func TestDescribeUnhealthy(t *testing.T) {
+	f := releaseFixture(t)
+	ctx := context.Background()
+	ns := f.env.Namespace(t)
+	rel := &v1alpha1.Release{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: v1alpha1.ReleaseSpec{
+		URL: "oci://registry.example.com/team/web", Ref: v1alpha1.ArtifactRef{Tag: "v3"},
+		Verify: &v1alpha1.VerifySpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "cosign-keys"}},
+		HealthCheckExprs: []v1alpha1.HealthCheckExpr{{APIVersion: "example.com/v1", Kind: "Gauge",
+			Current: "self.status.phase == 'Ready'", Failed: "self.status.phase == 'Failed'"}},
+	}}
+	if err := f.env.Client.Create(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.env.Client.Delete(context.Background(), rel) })
+	failed := "applied 3f9a2b7c1e0d (v3): 2 objects; not healthy after spec.timeout (5m0s): Deployment " + ns + "/web: InProgress: Available: 0/2; Pod web-7c9f5d-x2x8q: CrashLoopBackOff (container app, last exit 1 Error, 5 restarts); Gauge " + ns + "/g: InProgress: spec.healthCheckExprs[0].current \"self.status.phase == 'Ready'\" is not true yet: check these objects' events and logs"
+	rel.Status = shiftTimes(v1alpha1.ReleaseStatus{
+		ObservedGeneration: 1,
+		Conditions: []metav1.Condition{
+			{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonUnhealthy, Message: failed, LastTransitionTime: ago(time.Minute), ObservedGeneration: 1},
+		},
+		LastAttemptedDigest: digestA, LastAppliedDigest: digestA, ShortDigest: "3f9a2b7c1e0d", LastAppliedGeneration: 1, LastAppliedRevision: "v3",
+		Inventory: []v1alpha1.ObjectRef{{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: ns, Name: "web"}, {Group: "example.com", Version: "v1", Kind: "Gauge", Namespace: ns, Name: "g"}},
+		Unhealthy: []string{
+			"Deployment " + ns + "/web: InProgress: Available: 0/2",
+			"Pod web-7c9f5d-x2x8q: CrashLoopBackOff (container app, last exit 1 Error, 5 restarts)",
+			"Pod web-7c9f5d-k4m2p: Unschedulable: 0/2 nodes are available: 2 Insufficient memory.",
+			"Gauge " + ns + "/g: InProgress: spec.healthCheckExprs[0].current \"self.status.phase == 'Ready'\" is not true yet",
+		},
+		History: []v1alpha1.HistoryEntry{{Digest: digestA, AppliedAt: ago(6 * time.Minute), Revision: "v3", Signers: []string{"ci"}, Health: v1alpha1.HealthUnhealthy}},
+	}, now())
+	if err := f.env.Client.Status().Update(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := airlock(t, "describe", "release", "web", "-n", ns, "--kubeconfig", f.kubeconfig)
+	if code != 0 {
+		t.Fatalf("describe exited %d: %s", code, stderr)
+	}
+	golden(t, "web", strings.ReplaceAll(out, ns, "NS"))
+}
