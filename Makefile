@@ -12,7 +12,7 @@ build: ## build bin/airlock and bin/airlock-controller (release flags)
 	$(GO) build -trimpath -ldflags="-s -w" -o bin/airlock ./cmd/airlock
 	@if [ -d cmd/airlock-controller ]; then $(GO) build -trimpath -ldflags="-s -w" -o bin/airlock-controller ./cmd/airlock-controller; fi
 
-quickstart: ## the main job: registry, local control plane, controller; sign, deliver, update, prune, refuse unsigned
+quickstart: ## the main job: registry, local cluster with Pods, controller; sign, deliver, roll out, prune, roll back a crash, refuse unsigned
 	hack/quickstart.sh
 
 demo: ## the artifact half only: registry, push, pull, compare, tag, list
