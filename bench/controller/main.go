@@ -44,14 +44,15 @@ func main() {
 	n := flag.Int("releases", 100, "number of Releases")
 	objects := flag.Int("objects", 10, "ConfigMaps per Release")
 	concurrent := flag.Int("concurrent", 4, "controller workers")
+	controllerBin := flag.String("controller", "", "airlock-controller binary to measure; empty builds ./cmd/airlock-controller")
 	flag.Parse()
-	if err := run(*n, *objects, *concurrent); err != nil {
+	if err := run(*n, *objects, *concurrent, *controllerBin); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, objects, concurrent int) error {
+func run(n, objects, concurrent int, bin string) error {
 	ctx := context.Background()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return fmt.Errorf("KUBEBUILDER_ASSETS is unset: export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
@@ -62,9 +63,11 @@ func run(n, objects, concurrent int) error {
 	}
 	defer os.RemoveAll(work)
 
-	bin := filepath.Join(work, "airlock-controller")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/airlock-controller").CombinedOutput(); err != nil {
-		return fmt.Errorf("build airlock-controller (run from the repository root): %v\n%s", err, out)
+	if bin == "" {
+		bin = filepath.Join(work, "airlock-controller")
+		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/airlock-controller").CombinedOutput(); err != nil {
+			return fmt.Errorf("build airlock-controller (run from the repository root): %v\n%s", err, out)
+		}
 	}
 
 	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
@@ -163,6 +166,8 @@ func run(n, objects, concurrent int) error {
 		return err
 	}
 	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	heap := sampleHeap(metricsAddr)
+	defer heap.stop()
 
 	ready := 0
 	for time.Since(start) < 5*time.Minute {
@@ -202,8 +207,51 @@ func run(n, objects, concurrent int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("controller memory with %d Releases: peak RSS %d MiB, RSS now %d MiB (target ≤ 64 MiB)\n", n, hwm>>10, rss>>10)
+	peak, now := heap.stop()
+	fmt.Printf("controller memory with %d Releases: peak RSS %d MiB, RSS now %d MiB (target ≤ 64 MiB); Go heap in use: peak %d MiB, now %d MiB\n", n, hwm>>10, rss>>10, peak>>20, now>>20)
 	return nil
+}
+
+// heapSampler polls the controller's go_memstats_heap_inuse_bytes once a
+// second and keeps the highest value seen.
+type heapSampler struct {
+	done      chan struct{}
+	finished  chan struct{}
+	peak, now float64
+}
+
+func sampleHeap(metricsAddr string) *heapSampler {
+	h := &heapSampler{done: make(chan struct{}), finished: make(chan struct{})}
+	go func() {
+		defer close(h.finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			if m, err := scrape(metricsAddr); err == nil {
+				if v, ok := m["go_memstats_heap_inuse_bytes"]; ok {
+					h.now = v
+					h.peak = max(h.peak, v)
+				}
+			}
+			select {
+			case <-h.done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return h
+}
+
+// stop ends the sampling (once) and returns the peak and the last value, in bytes.
+func (h *heapSampler) stop() (peak, now int64) {
+	select {
+	case <-h.done:
+	default:
+		close(h.done)
+	}
+	<-h.finished
+	return int64(h.peak), int64(h.now)
 }
 
 func countReady(ctx context.Context, c client.Client) (int, error) {
