@@ -57,6 +57,7 @@ type options struct {
 	allowUnsigned  bool
 	cacheDir       string
 	cacheEntries   int
+	cacheBytes     int64
 	maxSize        int64
 	requeueBackoff time.Duration
 	mirrors        artifact.Mirrors
@@ -87,6 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.allowUnsigned, "allow-unsigned", false, "apply Releases without spec.verify (INSECURE: the artifact's origin is not checked)")
 	fs.StringVar(&o.cacheDir, "cache-dir", filepath.Join(os.TempDir(), "airlock-cache"), "directory of the pulled-artifact cache; emptied at start")
 	fs.IntVar(&o.cacheEntries, "cache-entries", 32, "number of pulled artifacts kept on disk")
+	fs.Int64Var(&o.cacheBytes, "cache-max-bytes", 1<<30, "most bytes of extracted artifacts kept on disk; drift checks rebuild a Release's objects from here, and pull the artifact again by digest when it was evicted")
 	fs.Int64Var(&o.maxSize, "max-size", 0, "size limit of an artifact's content in bytes; 0 means 100 MiB")
 	fs.DurationVar(&o.requeueBackoff, "backoff-base", time.Second, "first retry delay after a failure; it doubles up to the Release's retryInterval")
 	fs.IntVar(&o.build.MaxObjects, "build-max-objects", build.DefaultMaxObjects, "most objects a Release's kustomize build may make, and may expand to before building (a base counts once for every path that includes it)")
@@ -210,6 +212,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	artifacts.MaxBytes = o.cacheBytes
 	r := &reconciler.Reconciler{
 		Client:                mgr.GetClient(),
 		APIReader:             mgr.GetAPIReader(),
