@@ -153,7 +153,12 @@ func run(o options) error {
 	bin := o.controller
 	if bin == "" {
 		bin = filepath.Join(work, "airlock-controller")
-		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/airlock-controller").CombinedOutput(); err != nil {
+		// As make build builds it: static, without cgo. With cgo, kustomize's
+		// import of the plugin package makes the linker export every
+		// symbol, and the dynamic symbol tables add about 16 MiB of RSS.
+		build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/airlock-controller")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
 			return fmt.Errorf("build airlock-controller (run from the repository root): %v\n%s", err, out)
 		}
 	}
