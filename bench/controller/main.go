@@ -61,6 +61,7 @@ type options struct {
 	cluster    bool
 	profileDir string
 	timeout    time.Duration
+	memLimit   string
 }
 
 func main() {
@@ -71,6 +72,7 @@ func main() {
 	flag.StringVar(&o.controller, "controller", "", "airlock-controller binary to measure; empty builds ./cmd/airlock-controller")
 	flag.BoolVar(&o.cluster, "cluster", false, "run on the local cluster with workloads ($AIRLOCK_CLUSTER_ASSETS) in the flux-benchmark shape: a Deployment scaled to zero, a ServiceAccount, a Service and an Ingress per Release, wait: true")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "save the controller's heap and goroutine profiles here after the no-op phase (the controller needs --pprof-addr)")
+	flag.StringVar(&o.memLimit, "gomemlimit", "", "GOMEMLIMIT of the controller (for example 40MiB), as --memory-limit-ratio would set it in a container; empty sets none")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "longest wait for all Releases to be Ready")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -302,6 +304,9 @@ func run(o options) error {
 		args = append(args, "--pprof-addr", pprofAddr)
 	}
 	cmd := exec.Command(bin, args...)
+	if o.memLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+o.memLimit)
+	}
 	logf, err := os.Create(filepath.Join(work, "controller.log"))
 	if err != nil {
 		return err
