@@ -38,6 +38,10 @@ type RelocateOptions struct {
 	Platform string
 	// Progress receives progress lines when it is a terminal. nil means none.
 	Progress io.Writer
+	// ImagesPolicy, with keys, refuses a relocation whose images (WithImages)
+	// are not signed under it, before anything is carried, naming each
+	// image. No Keys means the images' signatures are carried unchecked.
+	ImagesPolicy verify.Policy
 }
 
 // Copy copies src, with its referrers, its signatures and (WithImages) the
@@ -80,7 +84,11 @@ func Export(ctx context.Context, ref artifact.Reference, path string, opts Reloc
 }
 
 func (o RelocateOptions) relocate(images []string) artifact.RelocateOptions {
-	return artifact.RelocateOptions{Src: o.Src, Dst: o.Dst, Images: images, Platform: o.Platform, KustomizePath: o.KustomizePath, Progress: o.Progress}
+	ro := artifact.RelocateOptions{Src: o.Src, Dst: o.Dst, Images: images, Platform: o.Platform, KustomizePath: o.KustomizePath, Progress: o.Progress}
+	if len(o.ImagesPolicy.Keys) > 0 {
+		ro.CheckImages = checkImageSignatures(o.ImagesPolicy)
+	}
+	return ro
 }
 
 // pin resolves ref's tag to a digest once and, WithImages, lists the images

@@ -57,6 +57,11 @@ type RelocateOptions struct {
 	KustomizePath string
 	// Progress receives progress lines when it is a terminal. nil means none.
 	Progress io.Writer
+	// CheckImages sees every image pinned to its digest, after the walk and
+	// before anything is copied; an error stops the relocation (airgap
+	// verifies the images' signatures with it), given Src as bound to the
+	// artifact's registry. nil means no check.
+	CheckImages func(ctx context.Context, images []Reference, src RemoteOptions) error
 }
 
 func (o RelocateOptions) platform() (*ocispec.Platform, error) {
@@ -122,7 +127,7 @@ func Copy(ctx context.Context, src, dst Reference, opts RelocateOptions) ([]Relo
 	return relocate(ctx, moves.list, fromRegistry(opts.Src, srcRepo), func(m move) (landing, error) {
 		var to Reference
 		switch m.role {
-		case roleImage:
+		case roleImage, roleImageSignature, roleImageReferrer:
 			to = MirrorImage(dst.Registry, mirrorPrefix(dst), m.src)
 		case roleArtifact:
 			to = dst.WithDigest(m.src.Digest)
@@ -205,7 +210,7 @@ func relocate(ctx context.Context, list []move, from func(move) (oras.ReadOnlyTa
 // a client for their own registry.
 func fromRegistry(opts RemoteOptions, repo *remote.Repository) func(move) (oras.ReadOnlyTarget, error) {
 	return func(m move) (oras.ReadOnlyTarget, error) {
-		if m.role != roleImage {
+		if !isImageRole(m.role) {
 			return repo, nil
 		}
 		return opts.Repository(m.src)
@@ -261,6 +266,11 @@ func walk(ctx context.Context, repo *remote.Repository, ref Reference, opts Relo
 			return moves{}, nil, classify("resolve image", iref, fmt.Errorf("%w: the registry answered %s", ErrDigest, desc.Digest))
 		}
 		list = append(list, move{role: roleImage, src: iref.WithDigest(desc.Digest.String())})
+		side, err := imageAttachments(ctx, irepo, iref.WithDigest(desc.Digest.String()))
+		if err != nil {
+			return moves{}, nil, err
+		}
+		list = append(list, side...)
 		lock.Images = append(lock.Images, ImageLock{Reference: img, Digest: desc.Digest.String()})
 	}
 
@@ -307,6 +317,17 @@ func walk(ctx context.Context, repo *remote.Repository, ref Reference, opts Relo
 			return moves{}, nil, classify("resolve "+tag+" of", ref, err)
 		}
 		list = append(list, move{role: roleSignature, src: ref.WithTag(tag).WithDigest(d.Digest.String())})
+	}
+	if opts.CheckImages != nil {
+		var pinned []Reference
+		for _, m := range list {
+			if m.role == roleImage {
+				pinned = append(pinned, m.src)
+			}
+		}
+		if err := opts.CheckImages(ctx, pinned, opts.Src); err != nil {
+			return moves{}, nil, err
+		}
 	}
 	return moves{list: list, artifact: ref}, lock, nil
 }
@@ -754,6 +775,8 @@ func (a *Archive) plan(ctx context.Context, contentImages []string) ([]move, Ref
 	}
 	byRole := map[string][]move{}
 	seen := map[string]bool{}
+	images := map[string]ocispec.Descriptor{}
+	var sides []ocispec.Descriptor
 	for _, m := range a.Manifests {
 		name, role := m.Annotations[ocispec.AnnotationRefName], m.Annotations[AnnotationRole]
 		refuse := func(reason string) {
@@ -809,8 +832,11 @@ func (a *Archive) plan(ctx context.Context, contentImages []string) ([]move, Ref
 				refuse("no " + ImagesLockFile + " entry that the artifact's content references pins this image")
 			default:
 				delete(pinned, name)
+				images[name] = m
 				byRole[role] = append(byRole[role], move{role: role, src: ref, source: name})
 			}
+		case roleImageSignature, roleImageReferrer:
+			sides = append(sides, m) // checked once every image is known
 		default:
 			refuse("an entry that is neither the artifact nor reached by it (role artifact, signature, referrer or image)")
 		}
@@ -818,10 +844,27 @@ func (a *Archive) plan(ctx context.Context, contentImages []string) ([]move, Ref
 	for name := range pinned {
 		errs = append(errs, &EntryError{Name: name, Role: ImagesLockFile, Reason: "pinned in images.lock, but the archive holds no such image"})
 	}
+	for _, m := range sides {
+		name, role := m.Annotations[ocispec.AnnotationRefName], m.Annotations[AnnotationRole]
+		ref, err := ParseReference(Scheme + name)
+		reason := ""
+		if err != nil {
+			reason = err.Error()
+		} else {
+			reason = a.imageAttachment(ctx, m, ref, images)
+		}
+		if reason != "" {
+			errs = append(errs, &EntryError{Name: name, Digest: m.Digest.String(), Role: role, Reason: reason})
+			continue
+		}
+		byRole[role] = append(byRole[role], move{role: role, src: ref.WithDigest(m.Digest.String()), source: name})
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, art, err
 	}
-	list := append(byRole[roleImage], move{role: roleArtifact, src: art, source: artDesc.Annotations[ocispec.AnnotationRefName]})
+	list := append(byRole[roleImage], byRole[roleImageReferrer]...)
+	list = append(list, byRole[roleImageSignature]...)
+	list = append(list, move{role: roleArtifact, src: art, source: artDesc.Annotations[ocispec.AnnotationRefName]})
 	list = append(list, byRole[roleReferrer]...)
 	return append(list, byRole[roleSignature]...), art, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"airlock.dev/airlock/airgap"
 	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/verify"
 )
 
 // relocateFlags are the flags copy and export share.
@@ -18,6 +19,7 @@ type relocateFlags struct {
 	platform   string
 	path       string
 	output     outputFlag
+	imageKeys  []string
 }
 
 func (f *relocateFlags) register(cmd *cobra.Command) {
@@ -25,11 +27,23 @@ func (f *relocateFlags) register(cmd *cobra.Command) {
 	fs.BoolVar(&f.withImages, "with-images", false, "also carry every container image the artifact's workloads reference (tags resolved to digests)")
 	fs.StringVar(&f.platform, "platform", "", "with --with-images, only this platform of multi-platform images (os/arch[/variant]; default: all)")
 	fs.StringVar(&f.path, "kustomize-path", "", "with --with-images, the directory inside the artifact to render (default: its root)")
+	fs.StringArrayVar(&f.imageKeys, "verify-images-key", nil, "with --with-images, refuse unless every image is signed (cosign) by this public key; names each image that is not (repeatable: any one key suffices)")
 	f.src.register(fs)
 }
 
-func (f *relocateFlags) options(dst artifact.RemoteOptions, progress io.Writer) airgap.RelocateOptions {
-	return airgap.RelocateOptions{Src: f.src.options(), Dst: dst, WithImages: f.withImages, KustomizePath: f.path, Platform: f.platform, Progress: progress}
+func (f *relocateFlags) options(dst artifact.RemoteOptions, progress io.Writer) (airgap.RelocateOptions, error) {
+	o := airgap.RelocateOptions{Src: f.src.options(), Dst: dst, WithImages: f.withImages, KustomizePath: f.path, Platform: f.platform, Progress: progress}
+	if len(f.imageKeys) > 0 {
+		if !f.withImages {
+			return o, fmt.Errorf("--verify-images-key checks the images that --with-images carries: add --with-images")
+		}
+		p, err := verify.LoadPolicy(f.imageKeys, 1)
+		if err != nil {
+			return o, fmt.Errorf("--verify-images-key: %w", err)
+		}
+		o.ImagesPolicy = p
+	}
+	return o, nil
 }
 
 func printRelocated(w io.Writer, out *outputFlag, rel []artifact.Relocated) error {
@@ -70,7 +84,11 @@ func newCopyCmd() *cobra.Command {
 			if dstCreds == "" && dstRef.Registry == src.Registry {
 				dstOpts.Creds = f.src.options().Creds
 			}
-			rel, err := airgap.Copy(cmd.Context(), src, dstRef, f.options(dstOpts, progressOut(cmd)))
+			opts, err := f.options(dstOpts, progressOut(cmd))
+			if err != nil {
+				return err
+			}
+			rel, err := airgap.Copy(cmd.Context(), src, dstRef, opts)
 			if err != nil {
 				return err
 			}
@@ -110,7 +128,11 @@ func newExportCmd() *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("export %s: --output FILE is required", ref)
 			}
-			lock, rel, err := airgap.Export(cmd.Context(), ref, out, f.options(artifact.RemoteOptions{}, progressOut(cmd)))
+			opts, err := f.options(artifact.RemoteOptions{}, progressOut(cmd))
+			if err != nil {
+				return err
+			}
+			lock, rel, err := airgap.Export(cmd.Context(), ref, out, opts)
 			if err != nil {
 				return err
 			}
