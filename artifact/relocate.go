@@ -408,11 +408,12 @@ func (t *tarTarget) writeFile(name string, b []byte) {
 }
 
 // as returns a view of the target that records role on the manifests it tags.
-func (t *tarTarget) as(role string) oras.Target { return &roleTarget{t, role} }
+func (t *tarTarget) as(role string) oras.Target { return &roleTarget{t, role, ""} }
 
 type roleTarget struct {
 	*tarTarget
-	role string
+	role  string
+	group string // a bundle's artifact the manifest goes with; "" outside a bundle
 }
 
 func (t *tarTarget) Push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
@@ -472,21 +473,30 @@ func (t *roleTarget) Tag(ctx context.Context, desc ocispec.Descriptor, ref strin
 	defer t.mu.Unlock()
 	d := ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, Platform: desc.Platform,
 		Annotations: map[string]string{ocispec.AnnotationRefName: ref, AnnotationRole: t.role}}
+	if t.group != "" {
+		d.Annotations[AnnotationBundleArtifact] = t.group
+	}
 	t.index = append(t.index, d)
 	return nil
 }
 
 func (t *tarTarget) Tag(ctx context.Context, desc ocispec.Descriptor, ref string) error {
-	return (&roleTarget{t, "artifact"}).Tag(ctx, desc, ref)
+	return (&roleTarget{t, "artifact", ""}).Tag(ctx, desc, ref)
 }
 
 func (t *tarTarget) finish(lock []byte) error {
-	idx, err := json.MarshalIndent(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: t.index}, "", "  ")
+	return t.finishWith(ImagesLockFile, lock, map[string]string{AnnotationSiteBlobs: siteBlobs(t.have, nil)})
+}
+
+// finishWith writes index.json, with annotations, and the file name
+// beside it (images.lock, or bundle.json), and closes the tarball.
+func (t *tarTarget) finishWith(name string, body []byte, annotations map[string]string) error {
+	idx, err := json.MarshalIndent(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: t.index, Annotations: annotations}, "", "  ")
 	if err != nil {
 		return err
 	}
 	t.writeFile("index.json", idx)
-	t.writeFile(ImagesLockFile, lock)
+	t.writeFile(name, body)
 	if t.err != nil {
 		return t.err
 	}
@@ -511,6 +521,9 @@ type Archive struct {
 	// Manifests are index.json's entries, each named by its original reference.
 	Manifests []ocispec.Descriptor
 	Lock      ImagesLock
+	// Bundle is bundle.json: the artifacts of a bundle, and the blobs a
+	// differential export assumes at the mirror. nil for a single export.
+	Bundle *BundleIndex
 }
 
 // Artifact returns the index entry of the exported artifact: the one
@@ -590,7 +603,7 @@ func checkArchiveEntry(hdr *tar.Header) string {
 			return ""
 		}
 	case tar.TypeReg:
-		if name == ocispec.ImageLayoutFile || name == ocispec.ImageIndexFile || name == ImagesLockFile || blobName.MatchString(name) {
+		if name == ocispec.ImageLayoutFile || name == ocispec.ImageIndexFile || name == ImagesLockFile || name == BundleFile || blobName.MatchString(name) {
 			return ""
 		}
 	default:
@@ -605,7 +618,7 @@ func checkArchiveEntry(hdr *tar.Header) string {
 	case strings.HasPrefix(name, "blobs/sha256/") && hdr.Typeflag == tar.TypeReg:
 		return "blob name is not a sha256 digest of 64 lowercase hex characters"
 	}
-	return "not part of an export (only oci-layout, index.json, " + ImagesLockFile + " and blobs/sha256/ are)"
+	return "not part of an export (only oci-layout, index.json, " + ImagesLockFile + ", " + BundleFile + " and blobs/sha256/ are)"
 }
 
 // OpenArchive checks every entry of the tarball at p and every blob against
@@ -618,7 +631,7 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 	}
 	defer f.Close()
 	tr := tar.NewReader(f)
-	var indexJSON, lockJSON []byte
+	var indexJSON, lockJSON, bundleJSON []byte
 	seen := map[string]bool{}
 	var blobs []string
 	for {
@@ -652,6 +665,8 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 				indexJSON = b
 			} else if hdr.Name == ImagesLockFile {
 				lockJSON = b
+			} else if hdr.Name == BundleFile {
+				bundleJSON = b
 			}
 		}
 	}
@@ -666,6 +681,14 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 	if lockJSON != nil {
 		if err := json.Unmarshal(lockJSON, &a.Lock); err != nil {
 			return nil, fmt.Errorf("archive %s: %s: %v", p, ImagesLockFile, err)
+		}
+	}
+	if bundleJSON != nil {
+		if lockJSON != nil {
+			return nil, archiveEntryError(p, BundleFile, "a bundle keeps its images locks in "+BundleFile+", never beside it in "+ImagesLockFile)
+		}
+		if a.Bundle, err = ParseBundleIndex(bundleJSON); err != nil {
+			return nil, fmt.Errorf("archive %s: %w; nothing was pushed", p, err)
 		}
 	}
 	if a.Store, err = oci.NewFromTar(ctx, p); err != nil {

@@ -115,12 +115,18 @@ func parseDestination(s string) (artifact.Reference, error) {
 
 func newExportCmd() *cobra.Command {
 	var f relocateFlags
-	var out string
+	var out, bundleFile, since string
 	cmd := &cobra.Command{
-		Use:   "export oci://HOST/REPO:TAG|@DIGEST -o site.tar",
-		Short: "Write an artifact, its signatures (and images) to one OCI image-layout tarball for an air gap",
-		Args:  cobra.ExactArgs(1),
+		Use:   "export (oci://HOST/REPO:TAG|@DIGEST | -f bundle.yaml) -o site.tar [--since previous.tar]",
+		Short: "Write an artifact (or a bundle of them), its signatures (and images) to one OCI image-layout tarball for an air gap",
+		Args:  cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if bundleFile != "" || since != "" {
+				return runExportBundle(cmd, &f, args, bundleFile, since, out)
+			}
+			if len(args) != 1 {
+				return fmt.Errorf("export: give one artifact reference, or -f bundle.yaml")
+			}
 			ref, err := artifact.ParseReference(args[0])
 			if err != nil {
 				return err
@@ -146,7 +152,56 @@ func newExportCmd() *cobra.Command {
 	f.register(cmd)
 	// -o is the tarball, as in docker save; --format picks json|yaml.
 	cmd.Flags().StringVarP(&out, "output", "o", "", "tarball to write (required)")
+	cmd.Flags().StringVarP(&bundleFile, "file", "f", "", "bundle file listing the artifacts to export as one tarball (artifacts: [{ref, withImages, kustomizePath}])")
+	cmd.Flags().StringVar(&since, "since", "", "a previous export (tarball, or its index.json) the site has imported: leave out the image blobs it carried, and record them as assumed present")
 	cmd.Flags().StringVar(&f.output.format, "format", "", "print the result as json|yaml")
 	f.output.allowed = []string{"json", "yaml"}
 	return cmd
+}
+
+// runExportBundle exports the bundle file (or the one reference in args)
+// as one tarball, differential with --since.
+func runExportBundle(cmd *cobra.Command, f *relocateFlags, args []string, bundleFile, since, out string) error {
+	var b *airgap.Bundle
+	switch {
+	case bundleFile != "" && len(args) > 0:
+		return fmt.Errorf("export: give either an artifact reference or -f bundle.yaml, not both")
+	case bundleFile != "":
+		if f.withImages || f.path != "" {
+			return fmt.Errorf("export -f: withImages and kustomizePath are set per artifact in %s, not by flags", bundleFile)
+		}
+		var err error
+		if b, err = airgap.ReadBundle(bundleFile); err != nil {
+			return err
+		}
+	case len(args) == 1:
+		b = &airgap.Bundle{Artifacts: []airgap.BundleArtifact{{Ref: args[0], WithImages: f.withImages, KustomizePath: f.path}}}
+	default:
+		return fmt.Errorf("export: give one artifact reference, or -f bundle.yaml")
+	}
+	if out == "" {
+		return fmt.Errorf("export: --output FILE is required")
+	}
+	withImages := false
+	for _, a := range b.Artifacts {
+		withImages = withImages || a.WithImages
+	}
+	f.withImages = withImages
+	opts, err := f.options(artifact.RemoteOptions{}, progressOut(cmd))
+	if err != nil {
+		return err
+	}
+	bi, rel, err := airgap.ExportBundle(cmd.Context(), b, out, airgap.BundleOptions{RelocateOptions: opts, Since: since})
+	if err != nil {
+		return err
+	}
+	if err := printRelocated(cmd.OutOrStdout(), &f.output, rel); err != nil {
+		return err
+	}
+	var bytes int64
+	for _, a := range bi.Assumed {
+		bytes += a.Size
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: %d artifacts, %d manifests; %d blobs (%d bytes) left out, assumed at the site\n", out, len(bi.Artifacts), len(rel), len(bi.Assumed), bytes)
+	return nil
 }
