@@ -38,6 +38,10 @@ type RelocateOptions struct {
 	Platform string
 	// Progress receives progress lines when it is a terminal. nil means none.
 	Progress io.Writer
+	// ImagesPolicy, with keys, refuses a relocation whose images (WithImages)
+	// are not signed under it, before anything is carried, naming each
+	// image. No Keys means the images' signatures are carried unchecked.
+	ImagesPolicy verify.Policy
 }
 
 // Copy copies src, with its referrers, its signatures and (WithImages) the
@@ -80,7 +84,11 @@ func Export(ctx context.Context, ref artifact.Reference, path string, opts Reloc
 }
 
 func (o RelocateOptions) relocate(images []string) artifact.RelocateOptions {
-	return artifact.RelocateOptions{Src: o.Src, Dst: o.Dst, Images: images, Platform: o.Platform, KustomizePath: o.KustomizePath, Progress: o.Progress}
+	ro := artifact.RelocateOptions{Src: o.Src, Dst: o.Dst, Images: images, Platform: o.Platform, KustomizePath: o.KustomizePath, Progress: o.Progress}
+	if len(o.ImagesPolicy.Keys) > 0 {
+		ro.CheckImages = checkImageSignatures(o.ImagesPolicy)
+	}
+	return ro
 }
 
 // pin resolves ref's tag to a digest once and, WithImages, lists the images
@@ -160,50 +168,71 @@ type ImportResult struct {
 // its signatures and other attached tags of its digest in its own
 // repository, its OCI 1.1 referrers, and the images pinned in images.lock
 // that the artifact's own content references (rendered offline from the
-// archive). Every blob is checked against its digest, the upstream
-// signatures are verified (with a Policy), and every index.json entry is
-// checked, before any request to the mirror: one entry the artifact does
-// not reach refuses the whole import. With a SiteKey, the site signs the
-// imported artifact.
+// archive), with the images' own signatures and referrers. Every blob is
+// checked against its digest, the upstream signatures are verified (with a
+// Policy), and every index.json entry is checked, before any request to
+// the mirror: one entry the artifact does not reach refuses the whole
+// import. With a SiteKey, the site signs the imported artifact. A bundle
+// of several artifacts is ImportBundle's.
 //
 // Which digest an image tag pinned in images.lock stands for is trusted as
 // exported: the lock itself is not signed.
 func Import(ctx context.Context, path string, mirror artifact.Reference, opts ImportOptions) (*ImportResult, error) {
-	refused := func(err error) error { return fmt.Errorf("import %s refused, nothing pushed: %w", path, err) }
+	res, err := importArchive(ctx, path, mirror, opts, false)
+	if len(res) == 0 {
+		return nil, err
+	}
+	return res[0], err
+}
+
+// prepared is one artifact of an archive, checked and ready to push.
+type prepared struct {
+	a           *artifact.Archive
+	upstreamRef artifact.Reference
+	images      []string
+	res         *ImportResult
+}
+
+// prepare checks one artifact of an archive, reading only the archive:
+// its upstream signatures (with a Policy), the images its content
+// references, and every entry against what it reaches.
+func prepare(ctx context.Context, a *artifact.Archive, opts ImportOptions) (*prepared, error) {
 	verified := len(opts.Policy.Keys) > 0
-	if opts.SiteKey != nil && !verified {
-		return nil, refused(errors.New("a site signature needs an upstream policy: the site signs only what verified upstream"))
-	}
-	a, err := artifact.OpenArchive(ctx, path)
-	if err != nil {
-		return nil, refused(err)
-	}
 	_, upstreamRef, err := a.Artifact()
 	if err != nil {
-		return nil, refused(err)
+		return nil, err
 	}
-	res := &ImportResult{Verified: verified}
+	p := &prepared{a: a, upstreamRef: upstreamRef, res: &ImportResult{Verified: verified}}
 	if verified {
-		if res.Upstream, err = verify.VerifyArchive(ctx, a, opts.Policy); err != nil {
-			return nil, refused(err)
+		if p.res.Upstream, err = verify.VerifyArchive(ctx, a, opts.Policy); err != nil {
+			return nil, err
 		}
-		if res.Upstream.Digest != upstreamRef.Digest {
-			return nil, refused(fmt.Errorf("verified %s, but the archive's artifact is %s", res.Upstream.Digest, upstreamRef.Digest))
+		if p.res.Upstream.Digest != upstreamRef.Digest {
+			return nil, fmt.Errorf("verified %s, but the archive's artifact is %s", p.res.Upstream.Digest, upstreamRef.Digest)
 		}
 	}
-	var images []string
 	if len(a.Lock.Images) > 0 {
-		images, err = contentImages(ctx, a.Lock.KustomizePath, func(dir string) (*artifact.PullResult, error) {
+		p.images, err = contentImages(ctx, a.Lock.KustomizePath, func(dir string) (*artifact.PullResult, error) {
 			return artifact.PullFrom(ctx, a.Store, upstreamRef, dir, artifact.PullOptions{})
 		})
 		if err != nil {
-			return nil, refused(fmt.Errorf("list the images of %s to check %s: %w", upstreamRef, artifact.ImagesLockFile, err))
+			return nil, fmt.Errorf("list the images of %s to check %s: %w", upstreamRef, artifact.ImagesLockFile, err)
 		}
 	}
-	res.Relocated, err = artifact.Import(ctx, a, mirror, artifact.ImportOptions{Dst: opts.Dst, ContentImages: images, Progress: opts.Progress})
-	if errors.Is(err, artifact.ErrNotReached) {
-		return nil, refused(fmt.Errorf("%w\nthe archive holds more than its artifact reaches, so it was altered after the export: export the artifact again from upstream with airlock export", err))
+	if err := artifact.CheckImport(ctx, a, p.images); err != nil {
+		if errors.Is(err, artifact.ErrNotReached) {
+			return nil, fmt.Errorf("%w\nthe archive holds more than its artifact reaches, so it was altered after the export: export the artifact again from upstream with airlock export", err)
+		}
+		return nil, err
 	}
+	return p, nil
+}
+
+// push pushes one prepared artifact into mirror and, with a SiteKey, signs it.
+func (p *prepared) push(ctx context.Context, mirror artifact.Reference, opts ImportOptions) (*ImportResult, error) {
+	a, upstreamRef, res := p.a, p.upstreamRef, p.res
+	var err error
+	res.Relocated, err = artifact.Import(ctx, a, mirror, artifact.ImportOptions{Dst: opts.Dst, ContentImages: p.images, Progress: opts.Progress})
 	if err != nil {
 		return res, err
 	}

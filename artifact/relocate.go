@@ -57,6 +57,11 @@ type RelocateOptions struct {
 	KustomizePath string
 	// Progress receives progress lines when it is a terminal. nil means none.
 	Progress io.Writer
+	// CheckImages sees every image pinned to its digest, after the walk and
+	// before anything is copied; an error stops the relocation (airgap
+	// verifies the images' signatures with it), given Src as bound to the
+	// artifact's registry. nil means no check.
+	CheckImages func(ctx context.Context, images []Reference, src RemoteOptions) error
 }
 
 func (o RelocateOptions) platform() (*ocispec.Platform, error) {
@@ -122,7 +127,7 @@ func Copy(ctx context.Context, src, dst Reference, opts RelocateOptions) ([]Relo
 	return relocate(ctx, moves.list, fromRegistry(opts.Src, srcRepo), func(m move) (landing, error) {
 		var to Reference
 		switch m.role {
-		case roleImage:
+		case roleImage, roleImageSignature, roleImageReferrer:
 			to = MirrorImage(dst.Registry, mirrorPrefix(dst), m.src)
 		case roleArtifact:
 			to = dst.WithDigest(m.src.Digest)
@@ -205,7 +210,7 @@ func relocate(ctx context.Context, list []move, from func(move) (oras.ReadOnlyTa
 // a client for their own registry.
 func fromRegistry(opts RemoteOptions, repo *remote.Repository) func(move) (oras.ReadOnlyTarget, error) {
 	return func(m move) (oras.ReadOnlyTarget, error) {
-		if m.role != roleImage {
+		if !isImageRole(m.role) {
 			return repo, nil
 		}
 		return opts.Repository(m.src)
@@ -261,6 +266,11 @@ func walk(ctx context.Context, repo *remote.Repository, ref Reference, opts Relo
 			return moves{}, nil, classify("resolve image", iref, fmt.Errorf("%w: the registry answered %s", ErrDigest, desc.Digest))
 		}
 		list = append(list, move{role: roleImage, src: iref.WithDigest(desc.Digest.String())})
+		side, err := imageAttachments(ctx, irepo, iref.WithDigest(desc.Digest.String()))
+		if err != nil {
+			return moves{}, nil, err
+		}
+		list = append(list, side...)
 		lock.Images = append(lock.Images, ImageLock{Reference: img, Digest: desc.Digest.String()})
 	}
 
@@ -307,6 +317,17 @@ func walk(ctx context.Context, repo *remote.Repository, ref Reference, opts Relo
 			return moves{}, nil, classify("resolve "+tag+" of", ref, err)
 		}
 		list = append(list, move{role: roleSignature, src: ref.WithTag(tag).WithDigest(d.Digest.String())})
+	}
+	if opts.CheckImages != nil {
+		var pinned []Reference
+		for _, m := range list {
+			if m.role == roleImage {
+				pinned = append(pinned, m.src)
+			}
+		}
+		if err := opts.CheckImages(ctx, pinned, opts.Src); err != nil {
+			return moves{}, nil, err
+		}
 	}
 	return moves{list: list, artifact: ref}, lock, nil
 }
@@ -387,11 +408,12 @@ func (t *tarTarget) writeFile(name string, b []byte) {
 }
 
 // as returns a view of the target that records role on the manifests it tags.
-func (t *tarTarget) as(role string) oras.Target { return &roleTarget{t, role} }
+func (t *tarTarget) as(role string) oras.Target { return &roleTarget{t, role, ""} }
 
 type roleTarget struct {
 	*tarTarget
-	role string
+	role  string
+	group string // a bundle's artifact the manifest goes with; "" outside a bundle
 }
 
 func (t *tarTarget) Push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
@@ -451,21 +473,30 @@ func (t *roleTarget) Tag(ctx context.Context, desc ocispec.Descriptor, ref strin
 	defer t.mu.Unlock()
 	d := ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, Platform: desc.Platform,
 		Annotations: map[string]string{ocispec.AnnotationRefName: ref, AnnotationRole: t.role}}
+	if t.group != "" {
+		d.Annotations[AnnotationBundleArtifact] = t.group
+	}
 	t.index = append(t.index, d)
 	return nil
 }
 
 func (t *tarTarget) Tag(ctx context.Context, desc ocispec.Descriptor, ref string) error {
-	return (&roleTarget{t, "artifact"}).Tag(ctx, desc, ref)
+	return (&roleTarget{t, "artifact", ""}).Tag(ctx, desc, ref)
 }
 
 func (t *tarTarget) finish(lock []byte) error {
-	idx, err := json.MarshalIndent(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: t.index}, "", "  ")
+	return t.finishWith(ImagesLockFile, lock, map[string]string{AnnotationSiteBlobs: siteBlobs(t.have, nil)})
+}
+
+// finishWith writes index.json, with annotations, and the file name
+// beside it (images.lock, or bundle.json), and closes the tarball.
+func (t *tarTarget) finishWith(name string, body []byte, annotations map[string]string) error {
+	idx, err := json.MarshalIndent(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: t.index, Annotations: annotations}, "", "  ")
 	if err != nil {
 		return err
 	}
 	t.writeFile("index.json", idx)
-	t.writeFile(ImagesLockFile, lock)
+	t.writeFile(name, body)
 	if t.err != nil {
 		return t.err
 	}
@@ -490,6 +521,9 @@ type Archive struct {
 	// Manifests are index.json's entries, each named by its original reference.
 	Manifests []ocispec.Descriptor
 	Lock      ImagesLock
+	// Bundle is bundle.json: the artifacts of a bundle, and the blobs a
+	// differential export assumes at the mirror. nil for a single export.
+	Bundle *BundleIndex
 }
 
 // Artifact returns the index entry of the exported artifact: the one
@@ -569,7 +603,7 @@ func checkArchiveEntry(hdr *tar.Header) string {
 			return ""
 		}
 	case tar.TypeReg:
-		if name == ocispec.ImageLayoutFile || name == ocispec.ImageIndexFile || name == ImagesLockFile || blobName.MatchString(name) {
+		if name == ocispec.ImageLayoutFile || name == ocispec.ImageIndexFile || name == ImagesLockFile || name == BundleFile || blobName.MatchString(name) {
 			return ""
 		}
 	default:
@@ -584,7 +618,7 @@ func checkArchiveEntry(hdr *tar.Header) string {
 	case strings.HasPrefix(name, "blobs/sha256/") && hdr.Typeflag == tar.TypeReg:
 		return "blob name is not a sha256 digest of 64 lowercase hex characters"
 	}
-	return "not part of an export (only oci-layout, index.json, " + ImagesLockFile + " and blobs/sha256/ are)"
+	return "not part of an export (only oci-layout, index.json, " + ImagesLockFile + ", " + BundleFile + " and blobs/sha256/ are)"
 }
 
 // OpenArchive checks every entry of the tarball at p and every blob against
@@ -597,7 +631,7 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 	}
 	defer f.Close()
 	tr := tar.NewReader(f)
-	var indexJSON, lockJSON []byte
+	var indexJSON, lockJSON, bundleJSON []byte
 	seen := map[string]bool{}
 	var blobs []string
 	for {
@@ -631,6 +665,8 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 				indexJSON = b
 			} else if hdr.Name == ImagesLockFile {
 				lockJSON = b
+			} else if hdr.Name == BundleFile {
+				bundleJSON = b
 			}
 		}
 	}
@@ -645,6 +681,14 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 	if lockJSON != nil {
 		if err := json.Unmarshal(lockJSON, &a.Lock); err != nil {
 			return nil, fmt.Errorf("archive %s: %s: %v", p, ImagesLockFile, err)
+		}
+	}
+	if bundleJSON != nil {
+		if lockJSON != nil {
+			return nil, archiveEntryError(p, BundleFile, "a bundle keeps its images locks in "+BundleFile+", never beside it in "+ImagesLockFile)
+		}
+		if a.Bundle, err = ParseBundleIndex(bundleJSON); err != nil {
+			return nil, fmt.Errorf("archive %s: %w; nothing was pushed", p, err)
 		}
 	}
 	if a.Store, err = oci.NewFromTar(ctx, p); err != nil {
@@ -754,6 +798,8 @@ func (a *Archive) plan(ctx context.Context, contentImages []string) ([]move, Ref
 	}
 	byRole := map[string][]move{}
 	seen := map[string]bool{}
+	images := map[string]ocispec.Descriptor{}
+	var sides []ocispec.Descriptor
 	for _, m := range a.Manifests {
 		name, role := m.Annotations[ocispec.AnnotationRefName], m.Annotations[AnnotationRole]
 		refuse := func(reason string) {
@@ -809,8 +855,11 @@ func (a *Archive) plan(ctx context.Context, contentImages []string) ([]move, Ref
 				refuse("no " + ImagesLockFile + " entry that the artifact's content references pins this image")
 			default:
 				delete(pinned, name)
+				images[name] = m
 				byRole[role] = append(byRole[role], move{role: role, src: ref, source: name})
 			}
+		case roleImageSignature, roleImageReferrer:
+			sides = append(sides, m) // checked once every image is known
 		default:
 			refuse("an entry that is neither the artifact nor reached by it (role artifact, signature, referrer or image)")
 		}
@@ -818,10 +867,27 @@ func (a *Archive) plan(ctx context.Context, contentImages []string) ([]move, Ref
 	for name := range pinned {
 		errs = append(errs, &EntryError{Name: name, Role: ImagesLockFile, Reason: "pinned in images.lock, but the archive holds no such image"})
 	}
+	for _, m := range sides {
+		name, role := m.Annotations[ocispec.AnnotationRefName], m.Annotations[AnnotationRole]
+		ref, err := ParseReference(Scheme + name)
+		reason := ""
+		if err != nil {
+			reason = err.Error()
+		} else {
+			reason = a.imageAttachment(ctx, m, ref, images)
+		}
+		if reason != "" {
+			errs = append(errs, &EntryError{Name: name, Digest: m.Digest.String(), Role: role, Reason: reason})
+			continue
+		}
+		byRole[role] = append(byRole[role], move{role: role, src: ref.WithDigest(m.Digest.String()), source: name})
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, art, err
 	}
-	list := append(byRole[roleImage], move{role: roleArtifact, src: art, source: artDesc.Annotations[ocispec.AnnotationRefName]})
+	list := append(byRole[roleImage], byRole[roleImageReferrer]...)
+	list = append(list, byRole[roleImageSignature]...)
+	list = append(list, move{role: roleArtifact, src: art, source: artDesc.Annotations[ocispec.AnnotationRefName]})
 	list = append(list, byRole[roleReferrer]...)
 	return append(list, byRole[roleSignature]...), art, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,8 +16,10 @@ import (
 )
 
 // Cache keeps pulled artifacts on disk, keyed by digest, so Releases that
-// share a digest skip the download. It holds at most MaxEntries artifacts,
-// each bounded by the pull's MaxSize, and evicts the least recently used one
+// share a digest skip the download, and a drift check rebuilds the objects
+// it applied from here instead of keeping them in memory. It holds at most
+// MaxEntries artifacts and MaxBytes of extracted content, each artifact
+// bounded by the pull's MaxSize, and evicts the least recently used one
 // that is not in use.
 //
 // A digest names content, not permission to read it: Get serves an entry
@@ -29,14 +32,19 @@ type Cache struct {
 	Dir string
 	// MaxEntries bounds the number of artifacts kept. 0 means 32.
 	MaxEntries int
+	// MaxBytes bounds the extracted bytes kept, over all artifacts; the
+	// artifacts in use are kept even above it. 0 means 1 GiB.
+	MaxBytes int64
 
 	mu      sync.Mutex
 	tick    uint64
+	bytes   int64
 	entries map[string]*cacheEntry
 }
 
 type cacheEntry struct {
 	dir      string
+	size     int64
 	result   *artifact.PullResult
 	err      error
 	ready    chan struct{}
@@ -48,7 +56,9 @@ type cacheEntry struct {
 type CachedArtifact struct {
 	Dir    string
 	Result *artifact.PullResult
-	done   func()
+	// Manifest is the manifest the caller showed for the digest.
+	Manifest []byte
+	done     func()
 }
 
 // Release lets the cache evict the artifact.
@@ -70,6 +80,34 @@ func (c *Cache) max() int {
 		return c.MaxEntries
 	}
 	return 32
+}
+
+func (c *Cache) maxBytes() int64 {
+	if c.MaxBytes > 0 {
+		return c.MaxBytes
+	}
+	return 1 << 30
+}
+
+// Bytes is the extracted size of the artifacts in the cache.
+func (c *Cache) Bytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}
+
+// dirSize is the total size of the regular files under dir.
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // ErrNoManifestProof is a cache lookup without the manifest of the digest
@@ -105,7 +143,7 @@ func (c *Cache) Get(ctx context.Context, digest string, manifest []byte, pull fu
 			c.done(e)
 			return nil, e.err
 		}
-		return &CachedArtifact{Dir: e.dir, Result: e.result, done: sync.OnceFunc(func() { c.done(e) })}, nil
+		return &CachedArtifact{Dir: e.dir, Result: e.result, Manifest: manifest, done: sync.OnceFunc(func() { c.done(e) })}, nil
 	}
 	e = &cacheEntry{dir: filepath.Join(c.Dir, strings.ReplaceAll(digest, ":", "-")), ready: make(chan struct{}), users: 1, lastUsed: c.tick}
 	c.entries[digest] = e
@@ -117,13 +155,19 @@ func (c *Cache) Get(ctx context.Context, digest string, manifest []byte, pull fu
 		delete(c.entries, digest) // a failed pull is not cached
 		c.mu.Unlock()
 		_ = os.RemoveAll(e.dir)
+	} else {
+		size := dirSize(e.dir)
+		c.mu.Lock()
+		e.size = size
+		c.bytes += size
+		c.mu.Unlock()
 	}
 	close(e.ready)
 	if e.err != nil {
 		return nil, e.err
 	}
 	c.evict()
-	return &CachedArtifact{Dir: e.dir, Result: e.result, done: sync.OnceFunc(func() { c.done(e) })}, nil
+	return &CachedArtifact{Dir: e.dir, Result: e.result, Manifest: manifest, done: sync.OnceFunc(func() { c.done(e) })}, nil
 }
 
 func (c *Cache) done(e *cacheEntry) {
@@ -136,7 +180,7 @@ func (c *Cache) done(e *cacheEntry) {
 func (c *Cache) evict() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.entries) > c.max() {
+	for len(c.entries) > c.max() || c.bytes > c.maxBytes() {
 		var victim string
 		var oldest uint64
 		for d, e := range c.entries {
@@ -153,6 +197,7 @@ func (c *Cache) evict() {
 			return // every entry is in use
 		}
 		_ = os.RemoveAll(c.entries[victim].dir)
+		c.bytes -= c.entries[victim].size
 		delete(c.entries, victim)
 	}
 }

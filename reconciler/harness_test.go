@@ -85,6 +85,8 @@ type harnessOptions struct {
 	private bool
 	// observe sees every registry request. nil means none.
 	observe func(*http.Request)
+	// cacheMaxBytes bounds the artifact cache in bytes. 0 means its default.
+	cacheMaxBytes int64
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
@@ -124,6 +126,7 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	artifactCache.MaxBytes = opts.cacheMaxBytes
 	h.rec = &reconciler.Reconciler{
 		Client:     mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),

@@ -35,7 +35,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 		Condition: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "airlock_release_condition",
-			Help: "1 for the current status (True, False, Unknown) of each condition of each Release, 0 for the others.",
+			Help: "1 for the current status (True, False, Unknown) of each condition of each Release; the other statuses have no series.",
 		}, []string{"namespace", "name", "type", "status"}),
 		RegistryRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_registry_requests_total",
@@ -91,7 +91,10 @@ func (m *Metrics) write(verb string, dryRun bool) {
 var conditionTypes = []string{v1alpha1.ConditionReady, v1alpha1.ConditionReconciling,
 	v1alpha1.ConditionStalled, v1alpha1.ConditionVerified, v1alpha1.ConditionHealthy}
 
-// recordConditions sets the condition gauges of one Release.
+// recordConditions sets the condition gauges of one Release: one series,
+// of value 1, for the current status of each condition it has. The series
+// of the other statuses are deleted, not kept at 0: at 1,000 Releases the
+// 15 series each took a quarter of the controller's live heap.
 func (m *Metrics) recordConditions(key types.NamespacedName, conds []metav1.Condition) {
 	for _, t := range conditionTypes {
 		current := ""
@@ -101,11 +104,11 @@ func (m *Metrics) recordConditions(key types.NamespacedName, conds []metav1.Cond
 			}
 		}
 		for _, s := range []string{"True", "False", "Unknown"} {
-			v := 0.0
 			if s == current {
-				v = 1
+				m.Condition.WithLabelValues(key.Namespace, key.Name, t, s).Set(1)
+			} else {
+				m.Condition.DeleteLabelValues(key.Namespace, key.Name, t, s)
 			}
-			m.Condition.WithLabelValues(key.Namespace, key.Name, t, s).Set(v)
 		}
 	}
 }

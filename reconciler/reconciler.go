@@ -4,6 +4,9 @@ package reconciler
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -108,13 +111,29 @@ type Reconciler struct {
 }
 
 // desiredState is what the last successful apply of a Release applied: with
-// it, a reconcile of an unchanged digest only checks drift and health.
+// it, a reconcile of an unchanged digest only checks drift and health. It
+// holds a hash of the applied objects, not the objects: a drift check
+// rebuilds them from the artifact cache (desiredObjects), so the memory a
+// Release takes does not grow with its objects.
 type desiredState struct {
 	digest     string
 	generation int64
 	trust      string
-	objects    []*unstructured.Unstructured
-	appliedAt  time.Time
+	// manifest is the artifact manifest that the Release's own registry
+	// served for digest when it was verified and applied: the proof the
+	// artifact cache asks for (Cache.Get).
+	manifest []byte
+	// hash is objectsHash of the objects applied.
+	hash      string
+	appliedAt time.Time
+}
+
+func newDesiredState(rel *v1alpha1.Release, digest, trust string, manifest []byte, objs []*unstructured.Unstructured, at time.Time) (*desiredState, error) {
+	h, err := objectsHash(objs)
+	if err != nil {
+		return nil, err
+	}
+	return &desiredState{digest: digest, generation: rel.Generation, trust: trust, manifest: manifest, hash: h, appliedAt: at}, nil
 }
 
 func (r *Reconciler) now() time.Time {
@@ -219,8 +238,8 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return out
 	}
 
-	if d := r.upToDate(rel, ref.Digest, trustID); d != nil {
-		return r.correctDrift(ctx, rel, d)
+	if d, objs := r.upToDate(ctx, rel, ref.Digest, trustID); d != nil {
+		return r.correctDrift(ctx, rel, d, objs)
 	}
 
 	signers, manifest, err := r.verify(timeoutCtx, rel, registry, ref, tr)
@@ -232,16 +251,13 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.fail(rel, v1alpha1.ReasonPullFailed, err)
 	}
 	defer art.Release()
-	objs, err := build.Build(timeoutCtx, art.Dir, rel.Spec.Path, ref.Digest, r.Build)
+	objs, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonBuildFailed, err)
 	}
 	applier, err := r.applier(ctx, rel)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonApplyFailed, err)
-	}
-	if err := Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
-		return r.fail(rel, v1alpha1.ReasonBuildFailed, &build.Error{Digest: ref.Digest, Path: rel.Spec.Path, Err: err})
 	}
 	if err := r.preflightImages(timeoutCtx, rel, registry, ref); err != nil {
 		return r.fail(rel, v1alpha1.ReasonImagesMissing, err)
@@ -255,7 +271,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	inv := Inventory(objs)
 	pruned, pruneErr := r.prune(timeoutCtx, rel, applier, inv)
 	r.recordApplied(rel, ref, art.Result, signers, tr.policies, inv, pruned, pruneErr)
-	r.remember(rel, &desiredState{digest: ref.Digest, generation: rel.Generation, trust: trustID, objects: objs, appliedAt: r.now()})
+	r.remember(ctx, rel, ref.Digest, trustID, art.Manifest, objs)
 	if pruneErr != nil {
 		return r.fail(rel, v1alpha1.ReasonPruneFailed, pruneErr)
 	}
@@ -263,13 +279,14 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 }
 
 // correctDrift is the pipeline for an unchanged digest and spec: find the
-// objects changed outside airlock with a dry-run apply and apply them again.
-func (r *Reconciler) correctDrift(ctx context.Context, rel *v1alpha1.Release, d *desiredState) outcome {
+// objects (objs, rebuilt as d applied them) changed outside airlock with a
+// dry-run apply and apply them again.
+func (r *Reconciler) correctDrift(ctx context.Context, rel *v1alpha1.Release, d *desiredState, objs []*unstructured.Unstructured) outcome {
 	applier, err := r.applier(ctx, rel)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonApplyFailed, err)
 	}
-	drifted, err := applier.Drifted(ctx, d.objects)
+	drifted, err := applier.Drifted(ctx, objs)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonApplyFailed, err)
 	}
@@ -285,10 +302,12 @@ func (r *Reconciler) correctDrift(ctx context.Context, rel *v1alpha1.Release, d 
 		rel.Status.DriftCorrections += int64(len(drifted))
 		r.event(rel, "Normal", v1alpha1.ReasonDriftCorrected, "CorrectDrift",
 			"corrected %d objects changed outside airlock: %s", len(drifted), strings.Join(names, ", "))
+		r.mu.Lock()
 		d.appliedAt = r.now()
+		r.mu.Unlock()
 	}
 	// Objects whose prune failed earlier are still in the inventory: retry.
-	inv := Inventory(d.objects)
+	inv := Inventory(objs)
 	if len(rel.Status.Inventory) != len(inv) {
 		pruned, err := r.prune(ctx, rel, applier, inv)
 		rel.Status.Inventory = inventoryAfterPrune(rel.Status.Inventory, inv, pruned, err)
@@ -715,24 +734,108 @@ func (r *Reconciler) abandonPrune(rel *v1alpha1.Release, pruned []v1alpha1.Objec
 
 // --- in-memory state ----------------------------------------------------------
 
-func (r *Reconciler) upToDate(rel *v1alpha1.Release, digest, trust string) *desiredState {
+// upToDate returns what the last apply of rel applied, and its objects
+// rebuilt from the artifact cache, when rel's digest, spec and trust are
+// unchanged since. It returns nil, and the pipeline applies the digest in
+// full (verified, pulled, built, applied, pruned), when they changed, when
+// the rebuild fails, or when it no longer yields the objects applied.
+func (r *Reconciler) upToDate(ctx context.Context, rel *v1alpha1.Release, digest, trust string) (*desiredState, []*unstructured.Unstructured) {
+	key := ctrl.ObjectKeyFromObject(rel)
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	d := r.desired[ctrl.ObjectKeyFromObject(rel)]
+	d := r.desired[key]
+	r.mu.Unlock()
 	if d == nil || d.digest != digest || d.generation != rel.Generation || d.trust != trust ||
 		rel.Status.LastAppliedDigest != digest || rel.Status.LastAppliedGeneration != rel.Generation {
-		return nil
+		return nil, nil
 	}
-	return d
+	objs, err := r.desiredObjects(ctx, rel, d)
+	if err != nil {
+		log.FromContext(ctx).Info("rebuilding the applied objects from the artifact cache failed: applying the digest in full", "error", err.Error())
+		return nil, nil
+	}
+	return d, objs
 }
 
-func (r *Reconciler) remember(rel *v1alpha1.Release, d *desiredState) {
+// desiredObjects rebuilds the objects d applied: the artifact of d's digest
+// from the cache (pulled again by digest through the Release's own registry
+// client when the cache has evicted it), built and prepared as the
+// pipeline did, and checked against d's hash.
+func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, d *desiredState) ([]*unstructured.Unstructured, error) {
+	ctx, cancel := context.WithTimeout(ctx, rel.GetTimeout())
+	defer cancel()
+	repo, err := r.repository(rel)
+	if err != nil {
+		return nil, err
+	}
+	ref := repo.WithDigest(d.digest)
+	art, err := r.Cache.Get(ctx, d.digest, d.manifest, func(ctx context.Context, dir string) (*artifact.PullResult, error) {
+		registry, err := r.registryClient(ctx, rel, repo)
+		if err != nil {
+			return nil, err
+		}
+		return r.Source.Pull(ctx, registry, ref, dir, artifact.PullOptions{MaxSize: r.MaxSize, Manifest: d.manifest})
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer art.Release()
+	objs, err := r.render(ctx, rel, art.Dir, d.digest)
+	if err != nil {
+		return nil, err
+	}
+	h, err := objectsHash(objs)
+	if err != nil {
+		return nil, err
+	}
+	if h != d.hash {
+		return nil, fmt.Errorf("the objects rebuilt from %s differ from the ones applied (hash %s, applied %s)", ref, h, d.hash)
+	}
+	return objs, nil
+}
+
+// render builds the artifact extracted in dir at spec.path and prepares
+// the objects for rel: the one place a digest becomes objects, for the
+// pipeline, a rollback and a drift check alike.
+func (r *Reconciler) render(ctx context.Context, rel *v1alpha1.Release, dir, digest string) ([]*unstructured.Unstructured, error) {
+	objs, err := build.Build(ctx, dir, rel.Spec.Path, digest, r.Build)
+	if err != nil {
+		return nil, err
+	}
+	if err := Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
+		return nil, &build.Error{Digest: digest, Path: rel.Spec.Path, Err: err}
+	}
+	return objs, nil
+}
+
+// objectsHash is the SHA-256 of objs, in order, as JSON.
+func objectsHash(objs []*unstructured.Unstructured) (string, error) {
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	for _, o := range objs {
+		if err := enc.Encode(o.Object); err != nil {
+			return "", fmt.Errorf("hash %s: %w", objectName(o), err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// remember keeps what rel's apply of digest applied (objs), as a hash. When
+// the hash cannot be computed it forgets rel's state: the next reconcile
+// then applies in full.
+func (r *Reconciler) remember(ctx context.Context, rel *v1alpha1.Release, digest, trust string, manifest []byte, objs []*unstructured.Unstructured) {
+	key := ctrl.ObjectKeyFromObject(rel)
+	d, err := newDesiredState(rel, digest, trust, manifest, objs, r.now())
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err != nil {
+		log.FromContext(ctx).Info("the applied objects cannot be hashed: the next reconcile applies them in full", "error", err.Error())
+		delete(r.desired, key)
+		return
+	}
 	if r.desired == nil {
 		r.desired = map[types.NamespacedName]*desiredState{}
 	}
-	r.desired[ctrl.ObjectKeyFromObject(rel)] = d
+	r.desired[key] = d
 }
 
 func (r *Reconciler) forget(key types.NamespacedName) {

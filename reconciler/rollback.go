@@ -6,10 +6,10 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"airlock.dev/airlock/api/v1alpha1"
-	"airlock.dev/airlock/build"
 )
 
 // RollbackError is a rollback that failed after the digest it rolled back
@@ -106,12 +106,9 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 		return nil, "pull", err
 	}
 	defer art.Release()
-	objs, err := build.Build(timeoutCtx, art.Dir, rel.Spec.Path, ref.Digest, r.Build)
+	objs, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest)
 	if err != nil {
 		return nil, "build", err
-	}
-	if err := Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
-		return nil, "build", &build.Error{Digest: ref.Digest, Path: rel.Spec.Path, Err: err}
 	}
 	applier, err := r.applier(ctx, rel)
 	if err != nil {
@@ -124,7 +121,7 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 	pruned, pruneErr := r.prune(timeoutCtx, rel, applier, inv)
 	r.recordApplied(rel, ref, art.Result, signers, tr.policies, inv, pruned, pruneErr)
 	rel.Status.History[0].RollbackOf = rollbackOf
-	r.remember(rel, &desiredState{digest: ref.Digest, generation: rel.Generation, trust: tr.fingerprint(), objects: objs, appliedAt: r.now()})
+	r.remember(ctx, rel, ref.Digest, tr.fingerprint(), art.Manifest, objs)
 	if pruneErr != nil {
 		return applier, "prune", pruneErr
 	}
@@ -185,7 +182,7 @@ func (r *Reconciler) holdFailed(ctx context.Context, rel *v1alpha1.Release, dige
 		return outcome{result: "failure", requeue: rel.GetInterval()}, true // a person must act
 	}
 	reported := readyReason(rel) == v1alpha1.ReasonRolledBack
-	d := r.upToDate(rel, st.LastAppliedDigest, trustID)
+	d, objs := r.upToDate(ctx, rel, st.LastAppliedDigest, trustID)
 	if d == nil {
 		// The digest rolled back to is not in memory as applied with this
 		// spec and trust (a restart, a spec change, a changed trust
@@ -204,16 +201,16 @@ func (r *Reconciler) holdFailed(ctx context.Context, rel *v1alpha1.Release, dige
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonApplyFailed, err), true
 	}
-	if out := r.correctDriftOnly(ctx, rel, applier, d); out != nil {
+	if out := r.correctDriftOnly(ctx, rel, applier, objs); out != nil {
 		return *out, true
 	}
 	return r.rolledBackHealth(ctx, rel, applier.Client, reported), true
 }
 
-// correctDriftOnly re-applies the objects of d changed outside airlock; it
-// returns an outcome only when that failed.
-func (r *Reconciler) correctDriftOnly(ctx context.Context, rel *v1alpha1.Release, applier *Applier, d *desiredState) *outcome {
-	drifted, err := applier.Drifted(ctx, d.objects)
+// correctDriftOnly re-applies the objects of objs changed outside airlock;
+// it returns an outcome only when that failed.
+func (r *Reconciler) correctDriftOnly(ctx context.Context, rel *v1alpha1.Release, applier *Applier, objs []*unstructured.Unstructured) *outcome {
+	drifted, err := applier.Drifted(ctx, objs)
 	if err == nil && len(drifted) > 0 {
 		err = applier.Apply(ctx, drifted)
 		if err == nil {

@@ -1,15 +1,25 @@
-// Command controller measures airlock-controller as its own process against
-// a real kube-apiserver (envtest) and the embedded registry:
+// Command controller measures airlock-controller as its own process: the
+// time until N Releases are Ready, the cost of a no-op reconcile (interval
+// reached, nothing changed: registry requests and non-dry-run apiserver
+// writes, from the controller's own metrics), and the controller's peak RSS
+// and Go heap.
 //
-//   - 100 Releases of 10 objects each, cold: time until all are Ready;
+// By default the Releases apply --objects ConfigMaps each to a bare
+// kube-apiserver (envtest), with the embedded registry:
 //
-//   - the cost of a no-op reconcile (interval reached, nothing changed):
-//     registry requests and non-dry-run apiserver writes, from the
-//     controller's own metrics;
+//	KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) go run ./bench/controller --releases 1000
 //
-//   - the controller's peak RSS.
+// With --cluster they run on the local cluster with workloads
+// (internal/localcluster: kube-controller-manager, kube-scheduler and kwok
+// with fake Nodes) in the flux-benchmark shape: each Release applies a
+// Deployment scaled to zero, a ServiceAccount, a Service and an Ingress, with
+// wait: true, so Ready means the Deployment controller has rolled it out:
 //
-//     KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) go run ./bench/controller
+//	KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) AIRLOCK_CLUSTER_ASSETS=$(hack/cluster-assets.sh) \
+//	  go run ./bench/controller --cluster --releases 1000
+//
+// --profile-dir saves the controller's heap and goroutine profiles (pprof)
+// once the no-op phase is over: read them with go tool pprof.
 package main
 
 import (
@@ -17,6 +27,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +35,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,23 +48,101 @@ import (
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/internal/localcluster"
 	"airlock.dev/airlock/internal/registry"
 	"airlock.dev/airlock/verify"
 )
 
+type options struct {
+	releases   int
+	objects    int
+	concurrent int
+	controller string
+	cluster    bool
+	profileDir string
+	timeout    time.Duration
+	memLimit   string
+}
+
 func main() {
-	n := flag.Int("releases", 100, "number of Releases")
-	objects := flag.Int("objects", 10, "ConfigMaps per Release")
-	concurrent := flag.Int("concurrent", 4, "controller workers")
+	var o options
+	flag.IntVar(&o.releases, "releases", 100, "number of Releases")
+	flag.IntVar(&o.objects, "objects", 10, "ConfigMaps per Release (without --cluster)")
+	flag.IntVar(&o.concurrent, "concurrent", 4, "controller workers")
+	flag.StringVar(&o.controller, "controller", "", "airlock-controller binary to measure; empty builds ./cmd/airlock-controller")
+	flag.BoolVar(&o.cluster, "cluster", false, "run on the local cluster with workloads ($AIRLOCK_CLUSTER_ASSETS) in the flux-benchmark shape: a Deployment scaled to zero, a ServiceAccount, a Service and an Ingress per Release, wait: true")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "save the controller's heap and goroutine profiles here after the no-op phase (the controller needs --pprof-addr)")
+	flag.StringVar(&o.memLimit, "gomemlimit", "", "GOMEMLIMIT of the controller (for example 40MiB), as --memory-limit-ratio would set it in a container; empty sets none")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "longest wait for all Releases to be Ready")
 	flag.Parse()
-	if err := run(*n, *objects, *concurrent); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, objects, concurrent int) error {
+// fluxShape is the flux-benchmark's application: a Deployment scaled to
+// zero, a ServiceAccount, a Service and an Ingress.
+var fluxShape = map[string]string{
+	"deployment.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+spec:
+  replicas: 0
+  selector:
+    matchLabels:
+      app: app
+  template:
+    metadata:
+      labels:
+        app: app
+    spec:
+      serviceAccountName: app
+      containers:
+      - name: app
+        image: registry.example.com/app:v1
+        ports:
+        - containerPort: 8080
+`,
+	"serviceaccount.yaml": `apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: app
+`,
+	"service.yaml": `apiVersion: v1
+kind: Service
+metadata:
+  name: app
+spec:
+  selector:
+    app: app
+  ports:
+  - port: 80
+    targetPort: 8080
+`,
+	"ingress.yaml": `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: app
+spec:
+  rules:
+  - host: app.example.com
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: app
+            port:
+              number: 80
+`,
+}
+
+func run(o options) error {
 	ctx := context.Background()
+	n := o.releases
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return fmt.Errorf("KUBEBUILDER_ASSETS is unset: export KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)")
 	}
@@ -62,12 +152,30 @@ func run(n, objects, concurrent int) error {
 	}
 	defer os.RemoveAll(work)
 
-	bin := filepath.Join(work, "airlock-controller")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/airlock-controller").CombinedOutput(); err != nil {
-		return fmt.Errorf("build airlock-controller (run from the repository root): %v\n%s", err, out)
+	bin := o.controller
+	if bin == "" {
+		bin = filepath.Join(work, "airlock-controller")
+		// As make build builds it: static, without cgo. With cgo, kustomize's
+		// import of the plugin package makes the linker export every
+		// symbol, and the dynamic symbol tables add about 16 MiB of RSS.
+		build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/airlock-controller")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("build airlock-controller (run from the repository root): %v\n%s", err, out)
+		}
 	}
 
 	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
+	assets := ""
+	if o.cluster {
+		if assets = os.Getenv(localcluster.AssetsEnv); assets == "" {
+			return fmt.Errorf("%s is unset: export %s=$(hack/cluster-assets.sh)", localcluster.AssetsEnv, localcluster.AssetsEnv)
+		}
+		if err := localcluster.CheckAssets(assets); err != nil {
+			return err
+		}
+		env.BinaryAssetsDirectory = assets
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return fmt.Errorf("start envtest: %w", err)
@@ -88,9 +196,27 @@ func run(n, objects, concurrent int) error {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = v1alpha1.AddToScheme(scheme)
+	cfg.QPS, cfg.Burst = 500, 1000
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return err
+	}
+	if o.cluster {
+		w, err := localcluster.StartWorkloads(assets, kcPath, work)
+		if err != nil {
+			return err
+		}
+		defer w.Stop()
+		nodes, err := localcluster.CreateNodes(ctx, c, "kwok-node", localcluster.NodeCount)
+		if err != nil {
+			return err
+		}
+		nctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err = w.WaitNodesReady(nctx, c, nodes)
+		cancel()
+		if err != nil {
+			return err
+		}
 	}
 
 	reg, err := registry.Start(ctx, "127.0.0.1:0", registry.Options{})
@@ -107,10 +233,22 @@ func run(n, objects, concurrent int) error {
 		return err
 	}
 	app := filepath.Join(work, "app")
-	os.MkdirAll(app, 0o755)
-	for i := 0; i < objects; i++ {
-		cm := fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%d\ndata:\n  key: value-%d\n", i, i)
-		os.WriteFile(filepath.Join(app, fmt.Sprintf("cm-%d.yaml", i)), []byte(cm), 0o644)
+	if err := os.MkdirAll(app, 0o755); err != nil {
+		return err
+	}
+	files := fluxShape
+	shape := "a Deployment scaled to zero, a ServiceAccount, a Service and an Ingress"
+	if !o.cluster {
+		files = map[string]string{}
+		for i := 0; i < o.objects; i++ {
+			files[fmt.Sprintf("cm-%d.yaml", i)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%d\ndata:\n  key: value-%d\n", i, i)
+		}
+		shape = fmt.Sprintf("%d ConfigMaps", o.objects)
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(app, name), []byte(content), 0o644); err != nil {
+			return err
+		}
 	}
 	plain := artifact.RemoteOptions{PlainHTTPInsecure: true}
 	ref, _ := artifact.ParseReference("oci://" + reg.Addr + "/bench/app:v1")
@@ -124,6 +262,7 @@ func run(n, objects, concurrent int) error {
 
 	// Releases with a 20 s interval, so the no-op phase below needs no writes from us.
 	const interval = 20 * time.Second
+	wait := true
 	var namespaces []string
 	for i := 0; i < n; i++ {
 		ns := fmt.Sprintf("bench-%03d", i)
@@ -134,6 +273,7 @@ func run(n, objects, concurrent int) error {
 			&v1alpha1.Release{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns}, Spec: v1alpha1.ReleaseSpec{
 				URL: "oci://" + reg.Addr + "/bench/app", Ref: v1alpha1.ArtifactRef{Tag: "v1"}, Insecure: true,
 				Interval: metav1.Duration{Duration: interval},
+				Wait:     &wait,
 				Verify:   &v1alpha1.VerifySpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "keys"}},
 			}},
 		}
@@ -152,20 +292,37 @@ func run(n, objects, concurrent int) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "--kubeconfig", kcPath, "--metrics-addr", metricsAddr, "--health-addr", healthAddr,
-		"--concurrent", strconv.Itoa(concurrent), "--cache-dir", filepath.Join(work, "cache"),
+	args := []string{"--kubeconfig", kcPath, "--metrics-addr", metricsAddr, "--health-addr", healthAddr,
+		"--concurrent", strconv.Itoa(o.concurrent), "--cache-dir", filepath.Join(work, "cache"),
 		// The Releases name no ServiceAccount: they apply as the controller.
-		"--allow-controller-identity-namespaces", strings.Join(namespaces, ","))
-	logf, _ := os.Create(filepath.Join(work, "controller.log"))
+		"--allow-controller-identity-namespaces", strings.Join(namespaces, ",")}
+	pprofAddr := ""
+	if o.profileDir != "" {
+		if pprofAddr, err = freeAddr(); err != nil {
+			return err
+		}
+		args = append(args, "--pprof-addr", pprofAddr)
+	}
+	cmd := exec.Command(bin, args...)
+	if o.memLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+o.memLimit)
+	}
+	logf, err := os.Create(filepath.Join(work, "controller.log"))
+	if err != nil {
+		return err
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	load := loadAverage()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	heap := sampleHeap(metricsAddr)
+	defer heap.stop()
 
 	ready := 0
-	for time.Since(start) < 5*time.Minute {
+	for time.Since(start) < o.timeout {
 		if ready, err = countReady(ctx, c); err != nil {
 			return err
 		}
@@ -176,9 +333,19 @@ func run(n, objects, concurrent int) error {
 	}
 	cold := time.Since(start)
 	if ready != n {
-		return fmt.Errorf("only %d of %d Releases Ready after %v", ready, n, cold)
+		return fmt.Errorf("only %d of %d Releases Ready after %v (the controller's log: %s)", ready, n, cold, logf.Name())
 	}
-	fmt.Printf("cold: %d Releases × %d objects Ready in %v (target ≤ 20s)\n", n, objects, cold.Round(10*time.Millisecond))
+	hwmReady, _, err := memory(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	heapReady, _ := heap.peakSoFar()
+	where := "envtest"
+	if o.cluster {
+		where = "the local cluster, wait: true"
+	}
+	fmt.Printf("cold: %d Releases × %s Ready in %v on %s (load average before %s, now %s); peak RSS %d MiB, peak Go heap %d MiB so far\n",
+		n, shape, cold.Round(10*time.Millisecond), where, load, loadAverage(), hwmReady>>10, heapReady>>20)
 
 	// No-op reconciles: the interval passes with nothing changed.
 	before, err := scrape(metricsAddr)
@@ -198,12 +365,59 @@ func run(n, objects, concurrent int) error {
 	}
 	fmt.Printf("no-op: %.0f reconciles, %.2f registry requests and %.2f non-dry-run writes each (target 1 and 0)\n", noops, reqs/noops, writes/noops)
 
+	if o.profileDir != "" {
+		if err := saveProfiles(pprofAddr, o.profileDir); err != nil {
+			return err
+		}
+		fmt.Printf("profiles: %s/heap.pprof, %s/goroutine.pprof, %s/goroutine.txt (go tool pprof -top -sample_index=inuse_space %s %s/heap.pprof)\n", o.profileDir, o.profileDir, o.profileDir, bin, o.profileDir)
+	}
+
 	hwm, rss, err := memory(cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("controller memory with %d Releases: peak RSS %d MiB, RSS now %d MiB (target ≤ 64 MiB)\n", n, hwm>>10, rss>>10)
+	peak, now := heap.stop()
+	fmt.Printf("controller memory with %d Releases: peak RSS %d MiB, RSS now %d MiB (target ≤ 64 MiB); Go heap in use: peak %d MiB, now %d MiB\n", n, hwm>>10, rss>>10, peak>>20, now>>20)
 	return nil
+}
+
+// saveProfiles fetches the controller's heap and goroutine profiles into dir.
+func saveProfiles(pprofAddr, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for file, path := range map[string]string{
+		"heap.pprof":      "/debug/pprof/heap?gc=1",
+		"goroutine.pprof": "/debug/pprof/goroutine",
+		"goroutine.txt":   "/debug/pprof/goroutine?debug=1",
+	} {
+		resp, err := http.Get("http://" + pprofAddr + path)
+		if err != nil {
+			return fmt.Errorf("profile %s: %w", path, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("profile %s: %s %v", path, resp.Status, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, file), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func countReady(ctx context.Context, c client.Client) (int, error) {
@@ -285,4 +499,56 @@ func memory(pid int) (int64, int64, error) {
 		}
 	}
 	return hwm, rss, nil
+}
+
+// heapSampler polls the controller's go_memstats_heap_inuse_bytes once a
+// second and keeps the highest value seen.
+type heapSampler struct {
+	done      chan struct{}
+	finished  chan struct{}
+	mu        sync.Mutex
+	peak, now float64
+}
+
+func sampleHeap(metricsAddr string) *heapSampler {
+	h := &heapSampler{done: make(chan struct{}), finished: make(chan struct{})}
+	go func() {
+		defer close(h.finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			if m, err := scrape(metricsAddr); err == nil {
+				if v, ok := m["go_memstats_heap_inuse_bytes"]; ok {
+					h.mu.Lock()
+					h.now = v
+					h.peak = max(h.peak, v)
+					h.mu.Unlock()
+				}
+			}
+			select {
+			case <-h.done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return h
+}
+
+// peakSoFar returns the highest and the last value sampled yet, in bytes.
+func (h *heapSampler) peakSoFar() (peak, now int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return int64(h.peak), int64(h.now)
+}
+
+// stop ends the sampling (once) and returns the peak and the last value, in bytes.
+func (h *heapSampler) stop() (peak, now int64) {
+	select {
+	case <-h.done:
+	default:
+		close(h.done)
+	}
+	<-h.finished
+	return h.peakSoFar()
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +57,7 @@ type options struct {
 	allowUnsigned  bool
 	cacheDir       string
 	cacheEntries   int
+	cacheBytes     int64
 	maxSize        int64
 	requeueBackoff time.Duration
 	mirrors        artifact.Mirrors
@@ -68,6 +70,9 @@ type options struct {
 	finalizerTimeout      time.Duration
 	build                 build.Options
 	concurrentBuilds      int
+
+	pprofAddr        string
+	memoryLimitRatio float64
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -83,6 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.allowUnsigned, "allow-unsigned", false, "apply Releases without spec.verify (INSECURE: the artifact's origin is not checked)")
 	fs.StringVar(&o.cacheDir, "cache-dir", filepath.Join(os.TempDir(), "airlock-cache"), "directory of the pulled-artifact cache; emptied at start")
 	fs.IntVar(&o.cacheEntries, "cache-entries", 32, "number of pulled artifacts kept on disk")
+	fs.Int64Var(&o.cacheBytes, "cache-max-bytes", 1<<30, "most bytes of extracted artifacts kept on disk; drift checks rebuild a Release's objects from here, and pull the artifact again by digest when it was evicted")
 	fs.Int64Var(&o.maxSize, "max-size", 0, "size limit of an artifact's content in bytes; 0 means 100 MiB")
 	fs.DurationVar(&o.requeueBackoff, "backoff-base", time.Second, "first retry delay after a failure; it doubles up to the Release's retryInterval")
 	fs.IntVar(&o.build.MaxObjects, "build-max-objects", build.DefaultMaxObjects, "most objects a Release's kustomize build may make, and may expand to before building (a base counts once for every path that includes it)")
@@ -112,6 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.identitySelector, "allow-controller-identity-namespace-selector", "", "label selector of Namespaces where a Release without spec.serviceAccountName applies as the controller itself (UNSAFE, as --allow-controller-identity-namespaces)")
 	fs.BoolVar(&o.noCrossNamespaceRefs, "no-cross-namespace-refs", false, "refuse spec.dependsOn entries in another namespace (InvalidSpec); the install sets it")
 	fs.DurationVar(&o.finalizerTimeout, "finalizer-timeout", 10*time.Minute, "how long a deleted Release retries a failing prune before it leaves its objects, records a Warning event naming them and removes its finalizer")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "loopback address (for example 127.0.0.1:6060) of the /debug/pprof/ profiles; empty disables them")
+	fs.Float64Var(&o.memoryLimitRatio, "memory-limit-ratio", 0.9, "share of the container's memory limit (cgroup v2 memory.max) set as the Go memory limit, so that the heap is collected before the container is killed; $GOMEMLIMIT, when set, wins")
 	config.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
@@ -125,9 +133,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--concurrent-builds %d: want 1 or more", o.concurrentBuilds)
 	}
 	o.build.Slots = make(chan struct{}, o.concurrentBuilds)
+	if o.pprofAddr != "" {
+		if err := checkLoopback("--pprof-addr", o.pprofAddr); err != nil {
+			return err
+		}
+	}
 	zapOpts.DestWriter = stderr
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	_ = stdout
+
+	if os.Getenv("GOMEMLIMIT") == "" {
+		limit, err := goMemoryLimit(cgroupMemoryMax, o.memoryLimitRatio)
+		if err != nil {
+			return err
+		}
+		if limit > 0 {
+			debug.SetMemoryLimit(limit)
+			ctrl.Log.Info("Go memory limit set from the container's", "bytes", limit, "ratio", o.memoryLimitRatio)
+		}
+	}
 
 	var identitySelector labels.Selector
 	if o.identitySelector != "" {
@@ -165,9 +189,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "airlock-controller.delivery.airlock.dev",
 		LeaderElectionNamespace: o.leaderNS,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&v1alpha1.Release{}: releaseCache,
-		}},
+		PprofBindAddress:        o.pprofAddr,
+		Cache: cache.Options{
+			ByObject:         map[client.Object]cache.ByObject{&v1alpha1.Release{}: releaseCache},
+			DefaultTransform: stripForCache,
+		},
 		// Secrets are read uncached: the controller watches their metadata only.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	})
@@ -186,6 +212,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	artifacts.MaxBytes = o.cacheBytes
 	r := &reconciler.Reconciler{
 		Client:                mgr.GetClient(),
 		APIReader:             mgr.GetAPIReader(),

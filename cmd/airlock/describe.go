@@ -77,7 +77,11 @@ func describeRelease(out io.Writer, r *v1alpha1.Release) error {
 	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "  Digest:\t%s\n", noneIfEmpty(st.LastAppliedDigest))
 	if st.LastAttemptedDigest != "" && st.LastAttemptedDigest != st.LastAppliedDigest {
-		fmt.Fprintf(w, "  Last attempted:\t%s (not applied)\n", st.LastAttemptedDigest)
+		what := "not applied"
+		if st.LastAttemptedDigest == st.FailedDigest {
+			what = "applied, failed health, rolled back"
+		}
+		fmt.Fprintf(w, "  Last attempted:\t%s (%s)\n", st.LastAttemptedDigest, what)
 	}
 	fmt.Fprintf(w, "  Source:\t%s\n", noneIfEmpty(st.LastAppliedSource))
 	fmt.Fprintf(w, "  Revision:\t%s\n", noneIfEmpty(st.LastAppliedRevision))

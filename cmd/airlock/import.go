@@ -52,19 +52,28 @@ func newImportCmd() *cobra.Command {
 			if len(verifyKeys) == 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "import %s: unverified: no --verify-key, so the tarball is trusted as it is and its upstream signatures are not checked; pass --verify-key upstream.pub to check them before anything is pushed\n", args[0])
 			}
-			res, err := airgap.Import(cmd.Context(), args[0], mirror, opts)
+			results, err := airgap.ImportBundle(cmd.Context(), args[0], mirror, opts)
 			if err != nil {
 				return err
 			}
-			if res.Upstream != nil {
-				for _, s := range res.Upstream.Signers {
-					fmt.Fprintf(cmd.ErrOrStderr(), "upstream signature verified: %s (%s)\n", s.Fingerprint, s.Name)
+			var rel []artifact.Relocated
+			for _, res := range results {
+				if res.Upstream != nil {
+					for _, s := range res.Upstream.Signers {
+						fmt.Fprintf(cmd.ErrOrStderr(), "upstream signature verified on %s: %s (%s)\n", res.Upstream.Ref, s.Fingerprint, s.Name)
+					}
 				}
+				rel = append(rel, res.Relocated...)
 			}
-			if ok, err := output.print(cmd.OutOrStdout(), res); ok {
+			// One artifact prints its result, a bundle the list of them.
+			var printed any = results
+			if len(results) == 1 {
+				printed = results[0]
+			}
+			if ok, err := output.print(cmd.OutOrStdout(), printed); ok {
 				return err
 			}
-			return printRelocated(cmd.OutOrStdout(), &output, res.Relocated)
+			return printRelocated(cmd.OutOrStdout(), &output, rel)
 		},
 	}
 	fs := cmd.Flags()

@@ -312,17 +312,29 @@ func TestSuspendResumeReconcile(t *testing.T) {
 
 	// With --wait: play the controller's part (copy the annotation to the
 	// status with a Ready condition) and check that the command sees it.
+	// With progressing, the controller first reports Ready=Unknown
+	// Progressing (applied, waiting for health), as with spec.wait: --wait
+	// waits on for the verdict.
 	for _, tc := range []struct {
-		ready    metav1.ConditionStatus
-		wantCode int
-		wantOut  string
+		ready       metav1.ConditionStatus
+		progressing bool
+		wantCode    int
+		wantOut     string
 	}{
-		{metav1.ConditionTrue, 0, "is Ready: applied"},
-		{metav1.ConditionFalse, 1, "is not Ready (VerificationFailed): no signature"},
+		{metav1.ConditionTrue, false, 0, "is Ready: applied"},
+		{metav1.ConditionFalse, false, 1, "is not Ready (VerificationFailed): no signature"},
+		{metav1.ConditionTrue, true, 0, "is Ready: applied"},
+		{metav1.ConditionFalse, true, 1, "is not Ready (RolledBack): rolled back"},
 	} {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
+			setReady := func(r *v1alpha1.Release, status metav1.ConditionStatus, reason, msg string) {
+				r.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: status, Reason: reason, Message: msg, LastTransitionTime: metav1.Now()}}
+				if err := f.env.Client.Status().Update(ctx, r); err != nil {
+					t.Error(err)
+				}
+			}
 			for range 200 {
 				time.Sleep(50 * time.Millisecond)
 				r := get()
@@ -332,15 +344,20 @@ func TestSuspendResumeReconcile(t *testing.T) {
 				}
 				r.Status.LastHandledReconcileAt = v
 				r.Status.ObservedGeneration = r.Generation
+				token = v
 				reason, msg := v1alpha1.ReasonSucceeded, "applied 3f9a2b7c1e0d: 3 objects"
 				if tc.ready == metav1.ConditionFalse {
 					reason, msg = v1alpha1.ReasonVerificationFailed, "no signature"
 				}
-				r.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: tc.ready, Reason: reason, Message: msg, LastTransitionTime: metav1.Now()}}
-				if err := f.env.Client.Status().Update(ctx, r); err != nil {
-					t.Error(err)
+				if tc.progressing {
+					setReady(r, metav1.ConditionUnknown, v1alpha1.ReasonProgressing, "applied 3f9a2b7c1e0d: 3 objects; waiting for objects to become Current")
+					time.Sleep(time.Second) // the command reads it several times
+					r = get()
+					if tc.ready == metav1.ConditionFalse {
+						reason, msg = v1alpha1.ReasonRolledBack, "rolled back: 3f9a2b7c1e0d failed health"
+					}
 				}
-				token = v
+				setReady(r, tc.ready, reason, msg)
 				return
 			}
 		}()

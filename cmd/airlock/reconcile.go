@@ -24,8 +24,10 @@ func newReconcileReleaseCmd() *cobra.Command {
 		Short: "Ask the controller to reconcile a Release now (resolve, verify, apply, prune)",
 		Long: `Set the annotation ` + v1alpha1.ReconcileRequestAnnotation + ` to the current
 time; the controller reconciles at once and copies the value to
-status.lastHandledReconcileAt. With --wait, wait for that and exit 0 when the
-Release is Ready, 1 with the Ready message when it is not.
+status.lastHandledReconcileAt. With --wait, wait for that, and while Ready is
+Unknown (Progressing: applied, waiting for health, or rolling back) wait on
+for the verdict; exit 0 when the Release is Ready, 1 with the Ready message
+when it is not.
 
 With --retry, also set ` + v1alpha1.RetryRequestAnnotation + `: the controller
 applies status.failedDigest, a digest it rolled back from
@@ -57,8 +59,12 @@ applies status.failedDigest, a digest it rolled back from
 			fmt.Fprintf(cmd.ErrOrStderr(), "waiting for the controller to reconcile Release %s\n", key)
 			ctx := cmd.Context()
 			deadline := time.Now().Add(timeout)
-			for r.Status.LastHandledReconcileAt != token || r.Status.ObservedGeneration != r.Generation {
+			for r.Status.LastHandledReconcileAt != token || r.Status.ObservedGeneration != r.Generation || progressing(r) {
 				if time.Now().After(deadline) {
+					if r.Status.LastHandledReconcileAt == token && progressing(r) {
+						ready := meta.FindStatusCondition(r.Status.Conditions, v1alpha1.ConditionReady)
+						return &exitError{code: 1, err: fmt.Errorf("Release %s: still Progressing after %s: %s", key, timeout, ready.Message)}
+					}
 					return fmt.Errorf("Release %s: not reconciled within %s: check that airlock-controller runs (its logs, and `airlock events release %s -n %s`)", key, timeout, r.Name, r.Namespace)
 				}
 				select {
@@ -86,4 +92,11 @@ applies status.failedDigest, a digest it rolled back from
 	cmd.Flags().BoolVar(&retry, "retry", false, "apply again the digest the controller rolled back from (status.failedDigest), once")
 	kube.register(cmd.Flags())
 	return cmd
+}
+
+// progressing is Ready=Unknown Progressing: the controller has applied and
+// waits for health (spec.wait), and will report the verdict by itself.
+func progressing(r *v1alpha1.Release) bool {
+	ready := meta.FindStatusCondition(r.Status.Conditions, v1alpha1.ConditionReady)
+	return ready != nil && ready.Status == metav1.ConditionUnknown && ready.Reason == v1alpha1.ReasonProgressing
 }

@@ -9,6 +9,7 @@ import (
 
 	"airlock.dev/airlock/airgap"
 	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/verify"
 )
 
 // relocateFlags are the flags copy and export share.
@@ -18,6 +19,7 @@ type relocateFlags struct {
 	platform   string
 	path       string
 	output     outputFlag
+	imageKeys  []string
 }
 
 func (f *relocateFlags) register(cmd *cobra.Command) {
@@ -25,11 +27,23 @@ func (f *relocateFlags) register(cmd *cobra.Command) {
 	fs.BoolVar(&f.withImages, "with-images", false, "also carry every container image the artifact's workloads reference (tags resolved to digests)")
 	fs.StringVar(&f.platform, "platform", "", "with --with-images, only this platform of multi-platform images (os/arch[/variant]; default: all)")
 	fs.StringVar(&f.path, "kustomize-path", "", "with --with-images, the directory inside the artifact to render (default: its root)")
+	fs.StringArrayVar(&f.imageKeys, "verify-images-key", nil, "with --with-images, refuse unless every image is signed (cosign) by this public key; names each image that is not (repeatable: any one key suffices)")
 	f.src.register(fs)
 }
 
-func (f *relocateFlags) options(dst artifact.RemoteOptions, progress io.Writer) airgap.RelocateOptions {
-	return airgap.RelocateOptions{Src: f.src.options(), Dst: dst, WithImages: f.withImages, KustomizePath: f.path, Platform: f.platform, Progress: progress}
+func (f *relocateFlags) options(dst artifact.RemoteOptions, progress io.Writer) (airgap.RelocateOptions, error) {
+	o := airgap.RelocateOptions{Src: f.src.options(), Dst: dst, WithImages: f.withImages, KustomizePath: f.path, Platform: f.platform, Progress: progress}
+	if len(f.imageKeys) > 0 {
+		if !f.withImages {
+			return o, fmt.Errorf("--verify-images-key checks the images that --with-images carries: add --with-images")
+		}
+		p, err := verify.LoadPolicy(f.imageKeys, 1)
+		if err != nil {
+			return o, fmt.Errorf("--verify-images-key: %w", err)
+		}
+		o.ImagesPolicy = p
+	}
+	return o, nil
 }
 
 func printRelocated(w io.Writer, out *outputFlag, rel []artifact.Relocated) error {
@@ -70,7 +84,11 @@ func newCopyCmd() *cobra.Command {
 			if dstCreds == "" && dstRef.Registry == src.Registry {
 				dstOpts.Creds = f.src.options().Creds
 			}
-			rel, err := airgap.Copy(cmd.Context(), src, dstRef, f.options(dstOpts, progressOut(cmd)))
+			opts, err := f.options(dstOpts, progressOut(cmd))
+			if err != nil {
+				return err
+			}
+			rel, err := airgap.Copy(cmd.Context(), src, dstRef, opts)
 			if err != nil {
 				return err
 			}
@@ -97,12 +115,18 @@ func parseDestination(s string) (artifact.Reference, error) {
 
 func newExportCmd() *cobra.Command {
 	var f relocateFlags
-	var out string
+	var out, bundleFile, since string
 	cmd := &cobra.Command{
-		Use:   "export oci://HOST/REPO:TAG|@DIGEST -o site.tar",
-		Short: "Write an artifact, its signatures (and images) to one OCI image-layout tarball for an air gap",
-		Args:  cobra.ExactArgs(1),
+		Use:   "export (oci://HOST/REPO:TAG|@DIGEST | -f bundle.yaml) -o site.tar [--since previous.tar]",
+		Short: "Write an artifact (or a bundle of them), its signatures (and images) to one OCI image-layout tarball for an air gap",
+		Args:  cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if bundleFile != "" || since != "" {
+				return runExportBundle(cmd, &f, args, bundleFile, since, out)
+			}
+			if len(args) != 1 {
+				return fmt.Errorf("export: give one artifact reference, or -f bundle.yaml")
+			}
 			ref, err := artifact.ParseReference(args[0])
 			if err != nil {
 				return err
@@ -110,7 +134,11 @@ func newExportCmd() *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("export %s: --output FILE is required", ref)
 			}
-			lock, rel, err := airgap.Export(cmd.Context(), ref, out, f.options(artifact.RemoteOptions{}, progressOut(cmd)))
+			opts, err := f.options(artifact.RemoteOptions{}, progressOut(cmd))
+			if err != nil {
+				return err
+			}
+			lock, rel, err := airgap.Export(cmd.Context(), ref, out, opts)
 			if err != nil {
 				return err
 			}
@@ -124,7 +152,56 @@ func newExportCmd() *cobra.Command {
 	f.register(cmd)
 	// -o is the tarball, as in docker save; --format picks json|yaml.
 	cmd.Flags().StringVarP(&out, "output", "o", "", "tarball to write (required)")
+	cmd.Flags().StringVarP(&bundleFile, "file", "f", "", "bundle file listing the artifacts to export as one tarball (artifacts: [{ref, withImages, kustomizePath}])")
+	cmd.Flags().StringVar(&since, "since", "", "a previous export (tarball, or its index.json) the site has imported: leave out the image blobs it carried, and record them as assumed present")
 	cmd.Flags().StringVar(&f.output.format, "format", "", "print the result as json|yaml")
 	f.output.allowed = []string{"json", "yaml"}
 	return cmd
+}
+
+// runExportBundle exports the bundle file (or the one reference in args)
+// as one tarball, differential with --since.
+func runExportBundle(cmd *cobra.Command, f *relocateFlags, args []string, bundleFile, since, out string) error {
+	var b *airgap.Bundle
+	switch {
+	case bundleFile != "" && len(args) > 0:
+		return fmt.Errorf("export: give either an artifact reference or -f bundle.yaml, not both")
+	case bundleFile != "":
+		if f.withImages || f.path != "" {
+			return fmt.Errorf("export -f: withImages and kustomizePath are set per artifact in %s, not by flags", bundleFile)
+		}
+		var err error
+		if b, err = airgap.ReadBundle(bundleFile); err != nil {
+			return err
+		}
+	case len(args) == 1:
+		b = &airgap.Bundle{Artifacts: []airgap.BundleArtifact{{Ref: args[0], WithImages: f.withImages, KustomizePath: f.path}}}
+	default:
+		return fmt.Errorf("export: give one artifact reference, or -f bundle.yaml")
+	}
+	if out == "" {
+		return fmt.Errorf("export: --output FILE is required")
+	}
+	withImages := false
+	for _, a := range b.Artifacts {
+		withImages = withImages || a.WithImages
+	}
+	f.withImages = withImages
+	opts, err := f.options(artifact.RemoteOptions{}, progressOut(cmd))
+	if err != nil {
+		return err
+	}
+	bi, rel, err := airgap.ExportBundle(cmd.Context(), b, out, airgap.BundleOptions{RelocateOptions: opts, Since: since})
+	if err != nil {
+		return err
+	}
+	if err := printRelocated(cmd.OutOrStdout(), &f.output, rel); err != nil {
+		return err
+	}
+	var bytes int64
+	for _, a := range bi.Assumed {
+		bytes += a.Size
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: %d artifacts, %d manifests; %d blobs (%d bytes) left out, assumed at the site\n", out, len(bi.Artifacts), len(rel), len(bi.Assumed), bytes)
+	return nil
 }

@@ -1,13 +1,15 @@
 // Command controlplane runs a local Kubernetes control plane (kube-apiserver
 // and etcd on loopback, through controller-runtime's envtest) with the
-// Release CRD, for hack/quickstart.sh. It has no kubelet and no
-// controller-manager: objects are stored and served, Pods never run. With
-// --workloads it also runs kube-controller-manager, kube-scheduler and kwok
-// with 2 fake Nodes (internal/localcluster), so Deployments roll out.
+// Release CRD. Alone it has no kubelet and no controller-manager: objects
+// are stored and served, Pods never run. With --workloads (as
+// hack/quickstart.sh runs it) it also runs kube-controller-manager,
+// kube-scheduler and kwok with 2 fake Nodes (internal/localcluster), so
+// Deployments roll out and their Pods run; pods lists them as kubectl would.
 //
 //	controlplane up --kubeconfig FILE [--workloads]   start, write FILE, run until SIGINT/SIGTERM
 //	controlplane apply --kubeconfig FILE -f MANIFEST
 //	controlplane objects --kubeconfig FILE -n NAMESPACE -l SELECTOR
+//	controlplane pods --kubeconfig FILE -n NAMESPACE -l SELECTOR
 //
 // The binaries come from $KUBEBUILDER_ASSETS (hack/envtest-assets.sh), and
 // with --workloads from $AIRLOCK_CLUSTER_ASSETS (hack/cluster-assets.sh).
@@ -29,9 +31,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/duration"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -52,14 +58,14 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: controlplane up|apply|objects --kubeconfig FILE …")
+		return errors.New("usage: controlplane up|apply|objects|pods --kubeconfig FILE …")
 	}
 	fs := flag.NewFlagSet("controlplane "+args[0], flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (written by up, read by the others)")
 	crds := fs.String("crds", "config/crd/bases", "directory of CRDs to install (up)")
 	file := fs.String("f", "", "manifest file to server-side apply (apply)")
-	namespace := fs.String("n", "default", "namespace (objects)")
-	selector := fs.String("l", "", "label selector (objects)")
+	namespace := fs.String("n", "default", "namespace (objects, pods)")
+	selector := fs.String("l", "", "label selector (objects, pods)")
 	workloads := fs.Bool("workloads", false, "also run kube-controller-manager, kube-scheduler and kwok with 2 fake Nodes, so workloads run (up; binaries from $AIRLOCK_CLUSTER_ASSETS, built by hack/cluster-assets.sh)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -89,8 +95,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		return objects(ctx, c, *namespace, *selector, stdout)
+	case "pods":
+		c, err := newClient(*kubeconfig)
+		if err != nil {
+			return err
+		}
+		return pods(ctx, c, *namespace, *selector, time.Now(), stdout)
 	}
-	return fmt.Errorf("unknown command %q: want up, apply or objects", args[0])
+	return fmt.Errorf("unknown command %q: want up, apply, objects or pods", args[0])
 }
 
 // up starts the control plane, and with assets != "" the workload
@@ -266,4 +278,100 @@ func detail(o *unstructured.Unstructured) string {
 		return "clusterIP=" + ip
 	}
 	return ""
+}
+
+// pods prints the ReplicaSets and the Pods matching selector in namespace,
+// as `kubectl get replicasets,pods -o wide` would (fewer columns), oldest
+// first: who runs, on which node, in which state.
+func pods(ctx context.Context, c client.Client, namespace, selector string, now time.Time, out io.Writer) error {
+	sel, err := labels.Parse(selector)
+	if err != nil {
+		return err
+	}
+	opts := []client.ListOption{client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}}
+	var rss appsv1.ReplicaSetList
+	if err := c.List(ctx, &rss, opts...); err != nil {
+		return err
+	}
+	var ps corev1.PodList
+	if err := c.List(ctx, &ps, opts...); err != nil {
+		return err
+	}
+	sort.Slice(rss.Items, func(i, j int) bool { return older(&rss.Items[i].ObjectMeta, &rss.Items[j].ObjectMeta) })
+	sort.Slice(ps.Items, func(i, j int) bool { return older(&ps.Items[i].ObjectMeta, &ps.Items[j].ObjectMeta) })
+	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tDESIRED\tCURRENT\tREADY\tAGE\tIMAGES")
+	for _, rs := range rss.Items {
+		desired := int32(1)
+		if rs.Spec.Replicas != nil {
+			desired = *rs.Spec.Replicas
+		}
+		var images []string
+		for _, ct := range rs.Spec.Template.Spec.Containers {
+			images = append(images, ct.Image)
+		}
+		fmt.Fprintf(tw, "replicaset.apps/%s\t%d\t%d\t%d\t%s\t%s\n", rs.Name, desired, rs.Status.Replicas, rs.Status.ReadyReplicas,
+			age(rs.CreationTimestamp, now), strings.Join(images, ","))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+	if len(ps.Items) == 0 {
+		fmt.Fprintf(out, "No pods in namespace %s with labels %s.\n", namespace, selector)
+		return nil
+	}
+	fmt.Fprintln(tw, "NAME\tREADY\tSTATUS\tRESTARTS\tAGE\tNODE")
+	for i := range ps.Items {
+		p := &ps.Items[i]
+		ready, restarts := 0, int32(0)
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Ready {
+				ready++
+			}
+			restarts += cs.RestartCount
+		}
+		node := p.Spec.NodeName
+		if node == "" {
+			node = "<none>"
+		}
+		fmt.Fprintf(tw, "pod/%s\t%d/%d\t%s\t%d\t%s\t%s\n", p.Name, ready, len(p.Spec.Containers), podStatus(p), restarts, age(p.CreationTimestamp, now), node)
+	}
+	return tw.Flush()
+}
+
+// podStatus is kubectl's STATUS column, for the states kwok simulates:
+// Terminating, a waiting or terminated container's reason (such as
+// CrashLoopBackOff), else the phase.
+func podStatus(p *corev1.Pod) string {
+	if p.DeletionTimestamp != nil {
+		return "Terminating"
+	}
+	status := string(p.Status.Phase)
+	if p.Status.Reason != "" {
+		status = p.Status.Reason
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		switch {
+		case cs.State.Waiting != nil && cs.State.Waiting.Reason != "":
+			return cs.State.Waiting.Reason
+		case cs.State.Terminated != nil && cs.State.Terminated.Reason != "":
+			return cs.State.Terminated.Reason
+		}
+	}
+	return status
+}
+
+func age(created metav1.Time, now time.Time) string {
+	if created.IsZero() {
+		return "<unknown>"
+	}
+	return duration.HumanDuration(now.Sub(created.Time))
+}
+
+func older(a, b *metav1.ObjectMeta) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
 }
