@@ -112,6 +112,7 @@ type desiredState struct {
 	digest     string
 	generation int64
 	trust      string
+	values     string // hash of the substitution values
 	objects    []*unstructured.Unstructured
 	appliedAt  time.Time
 }
@@ -215,7 +216,11 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return out
 	}
 
-	if d := r.upToDate(rel, ref.Digest, trustID); d != nil {
+	site, err := r.siteFor(ctx, rel)
+	if err != nil {
+		return r.fail(rel, v1alpha1.ReasonSubstituteFromFailed, err)
+	}
+	if d := r.upToDate(rel, ref.Digest, trustID, site.valuesHash()); d != nil {
 		return r.correctDrift(ctx, rel, d)
 	}
 
@@ -228,7 +233,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.fail(rel, v1alpha1.ReasonPullFailed, err)
 	}
 	defer art.Release()
-	objs, err := build.Build(timeoutCtx, art.Dir, rel.Spec.Path, ref.Digest, r.Build)
+	objs, err := build.Build(timeoutCtx, art.Dir, rel.Spec.Path, ref.Digest, site.build)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonBuildFailed, err)
 	}
@@ -250,8 +255,10 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	}
 	inv := Inventory(objs)
 	pruned, pruneErr := r.prune(timeoutCtx, rel, applier, inv)
+	prev := rel.Status.LastAppliedDigest
 	r.recordApplied(rel, ref, art.Result, signers, tr.policies, inv, pruned, pruneErr)
-	r.remember(rel, &desiredState{digest: ref.Digest, generation: rel.Generation, trust: trustID, objects: objs, appliedAt: r.now()})
+	r.recordSite(rel, prev, site)
+	r.remember(rel, &desiredState{digest: ref.Digest, generation: rel.Generation, trust: trustID, values: site.valuesHash(), objects: objs, appliedAt: r.now()})
 	if pruneErr != nil {
 		return r.fail(rel, v1alpha1.ReasonPruneFailed, pruneErr)
 	}
@@ -704,11 +711,11 @@ func (r *Reconciler) abandonPrune(rel *v1alpha1.Release, pruned []v1alpha1.Objec
 
 // --- in-memory state ----------------------------------------------------------
 
-func (r *Reconciler) upToDate(rel *v1alpha1.Release, digest, trust string) *desiredState {
+func (r *Reconciler) upToDate(rel *v1alpha1.Release, digest, trust, values string) *desiredState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d := r.desired[ctrl.ObjectKeyFromObject(rel)]
-	if d == nil || d.digest != digest || d.generation != rel.Generation || d.trust != trust ||
+	if d == nil || d.digest != digest || d.generation != rel.Generation || d.trust != trust || d.values != values ||
 		rel.Status.LastAppliedDigest != digest || rel.Status.LastAppliedGeneration != rel.Generation {
 		return nil
 	}

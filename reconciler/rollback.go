@@ -106,7 +106,11 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 		return nil, "pull", err
 	}
 	defer art.Release()
-	objs, err := build.Build(timeoutCtx, art.Dir, rel.Spec.Path, ref.Digest, r.Build)
+	site, err := r.siteFor(ctx, rel)
+	if err != nil {
+		return nil, "build", err
+	}
+	objs, err := build.Build(timeoutCtx, art.Dir, rel.Spec.Path, ref.Digest, site.build)
 	if err != nil {
 		return nil, "build", err
 	}
@@ -122,9 +126,11 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 	}
 	inv := Inventory(objs)
 	pruned, pruneErr := r.prune(timeoutCtx, rel, applier, inv)
+	prev := rel.Status.LastAppliedDigest
 	r.recordApplied(rel, ref, art.Result, signers, tr.policies, inv, pruned, pruneErr)
+	r.recordSite(rel, prev, site)
 	rel.Status.History[0].RollbackOf = rollbackOf
-	r.remember(rel, &desiredState{digest: ref.Digest, generation: rel.Generation, trust: tr.fingerprint(), objects: objs, appliedAt: r.now()})
+	r.remember(rel, &desiredState{digest: ref.Digest, generation: rel.Generation, trust: tr.fingerprint(), values: site.valuesHash(), objects: objs, appliedAt: r.now()})
 	if pruneErr != nil {
 		return applier, "prune", pruneErr
 	}
@@ -185,7 +191,11 @@ func (r *Reconciler) holdFailed(ctx context.Context, rel *v1alpha1.Release, dige
 		return outcome{result: "failure", requeue: rel.GetInterval()}, true // a person must act
 	}
 	reported := readyReason(rel) == v1alpha1.ReasonRolledBack
-	d := r.upToDate(rel, st.LastAppliedDigest, trustID)
+	values := "" // unreadable values fail below, in reapply
+	if site, err := r.siteFor(ctx, rel); err == nil {
+		values = site.valuesHash()
+	}
+	d := r.upToDate(rel, st.LastAppliedDigest, trustID, values)
 	if d == nil {
 		// The digest rolled back to is not in memory as applied with this
 		// spec and trust (a restart, a spec change, a changed trust
