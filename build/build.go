@@ -14,6 +14,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -30,6 +31,8 @@ import (
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
+
+	"airlock.dev/airlock/api/v1alpha1"
 )
 
 // Defaults of Options, from BenchmarkBuild. kustomize's time grows with the
@@ -51,7 +54,8 @@ const (
 // ConfigMap or Secret: kustomize's YAML handling is quadratic in them.
 const maxMappingKeys = 1000
 
-// Options bound a build. The zero value is safe.
+// Options bound a build and say what a site layers on top of the
+// artifact. The zero value is safe and layers nothing.
 type Options struct {
 	// MaxObjects bounds the objects a build returns and, before building,
 	// what the kustomization graph expands to (a file or directory counts
@@ -75,6 +79,14 @@ type Options struct {
 	// returned on ctx and the run finishes in the background. A build that
 	// cannot get a slot before ctx ends fails. nil means no bound.
 	Slots chan struct{}
+
+	// Site is layered on top of the artifact's kustomization by kustomize,
+	// in memory; the artifact is not changed. nil means nothing.
+	Site *Site
+	// Substitute replaces variables in the built objects, after kustomize
+	// (and so after Site). Each object's YAML after substitution is bounded
+	// by MaxFileBytes, and all of them by MaxTotalBytes. nil means none.
+	Substitute *Substitution
 }
 
 func (o Options) withDefaults() Options {
@@ -92,11 +104,13 @@ func (o Options) withDefaults() Options {
 
 // Error is a build that failed or was refused. Path is the directory inside
 // the artifact, and File the file at fault when known.
+// Hint says what to do; "" means fix the artifact's kustomization.
 type Error struct {
 	Digest string
 	Path   string
 	File   string
 	Err    error
+	Hint   string
 }
 
 func (e *Error) Error() string {
@@ -107,8 +121,26 @@ func (e *Error) Error() string {
 	if e.File != "" {
 		where = e.File
 	}
-	return fmt.Sprintf("build %s of %s: %v: fix the kustomization in the artifact and push a new one", where, e.Digest, e.Err)
+	hint := e.Hint
+	if hint == "" {
+		hint = "fix the kustomization in the artifact and push a new one"
+	}
+	return fmt.Sprintf("build %s of %s: %v: %s", where, e.Digest, e.Err, hint)
 }
+
+// hinted is a failure whose fix is in the Release, not in the artifact.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h *hinted) Error() string { return h.err.Error() }
+func (h *hinted) Unwrap() error { return h.err }
+
+const (
+	substituteHint = "define the variable in spec.postBuild.substitute or in a ConfigMap or Secret of spec.postBuild.substituteFrom, give it a default (${VAR:=default}), or opt the object out with the annotation " + v1alpha1.SubstituteAnnotation + ": " + v1alpha1.SubstituteDisabled
+	siteHint       = "fix the Release's spec.patches, images, components, namePrefix, nameSuffix or commonMetadata"
+)
 
 func (e *Error) Unwrap() error { return e.Err }
 
@@ -130,7 +162,11 @@ func Build(ctx context.Context, dir, subPath, digest string, opts Options) ([]*u
 		defer cancel()
 	}
 	fail := func(file string, err error) error {
-		return &Error{Digest: digest, Path: subPath, File: file, Err: err}
+		e := &Error{Digest: digest, Path: subPath, File: file, Err: err}
+		if h := (*hinted)(nil); errors.As(err, &h) {
+			e.Hint = h.hint
+		}
+		return e
 	}
 	root, err := securePath(subPath)
 	if err != nil {
@@ -161,10 +197,31 @@ func Build(ctx context.Context, dir, subPath, digest string, opts Options) ([]*u
 	if err := s.checkGraph(ctx, buildRoot); err != nil {
 		return nil, fail(err.file, err.err)
 	}
+	if opts.Substitute != nil {
+		if err := CheckVarNames(opts.Substitute.Vars); err != nil {
+			return nil, fail("spec.postBuild", &hinted{err, "rename the variable"})
+		}
+	}
+	mem := art.mem
+	if !opts.Site.Empty() {
+		c, ferr := s.checkSite(opts.Site, buildRoot)
+		if ferr != nil {
+			return nil, fail(ferr.file, &hinted{ferr.err, siteHint})
+		}
+		c.add(s.dirs[buildRoot])
+		c.loads = sat(c.loads, 1)
+		c.work = sat(c.work, c.objects)
+		if ferr := s.checkCost(buildRoot, c); ferr != nil {
+			return nil, fail(ferr.file, &hinted{ferr.err, siteHint})
+		}
+		if mem, buildRoot, err = overlay(art.mem, buildRoot, opts.Site); err != nil {
+			return nil, fail("", err)
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fail("", fmt.Errorf("build stopped: %w", err))
 	}
-	return run(ctx, art.mem, buildRoot, opts, fail)
+	return run(ctx, mem, buildRoot, opts, fail)
 }
 
 // run runs krusty in a goroutine, so that the caller returns when ctx is done.
@@ -192,10 +249,13 @@ func run(ctx context.Context, mem filesys.FileSystem, buildRoot string, opts Opt
 			}
 			done <- r
 		}()
-		r.objs, r.err = kustomize(mem, buildRoot, opts.MaxObjects)
+		r.objs, r.err = kustomize(mem, buildRoot, opts)
 	}()
 	select {
 	case r := <-done:
+		if h := (*hinted)(nil); r.err != nil && !opts.Site.Empty() && !errors.As(r.err, &h) {
+			return nil, fail("", &hinted{r.err, "fix the kustomization in the artifact, or the Release's spec.patches, images, components, namePrefix, nameSuffix or commonMetadata layered on top of it"})
+		}
 		if r.err != nil {
 			return nil, fail("", r.err)
 		}
@@ -205,7 +265,7 @@ func run(ctx context.Context, mem filesys.FileSystem, buildRoot string, opts Opt
 	}
 }
 
-func kustomize(mem filesys.FileSystem, buildRoot string, maxObjects int) ([]*unstructured.Unstructured, error) {
+func kustomize(mem filesys.FileSystem, buildRoot string, opts Options) ([]*unstructured.Unstructured, error) {
 	kopts := krusty.MakeDefaultOptions()
 	kopts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	kopts.PluginConfig = types.DisabledPluginConfig() // builtins only; no exec, container or Helm plugins
@@ -213,22 +273,39 @@ func kustomize(mem filesys.FileSystem, buildRoot string, maxObjects int) ([]*uns
 	if err != nil {
 		return nil, err
 	}
-	return objects(resMap, maxObjects)
+	return objects(resMap, opts)
 }
 
-func objects(resMap resmap.ResMap, maxObjects int) ([]*unstructured.Unstructured, error) {
-	if n := resMap.Size(); n > maxObjects {
-		return nil, fmt.Errorf("the build made %d objects, over the limit of %d objects (--build-max-objects): split the artifact into several Releases", n, maxObjects)
+func objects(resMap resmap.ResMap, opts Options) ([]*unstructured.Unstructured, error) {
+	if n := resMap.Size(); n > opts.MaxObjects {
+		return nil, fmt.Errorf("the build made %d objects, over the limit of %d objects (--build-max-objects): split the artifact into several Releases", n, opts.MaxObjects)
 	}
 	var objs []*unstructured.Unstructured
+	var substituted int64
 	for _, res := range resMap.Resources() {
-		// Through JSON, so numbers are int64 or float64 as unstructured wants.
-		b, err := res.MarshalJSON()
-		if err != nil {
-			return nil, fmt.Errorf("object %s: %w", res.CurId(), err)
+		var b []byte
+		done := false
+		if opts.Substitute != nil {
+			var err error
+			if b, done, err = substitute(res, opts.Substitute, opts.MaxFileBytes); err != nil {
+				return nil, &hinted{fmt.Errorf("object %s: %w", objectName(res), err), substituteHint}
+			}
+			if substituted += int64(len(b)); substituted > opts.MaxTotalBytes {
+				return nil, &hinted{fmt.Errorf("after substitution the objects add up to more than %d bytes (--build-max-total-bytes)", opts.MaxTotalBytes), "use shorter values in spec.postBuild"}
+			}
+		}
+		if !done {
+			// Through JSON, so numbers are int64 or float64 as unstructured wants.
+			var err error
+			if b, err = res.MarshalJSON(); err != nil {
+				return nil, fmt.Errorf("object %s: %w", res.CurId(), err)
+			}
 		}
 		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(b); err != nil {
+		if err := u.UnmarshalJSON(b); err != nil && done {
+			// The message would quote the object, values and all.
+			return nil, &hinted{fmt.Errorf("object %s: after substitution it is not a Kubernetes object (apiVersion, kind, metadata)", objectName(res)), substituteHint}
+		} else if err != nil {
 			return nil, fmt.Errorf("object %s: %w", res.CurId(), err)
 		}
 		objs = append(objs, u)

@@ -320,7 +320,7 @@ func TestObjectsBuiltAreBounded(t *testing.T) {
 	if _, err := generateKustomization(art.mem, "/"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kustomize(art.mem, "/", 4); err == nil || !strings.Contains(err.Error(), "the build made 5 objects, over the limit of 4") {
+	if _, err := kustomize(art.mem, "/", Options{MaxObjects: 4}.withDefaults()); err == nil || !strings.Contains(err.Error(), "the build made 5 objects, over the limit of 4") {
 		t.Fatalf("err = %v, want the limit of objects built", err)
 	}
 }

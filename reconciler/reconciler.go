@@ -119,6 +119,8 @@ type desiredState struct {
 	digest     string
 	generation int64
 	trust      string
+	// values is the hash of the substitution values applied.
+	values string
 	// manifest is the artifact manifest that the Release's own registry
 	// served for digest when it was verified and applied: the proof the
 	// artifact cache asks for (Cache.Get).
@@ -128,12 +130,12 @@ type desiredState struct {
 	appliedAt time.Time
 }
 
-func newDesiredState(rel *v1alpha1.Release, digest, trust string, manifest []byte, objs []*unstructured.Unstructured, at time.Time) (*desiredState, error) {
+func newDesiredState(rel *v1alpha1.Release, digest, trust, values string, manifest []byte, objs []*unstructured.Unstructured, at time.Time) (*desiredState, error) {
 	h, err := objectsHash(objs)
 	if err != nil {
 		return nil, err
 	}
-	return &desiredState{digest: digest, generation: rel.Generation, trust: trust, manifest: manifest, hash: h, appliedAt: at}, nil
+	return &desiredState{digest: digest, generation: rel.Generation, trust: trust, values: values, manifest: manifest, hash: h, appliedAt: at}, nil
 }
 
 func (r *Reconciler) now() time.Time {
@@ -238,7 +240,11 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return out
 	}
 
-	if d, objs := r.upToDate(ctx, rel, ref.Digest, trustID); d != nil {
+	site, err := r.siteFor(ctx, rel)
+	if err != nil {
+		return r.fail(rel, v1alpha1.ReasonSubstituteFromFailed, err)
+	}
+	if d, objs := r.upToDate(ctx, rel, ref.Digest, trustID, site); d != nil {
 		return r.correctDrift(ctx, rel, d, objs)
 	}
 
@@ -251,7 +257,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.fail(rel, v1alpha1.ReasonPullFailed, err)
 	}
 	defer art.Release()
-	objs, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest)
+	objs, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest, site.build)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonBuildFailed, err)
 	}
@@ -270,8 +276,10 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	}
 	inv := Inventory(objs)
 	pruned, pruneErr := r.prune(timeoutCtx, rel, applier, inv)
+	prev := rel.Status.LastAppliedDigest
 	r.recordApplied(rel, ref, art.Result, signers, tr.policies, inv, pruned, pruneErr)
-	r.remember(ctx, rel, ref.Digest, trustID, art.Manifest, objs)
+	r.recordSite(rel, prev, site)
+	r.remember(ctx, rel, ref.Digest, trustID, site.valuesHash(), art.Manifest, objs)
 	if pruneErr != nil {
 		return r.fail(rel, v1alpha1.ReasonPruneFailed, pruneErr)
 	}
@@ -735,20 +743,21 @@ func (r *Reconciler) abandonPrune(rel *v1alpha1.Release, pruned []v1alpha1.Objec
 // --- in-memory state ----------------------------------------------------------
 
 // upToDate returns what the last apply of rel applied, and its objects
-// rebuilt from the artifact cache, when rel's digest, spec and trust are
-// unchanged since. It returns nil, and the pipeline applies the digest in
-// full (verified, pulled, built, applied, pruned), when they changed, when
-// the rebuild fails, or when it no longer yields the objects applied.
-func (r *Reconciler) upToDate(ctx context.Context, rel *v1alpha1.Release, digest, trust string) (*desiredState, []*unstructured.Unstructured) {
+// rebuilt from the artifact cache, when rel's digest, spec, trust and
+// substitution values are unchanged since. It returns nil, and the pipeline
+// applies the digest in full (verified, pulled, built, applied, pruned),
+// when they changed, when the rebuild fails, or when it no longer yields the
+// objects applied.
+func (r *Reconciler) upToDate(ctx context.Context, rel *v1alpha1.Release, digest, trust string, site siteInput) (*desiredState, []*unstructured.Unstructured) {
 	key := ctrl.ObjectKeyFromObject(rel)
 	r.mu.Lock()
 	d := r.desired[key]
 	r.mu.Unlock()
-	if d == nil || d.digest != digest || d.generation != rel.Generation || d.trust != trust ||
+	if d == nil || d.digest != digest || d.generation != rel.Generation || d.trust != trust || d.values != site.valuesHash() ||
 		rel.Status.LastAppliedDigest != digest || rel.Status.LastAppliedGeneration != rel.Generation {
 		return nil, nil
 	}
-	objs, err := r.desiredObjects(ctx, rel, d)
+	objs, err := r.desiredObjects(ctx, rel, d, site.build)
 	if err != nil {
 		log.FromContext(ctx).Info("rebuilding the applied objects from the artifact cache failed: applying the digest in full", "error", err.Error())
 		return nil, nil
@@ -760,7 +769,7 @@ func (r *Reconciler) upToDate(ctx context.Context, rel *v1alpha1.Release, digest
 // from the cache (pulled again by digest through the Release's own registry
 // client when the cache has evicted it), built and prepared as the
 // pipeline did, and checked against d's hash.
-func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, d *desiredState) ([]*unstructured.Unstructured, error) {
+func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, d *desiredState, opts build.Options) ([]*unstructured.Unstructured, error) {
 	ctx, cancel := context.WithTimeout(ctx, rel.GetTimeout())
 	defer cancel()
 	repo, err := r.repository(rel)
@@ -779,7 +788,7 @@ func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, 
 		return nil, err
 	}
 	defer art.Release()
-	objs, err := r.render(ctx, rel, art.Dir, d.digest)
+	objs, err := r.render(ctx, rel, art.Dir, d.digest, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -796,8 +805,8 @@ func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, 
 // render builds the artifact extracted in dir at spec.path and prepares
 // the objects for rel: the one place a digest becomes objects, for the
 // pipeline, a rollback and a drift check alike.
-func (r *Reconciler) render(ctx context.Context, rel *v1alpha1.Release, dir, digest string) ([]*unstructured.Unstructured, error) {
-	objs, err := build.Build(ctx, dir, rel.Spec.Path, digest, r.Build)
+func (r *Reconciler) render(ctx context.Context, rel *v1alpha1.Release, dir, digest string, opts build.Options) ([]*unstructured.Unstructured, error) {
+	objs, err := build.Build(ctx, dir, rel.Spec.Path, digest, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -822,9 +831,9 @@ func objectsHash(objs []*unstructured.Unstructured) (string, error) {
 // remember keeps what rel's apply of digest applied (objs), as a hash. When
 // the hash cannot be computed it forgets rel's state: the next reconcile
 // then applies in full.
-func (r *Reconciler) remember(ctx context.Context, rel *v1alpha1.Release, digest, trust string, manifest []byte, objs []*unstructured.Unstructured) {
+func (r *Reconciler) remember(ctx context.Context, rel *v1alpha1.Release, digest, trust, values string, manifest []byte, objs []*unstructured.Unstructured) {
 	key := ctrl.ObjectKeyFromObject(rel)
-	d, err := newDesiredState(rel, digest, trust, manifest, objs, r.now())
+	d, err := newDesiredState(rel, digest, trust, values, manifest, objs, r.now())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {

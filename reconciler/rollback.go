@@ -106,7 +106,11 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 		return nil, "pull", err
 	}
 	defer art.Release()
-	objs, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest)
+	site, err := r.siteFor(ctx, rel)
+	if err != nil {
+		return nil, "build", err
+	}
+	objs, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest, site.build)
 	if err != nil {
 		return nil, "build", err
 	}
@@ -119,9 +123,11 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 	}
 	inv := Inventory(objs)
 	pruned, pruneErr := r.prune(timeoutCtx, rel, applier, inv)
+	prev := rel.Status.LastAppliedDigest
 	r.recordApplied(rel, ref, art.Result, signers, tr.policies, inv, pruned, pruneErr)
+	r.recordSite(rel, prev, site)
 	rel.Status.History[0].RollbackOf = rollbackOf
-	r.remember(ctx, rel, ref.Digest, tr.fingerprint(), art.Manifest, objs)
+	r.remember(ctx, rel, ref.Digest, tr.fingerprint(), site.valuesHash(), art.Manifest, objs)
 	if pruneErr != nil {
 		return applier, "prune", pruneErr
 	}
@@ -182,7 +188,13 @@ func (r *Reconciler) holdFailed(ctx context.Context, rel *v1alpha1.Release, dige
 		return outcome{result: "failure", requeue: rel.GetInterval()}, true // a person must act
 	}
 	reported := readyReason(rel) == v1alpha1.ReasonRolledBack
-	d, objs := r.upToDate(ctx, rel, st.LastAppliedDigest, trustID)
+	site, err := r.siteFor(ctx, rel)
+	if err != nil {
+		// Unreadable values: the digest is not up to date as applied;
+		// reapply fails on them and names them.
+		site = siteInput{status: &v1alpha1.SiteStatus{ValuesHash: "unreadable"}}
+	}
+	d, objs := r.upToDate(ctx, rel, st.LastAppliedDigest, trustID, site)
 	if d == nil {
 		// The digest rolled back to is not in memory as applied with this
 		// spec and trust (a restart, a spec change, a changed trust

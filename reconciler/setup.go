@@ -22,11 +22,15 @@ import (
 const (
 	secretIndex    = ".airlock.secrets"   // namespace/name of each referenced Secret
 	dependsOnIndex = ".airlock.dependsOn" // namespace/name of each dependency
+	// substituteFromIndex: Kind/namespace/name of each ConfigMap and Secret
+	// of spec.postBuild.substituteFrom.
+	substituteFromIndex = ".airlock.substituteFrom"
 )
 
 // SetupWithManager registers the controller: it watches Releases, the
-// metadata of Secrets (a change to a referenced Secret reconciles its
-// Releases, without caching any Secret's data), ClusterTrustPolicies (a
+// metadata of Secrets and ConfigMaps (a change to a referenced Secret, or
+// to a ConfigMap of spec.postBuild.substituteFrom, reconciles its
+// Releases, without caching any data), ClusterTrustPolicies (a
 // change reconciles every Release: a new policy can refuse any of them),
 // and the Ready condition of the Releases others depend on.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts controller.Options) error {
@@ -51,6 +55,12 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 		return err
 	}
 
+	if err := idx.IndexField(ctx, &v1alpha1.Release{}, substituteFromIndex, func(o client.Object) []string {
+		return substituteFromKeys(o.(*v1alpha1.Release))
+	}); err != nil {
+		return err
+	}
+
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("release").
 		For(&v1alpha1.Release{}, builder.WithPredicates(predicate.Or(
@@ -58,6 +68,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 			predicate.AnnotationChangedPredicate{},
 			deletingPredicate()))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.releasesForSecret)).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.releasesForKey(substituteFromIndex, "ConfigMap/"))).
 		Watches(&v1alpha1.ClusterTrustPolicy{}, handler.EnqueueRequestsFromMapFunc(r.allReleases)).
 		Watches(&v1alpha1.Release{}, handler.EnqueueRequestsFromMapFunc(r.releasesFor(dependsOnIndex)),
 			builder.WithPredicates(readyChangedPredicate())).
@@ -118,7 +129,35 @@ func (r *Reconciler) releasesForSecret(ctx context.Context, o client.Object) []r
 			}
 		}
 	}
-	return r.releasesFor(secretIndex)(ctx, o)
+	return union(r.releasesFor(secretIndex)(ctx, o), r.releasesForKey(substituteFromIndex, "Secret/")(ctx, o))
+}
+
+// releasesForKey maps an object to the Releases whose index field names it
+// as prefix + namespace/name.
+func (r *Reconciler) releasesForKey(index, prefix string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.ReleaseList
+		if err := r.Client.List(ctx, &list, client.MatchingFields{index: prefix + o.GetNamespace() + "/" + o.GetName()}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, rel := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: rel.Namespace, Name: rel.Name}})
+		}
+		return reqs
+	}
+}
+
+func union(a, b []reconcile.Request) []reconcile.Request {
+	seen := map[reconcile.Request]bool{}
+	var out []reconcile.Request
+	for _, r := range append(a, b...) {
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // allReleases maps any object to every Release.

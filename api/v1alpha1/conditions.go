@@ -56,6 +56,9 @@ const (
 	// ReasonRollbackFailed: the digest failed health and re-applying the
 	// earlier one failed too (verification, pull, build, apply or health).
 	ReasonRollbackFailed = "RollbackFailed"
+	// ReasonSubstituteFromFailed: a ConfigMap or Secret of
+	// spec.postBuild.substituteFrom is missing or unreadable.
+	ReasonSubstituteFromFailed = "SubstituteFromFailed"
 )
 
 // Health values recorded in the history.

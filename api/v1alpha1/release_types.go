@@ -161,6 +161,161 @@ type ReleaseSpec struct {
 	// with --no-cross-namespace-refs (the install's default).
 	// +optional
 	DependsOn []DependencyReference `json:"dependsOn,omitempty"`
+
+	// --- One artifact, many sites (issue 14): what a site layers on top of
+	// the signed artifact, in memory, without changing or re-signing it.
+
+	// PostBuild substitutes variables (${var}, ${var:=default},
+	// ${var:-default}) in the built objects, as Flux's postBuild does.
+	// Empty means no substitution.
+	// +optional
+	PostBuild *PostBuild `json:"postBuild,omitempty"`
+
+	// Patches are strategic merge or JSON 6902 patches, with optional
+	// targets, applied by kustomize on top of the artifact's kustomization
+	// (the same shape as Flux's Kustomization spec.patches). Empty means none.
+	// +optional
+	Patches []Patch `json:"patches,omitempty"`
+
+	// Images overrides image names, tags and digests, as kustomize's
+	// images field does, on top of the artifact's kustomization. Empty
+	// means none.
+	// +optional
+	Images []ImageOverride `json:"images,omitempty"`
+
+	// Components are kustomize components inside the artifact, as paths
+	// relative to spec.path, layered on top of the artifact's
+	// kustomization. A remote component is refused. Empty means none.
+	// +optional
+	Components []string `json:"components,omitempty"`
+
+	// NamePrefix is prepended to the names of the built objects. Empty means none.
+	// +kubebuilder:validation:MaxLength=200
+	// +optional
+	NamePrefix string `json:"namePrefix,omitempty"`
+
+	// NameSuffix is appended to the names of the built objects. Empty means none.
+	// +kubebuilder:validation:MaxLength=200
+	// +optional
+	NameSuffix string `json:"nameSuffix,omitempty"`
+
+	// CommonMetadata sets labels and annotations on the metadata of every
+	// built object (not on selectors or templates). Empty means none.
+	// +optional
+	CommonMetadata *CommonMetadata `json:"commonMetadata,omitempty"`
+}
+
+// SubstituteAnnotation set to SubstituteDisabled, as an annotation or a
+// label of an object in the artifact, leaves its ${var} references as they are.
+const (
+	SubstituteAnnotation = "delivery.airlock.dev/substitute"
+	SubstituteDisabled   = "disabled"
+)
+
+// PostBuild is the variable substitution applied to the built objects.
+type PostBuild struct {
+	// Substitute holds variables and their values. It wins over SubstituteFrom.
+	// +optional
+	Substitute map[string]string `json:"substitute,omitempty"`
+	// SubstituteFrom reads variables from the keys of ConfigMaps and
+	// Secrets in the Release's namespace, read as the Release's
+	// ServiceAccount; a later entry wins over an earlier one.
+	// +optional
+	SubstituteFrom []SubstituteReference `json:"substituteFrom,omitempty"`
+	// Strict makes a variable that is not defined and has no default an
+	// error that names the object and the variable: nothing is applied.
+	// false replaces it with the empty string, as Flux does.
+	// +optional
+	Strict bool `json:"strict,omitempty"`
+}
+
+// SubstituteReference names a ConfigMap or Secret of variables.
+type SubstituteReference struct {
+	// Kind is ConfigMap or Secret.
+	// +kubebuilder:validation:Enum=ConfigMap;Secret
+	// +required
+	Kind string `json:"kind"`
+	// Name is the object's name in the Release's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Name string `json:"name"`
+	// Optional lets the object be missing: its variables are then undefined.
+	// false makes a missing object an error.
+	// +optional
+	Optional bool `json:"optional,omitempty"`
+}
+
+// Patch is a strategic merge or JSON 6902 patch and the objects it applies to.
+type Patch struct {
+	// Patch is the patch: a strategic merge patch (YAML) or a JSON 6902
+	// patch (a YAML or JSON list of operations).
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Patch string `json:"patch"`
+	// Target selects the objects to patch. Empty means the object the
+	// strategic merge patch names.
+	// +optional
+	Target *PatchSelector `json:"target,omitempty"`
+}
+
+// PatchSelector selects objects by kind, name, namespace and selectors, as
+// kustomize's patch target does. Name and Namespace are regular expressions.
+type PatchSelector struct {
+	// +optional
+	Group string `json:"group,omitempty"`
+	// +optional
+	Version string `json:"version,omitempty"`
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// +optional
+	Name string `json:"name,omitempty"`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// +optional
+	AnnotationSelector string `json:"annotationSelector,omitempty"`
+	// +optional
+	LabelSelector string `json:"labelSelector,omitempty"`
+}
+
+// ImageOverride changes an image reference, as kustomize's images field does.
+type ImageOverride struct {
+	// Name is the image name to match, without tag or digest.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Name string `json:"name"`
+	// NewName replaces the name. Empty keeps it.
+	// +optional
+	NewName string `json:"newName,omitempty"`
+	// NewTag replaces the tag. Empty keeps it.
+	// +optional
+	NewTag string `json:"newTag,omitempty"`
+	// Digest replaces the tag with a digest, sha256:<hex>. Empty keeps it.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+}
+
+// CommonMetadata is the labels and annotations set on every built object.
+type CommonMetadata struct {
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// SiteStatus records what a site layered on top of the applied artifact.
+type SiteStatus struct {
+	// ValuesHash is sha256 over the substitution variables, sorted by name,
+	// as name=value lines ("sha256:<hex>"); the values themselves are never
+	// recorded. Empty when nothing is substituted.
+	// +optional
+	ValuesHash string `json:"valuesHash,omitempty"`
+	// OverlayHash is sha256 over spec.patches, images, components,
+	// namePrefix, nameSuffix and commonMetadata. Empty when there is none.
+	// +optional
+	OverlayHash string `json:"overlayHash,omitempty"`
+	// Overlay summarises the overlay, such as "2 patches, 1 image, namePrefix prod-".
+	// +optional
+	Overlay string `json:"overlay,omitempty"`
 }
 
 // HealthCheckExpr is a custom health check for one apiVersion and kind:
@@ -343,6 +498,12 @@ type ReleaseStatus struct {
 	// +kubebuilder:validation:MaxItems=20
 	// +optional
 	Unhealthy []string `json:"unhealthy,omitempty"`
+
+	// LastAppliedSite is what the site layered on top of the applied
+	// artifact: the hash of its substitution values and its overlay. Empty
+	// when the Release substitutes nothing and has no overlay.
+	// +optional
+	LastAppliedSite *SiteStatus `json:"lastAppliedSite,omitempty"`
 }
 
 // Signer is a trusted key that signed the artifact.
@@ -387,6 +548,10 @@ type HistoryEntry struct {
 	// back from. Empty for an ordinary apply.
 	// +optional
 	RollbackOf string `json:"rollbackOf,omitempty"`
+	// Site is what the site layered on top of this digest when it was
+	// applied. Empty when nothing was.
+	// +optional
+	Site *SiteStatus `json:"site,omitempty"`
 }
 
 // Release pulls a signed OCI artifact, builds it with kustomize and applies it.
