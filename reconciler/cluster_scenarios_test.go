@@ -8,6 +8,7 @@ package reconciler_test
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"airlock.dev/airlock/api/v1alpha1"
+	"airlock.dev/airlock/internal/envtestenv"
 	"airlock.dev/airlock/verify"
 )
 
@@ -119,6 +121,44 @@ func (h *harness) waitCluster(what string, cond func() (bool, string)) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// newClusterHarness is newHarness on the local cluster; when the test
+// fails it logs the Deployment web, its ReplicaSets and every Pod.
+func newClusterHarness(t *testing.T) *harness {
+	h := newHarness(t, harnessOptions{cluster: true})
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		var b strings.Builder
+		d := &appsv1.Deployment{}
+		if err := h.env.Client.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "web"}, d); err == nil {
+			fmt.Fprintf(&b, "Deployment web: generation %d, status %+v\n", d.Generation, d.Status)
+		}
+		fmt.Fprintf(&b, "%s\n", describeReplicaSets(h.webReplicaSets()))
+		var pods corev1.PodList
+		if err := h.env.Client.List(h.ctx, &pods, client.InNamespace(h.ns)); err == nil {
+			for _, p := range pods.Items {
+				fmt.Fprintf(&b, "Pod %s: %s deleting=%v node=%q conditions %+v\n", p.Name, p.Status.Phase, p.DeletionTimestamp != nil, p.Spec.NodeName, p.Status.Conditions)
+			}
+		}
+		var nodes corev1.NodeList
+		if err := h.env.Client.List(h.ctx, &nodes); err == nil {
+			for _, n := range nodes.Items {
+				fmt.Fprintf(&b, "Node %s: taints %v conditions %+v\n", n.Name, n.Spec.Taints, n.Status.Conditions)
+			}
+		}
+		if log, err := os.ReadFile(envtestenv.ClusterLogs()["kube-controller-manager"]); err == nil {
+			for _, l := range strings.Split(string(log), "\n") {
+				if strings.Contains(l, "ode") {
+					fmt.Fprintf(&b, "kube-controller-manager: %s\n", l)
+				}
+			}
+		}
+		t.Logf("the local cluster at the failure:\n%s", b.String())
+	})
+	return h
 }
 
 // deployment reads the Deployment name of the test's namespace.
@@ -224,7 +264,7 @@ func podReady(p *corev1.Pod) bool {
 // A new image rolls out: a new ReplicaSet replaces the old one's Pods, and
 // the Release is Ready only once the rollout is complete.
 func TestClusterRolloutSucceeds(t *testing.T) {
-	h := newHarness(t, harnessOptions{cluster: true})
+	h := newClusterHarness(t)
 	v1 := h.pushSigned("stable", "v1", webFiles("v1", "registry.example/web:v1"))
 	h.release("app", "stable", clusterRelease(2*time.Minute, true))
 	h.readyOnCluster("app", v1)
@@ -267,7 +307,7 @@ func TestClusterRolloutSucceeds(t *testing.T) {
 // again, the crashing one is scaled to zero, and the failed digest is not
 // applied again until a person asks.
 func TestClusterCrashRolledBack(t *testing.T) {
-	h := newHarness(t, harnessOptions{cluster: true})
+	h := newClusterHarness(t)
 	v1 := h.pushSigned("stable", "v1", webFiles("v1", "registry.example/web:v1"))
 	h.release("app", "stable", clusterRelease(30*time.Second, true))
 	h.readyOnCluster("app", v1)
@@ -341,7 +381,7 @@ func TestClusterCrashRolledBack(t *testing.T) {
 // the keys Secret before the failure): the Release is Stalled, names both
 // failures, and the failed digest's objects stay as they are.
 func TestClusterRollbackTargetNoLongerVerifies(t *testing.T) {
-	h := newHarness(t, harnessOptions{cluster: true})
+	h := newClusterHarness(t)
 	v1 := h.pushSigned("stable", "v1", webFiles("v1", "registry.example/web:v1"))
 	h.release("app", "stable", clusterRelease(30*time.Second, true))
 	h.readyOnCluster("app", v1)
@@ -415,7 +455,7 @@ func TestClusterRollbackTargetNoLongerVerifies(t *testing.T) {
 // Pods that run but never become Ready: after spec.timeout the Release is
 // Unhealthy, names the Deployment, and the old Pods keep running.
 func TestClusterTimeoutPodsNeverReady(t *testing.T) {
-	h := newHarness(t, harnessOptions{cluster: true})
+	h := newClusterHarness(t)
 	v1 := h.pushSigned("stable", "v1", webFiles("v1", "registry.example/web:v1"))
 	h.release("app", "stable", clusterRelease(20*time.Second, false))
 	h.readyOnCluster("app", v1)

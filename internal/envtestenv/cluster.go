@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
 	"airlock.dev/airlock/internal/localcluster"
 )
 
@@ -101,6 +104,18 @@ func ClusterExited() error {
 	return nil
 }
 
+// ClusterLogs returns the log file of each process of the local cluster
+// (kube-controller-manager, kube-scheduler, kwok), by name; nil before it
+// starts.
+func ClusterLogs() map[string]string {
+	sharedCluster.mu.Lock()
+	defer sharedCluster.mu.Unlock()
+	if sharedCluster.workloads == nil {
+		return nil
+	}
+	return sharedCluster.workloads.Logs()
+}
+
 func stopCluster() {
 	if sharedCluster.workloads != nil {
 		sharedCluster.workloads.Stop()
@@ -114,4 +129,15 @@ func stopCluster() {
 		_ = os.RemoveAll(sharedCluster.dir)
 		sharedCluster.dir = ""
 	}
+}
+
+// WriteKubeconfig writes a kubeconfig file that connects to the API server
+// as its administrator, in namespace by default, for tests that run the CLI.
+func (e *Env) WriteKubeconfig(path, namespace string) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: e.Config.Host, CertificateAuthorityData: e.Config.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: e.Config.CertData, ClientKeyData: e.Config.KeyData, Token: e.Config.BearerToken}
+	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin", Namespace: namespace}
+	kc.CurrentContext = "envtest"
+	return clientcmd.WriteToFile(*kc, path)
 }
