@@ -10,13 +10,13 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 )
 
-// BenchmarkClusterRollback measures, on the local cluster, the time from
+// BenchmarkLocalClusterRollback measures, on the local cluster, the time from
 // the apply of a digest whose Pods crash to its rollback being Healthy, with
 // spec.timeout 30s: the timeout, then the re-apply of the last Healthy
 // digest and its rollout. Each iteration pushes a new crashing digest.
 //
-//	go test ./reconciler -run '^$' -bench BenchmarkClusterRollback -benchtime 2x
-func BenchmarkClusterRollback(b *testing.B) {
+//	go test ./reconciler -run '^$' -bench BenchmarkLocalClusterRollback -benchtime 2x
+func BenchmarkLocalClusterRollback(b *testing.B) {
 	h := newHarness(b, harnessOptions{cluster: true})
 	v1 := h.pushSigned("stable", "v1", webFiles("v1", "registry.example/web:v1"))
 	h.release("app", "stable", clusterRelease(30*time.Second, true))

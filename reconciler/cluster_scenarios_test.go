@@ -9,6 +9,7 @@ package reconciler_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -24,6 +25,7 @@ import (
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/internal/envtestenv"
+	"airlock.dev/airlock/internal/localcluster"
 	"airlock.dev/airlock/verify"
 )
 
@@ -263,7 +265,7 @@ func podReady(p *corev1.Pod) bool {
 
 // A new image rolls out: a new ReplicaSet replaces the old one's Pods, and
 // the Release is Ready only once the rollout is complete.
-func TestClusterRolloutSucceeds(t *testing.T) {
+func TestLocalClusterRolloutSucceeds(t *testing.T) {
 	h := newClusterHarness(t)
 	v1 := h.pushSigned("stable", "v1", webFiles("v1", "registry.example/web:v1"))
 	h.release("app", "stable", clusterRelease(2*time.Minute, true))
@@ -306,7 +308,7 @@ func TestClusterRolloutSucceeds(t *testing.T) {
 // A rollout whose Pods crash is rolled back: the old Pods' ReplicaSet runs
 // again, the crashing one is scaled to zero, and the failed digest is not
 // applied again until a person asks.
-func TestClusterCrashRolledBack(t *testing.T) {
+func TestLocalClusterCrashRolledBack(t *testing.T) {
 	h := newClusterHarness(t)
 	v1 := h.pushSigned("stable", "v1", webFiles("v1", "registry.example/web:v1"))
 	h.release("app", "stable", clusterRelease(30*time.Second, true))
@@ -380,7 +382,7 @@ func TestClusterCrashRolledBack(t *testing.T) {
 // The digest to roll back to no longer verifies (its key was removed from
 // the keys Secret before the failure): the Release is Stalled, names both
 // failures, and the failed digest's objects stay as they are.
-func TestClusterRollbackTargetNoLongerVerifies(t *testing.T) {
+func TestLocalClusterRollbackTargetNoLongerVerifies(t *testing.T) {
 	h := newClusterHarness(t)
 	v1 := h.pushSigned("stable", "v1", webFiles("v1", "registry.example/web:v1"))
 	h.release("app", "stable", clusterRelease(30*time.Second, true))
@@ -454,8 +456,12 @@ func TestClusterRollbackTargetNoLongerVerifies(t *testing.T) {
 
 // Pods that run but never become Ready: after spec.timeout the Release is
 // Unhealthy, names the Deployment, and the old Pods keep running.
-func TestClusterTimeoutPodsNeverReady(t *testing.T) {
+func TestLocalClusterTimeoutPodsNeverReady(t *testing.T) {
 	h := newClusterHarness(t)
+	stages := filepath.Join(os.Getenv(localcluster.AssetsEnv), "stages.yaml")
+	if b, err := os.ReadFile(stages); err != nil || !strings.Contains(string(b), "name: airlock-pod-unready") {
+		t.Fatalf("%s has no kwok stage airlock-pod-unready (%v): run hack/cluster-assets.sh again, which writes it from hack/cluster/stages", stages, err)
+	}
 	v1 := h.pushSigned("stable", "v1", webFiles("v1", "registry.example/web:v1"))
 	h.release("app", "stable", clusterRelease(20*time.Second, false))
 	h.readyOnCluster("app", v1)
