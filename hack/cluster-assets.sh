@@ -3,9 +3,9 @@
 # assets (hack/envtest-assets.sh): kube-controller-manager and kube-scheduler
 # from k8s.io/kubernetes, kwok (simulated nodes and pods) from sigs.k8s.io/kwok,
 # all from the Go module proxy, once, then cached. It also writes stages.yaml:
-# kwok's fast node and pod stages plus airlock's crash stage
-# (hack/cluster/stages). Prints the assets directory; internal/localcluster
-# reads it from AIRLOCK_CLUSTER_ASSETS.
+# kwok's fast node and pod stages plus airlock's stages (hack/cluster/stages:
+# pods that crash, pods that never become ready). Prints the assets
+# directory; internal/localcluster reads it from AIRLOCK_CLUSTER_ASSETS.
 #
 #   export AIRLOCK_CLUSTER_ASSETS=$(hack/cluster-assets.sh)
 set -euo pipefail
@@ -49,9 +49,10 @@ if ! "$ASSETS/kwok" --help >/dev/null 2>&1; then
 fi
 
 # The stages: kwok's own fast ones (from the module cache), then airlock's
-# crash stage. When several stages match a pod, kwok v0.8.0 only picks among
-# those with a weight above 0: kwok's have none, the crash stage has one, so
-# it wins for the pods it selects and kwok's stages keep all the others.
+# (every file of hack/cluster/stages). When several stages match a pod, kwok
+# v0.8.0 only picks among those with a weight above 0: kwok's have none,
+# airlock's have one, so they win for the pods they select and kwok's stages
+# keep all the others.
 kwok_dir=$(cd "$CACHE" && GOFLAGS= go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 if [ -z "$kwok_dir" ] || [ ! -d "$kwok_dir/kustomize/stage" ]; then
   log "no kustomize/stage in the module cache for sigs.k8s.io/kwok@$KWOK_VERSION"

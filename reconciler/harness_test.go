@@ -87,11 +87,25 @@ type harnessOptions struct {
 	observe func(*http.Request)
 	// cacheMaxBytes bounds the artifact cache in bytes. 0 means its default.
 	cacheMaxBytes int64
+	// cluster runs the test on the test binary's local cluster
+	// (envtestenv.StartCluster), where Deployments roll out and kwok runs
+	// their Pods, rather than on the shared API server without controllers.
+	cluster bool
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
-	env := envtestenv.Start(t)
+	var env *envtestenv.Env
+	if opts.cluster {
+		env = envtestenv.StartCluster(t)
+		t.Cleanup(func() {
+			if err := envtestenv.ClusterExited(); err != nil {
+				t.Error(err)
+			}
+		})
+	} else {
+		env = envtestenv.Start(t)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, ctx: ctx, env: env, ns: env.Namespace(t), ctrlNS: env.Namespace(t)}
 	regOpts := registry.Options{Observe: opts.observe}

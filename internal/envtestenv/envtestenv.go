@@ -55,7 +55,7 @@ func Start(t testing.TB) *Env {
 	if shared.env != nil {
 		return shared.env
 	}
-	e, err := start()
+	e, err := start("")
 	if err != nil {
 		t.Fatalf("start envtest: %v", err)
 	}
@@ -63,7 +63,8 @@ func Start(t testing.TB) *Env {
 	return e
 }
 
-// Stop stops the shared API server, if it was started.
+// Stop stops the shared API server and the shared local cluster
+// (StartCluster), if they were started.
 func Stop() {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
@@ -71,9 +72,14 @@ func Stop() {
 		_ = shared.env.env.Stop()
 		shared.env = nil
 	}
+	sharedCluster.mu.Lock()
+	defer sharedCluster.mu.Unlock()
+	stopCluster()
 }
 
-func start() (*Env, error) {
+// start starts an API server with the Release CRD from assets ("" means
+// $KUBEBUILDER_ASSETS).
+func start(assets string) (*Env, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return nil, err
@@ -89,6 +95,7 @@ func start() (*Env, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
+		BinaryAssetsDirectory: assets,
 	}
 	cfg, err := env.Start()
 	if err != nil {

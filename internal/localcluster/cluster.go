@@ -7,8 +7,11 @@
 //
 // A Pod with a container image tagged "crash" (for example app:crash) runs but
 // never becomes ready: its containers wait in CrashLoopBackOff
-// (hack/cluster/stages/pod-crash.yaml). Every other Pod becomes Running and
-// Ready within a second of being scheduled, and a Job's Pods then succeed.
+// (hack/cluster/stages/pod-crash.yaml). A Pod with an image tagged "unready"
+// runs, its containers started, but never becomes ready, as if its readiness
+// probe failed (hack/cluster/stages/pod-unready.yaml). Every other Pod
+// becomes Running and Ready within a second of being scheduled, and a Job's
+// Pods then succeed.
 package localcluster
 
 import (
@@ -102,6 +105,10 @@ func StartWorkloads(assets, kubeconfig, dir string) (*Workloads, error) {
 			"--cidr=10.0.0.1/24",
 			"--node-ip=10.0.0.1",
 			"--server-address=127.0.0.1:0",
+			// A Lease per fake Node, renewed every 10 s as a kubelet does:
+			// without it kube-controller-manager marks the Nodes NotReady
+			// after 50 s, and with them every Pod not Ready for good.
+			"--node-lease-duration-seconds=40",
 		}, true},
 	} {
 		var env []string
