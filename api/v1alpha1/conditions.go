@@ -56,6 +56,13 @@ const (
 	// ReasonRollbackFailed: the digest failed health and re-applying the
 	// earlier one failed too (verification, pull, build, apply or health).
 	ReasonRollbackFailed = "RollbackFailed"
+	// ReasonImageNotInLock: spec.relocateImages is set and a workload image
+	// is not pinned in the artifact's images lock.
+	ReasonImageNotInLock = "ImageNotInLock"
+	// ReasonImagesLockUntrusted: the images lock is missing, no trusted
+	// signature covers its digest, or the one at the mirror is not the one
+	// signed (swapped).
+	ReasonImagesLockUntrusted = "ImagesLockUntrusted"
 )
 
 // Health values recorded in the history.
