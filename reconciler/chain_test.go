@@ -226,7 +226,7 @@ func TestAirGapChainAndRelocation(t *testing.T) {
 		t.Errorf("chain site signer = %+v, want the site key %s", c.SiteSigner, h.key.Public.Fingerprint)
 	case len(c.UpstreamSigners) != 1 || c.UpstreamSigners[0].Fingerprint != upFP || !c.UpstreamVerified:
 		t.Errorf("chain upstream signers = %+v (verified %v), want %s verified", c.UpstreamSigners, c.UpstreamVerified, upFP)
-	case c.ImportedAt == "" || !strings.HasPrefix(c.UpstreamRef, upHost+"/team/app"):
+	case c.ImportedAt == "" || !strings.HasPrefix(c.UpstreamRef, "oci://"+upHost+"/team/app"):
 		t.Errorf("chain = %+v: want the import time and the upstream reference", c)
 	case c.ImagesLock != s.lock.Digest:
 		t.Errorf("chain images lock = %q, want %q", c.ImagesLock, s.lock.Digest)

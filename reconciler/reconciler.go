@@ -219,11 +219,11 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.correctDrift(ctx, rel, d)
 	}
 
-	signers, manifest, err := r.verify(timeoutCtx, rel, registry, ref, tr)
+	v, err := r.verify(timeoutCtx, rel, registry, ref, tr)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonVerificationFailed, err)
 	}
-	art, err := r.pull(timeoutCtx, registry, ref, manifest)
+	art, err := r.pull(timeoutCtx, registry, ref, v.manifest)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonPullFailed, err)
 	}
@@ -239,7 +239,8 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	if err := Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
 		return r.fail(rel, v1alpha1.ReasonBuildFailed, &build.Error{Digest: ref.Digest, Path: rel.Spec.Path, Err: err})
 	}
-	if err := r.preflightImages(timeoutCtx, rel, registry, ref); err != nil {
+	relocated, err := r.airGap(timeoutCtx, rel, registry, ref, objs, v)
+	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonImagesMissing, err)
 	}
 	if len(objs) == 0 && len(rel.Status.Inventory) > 0 && art.Result.Annotations[v1alpha1.EmptyAnnotation] != "true" {
@@ -250,7 +251,8 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	}
 	inv := Inventory(objs)
 	pruned, pruneErr := r.prune(timeoutCtx, rel, applier, inv)
-	r.recordApplied(rel, ref, art.Result, signers, tr.policies, inv, pruned, pruneErr)
+	r.recordApplied(rel, ref, art.Result, v.signers, tr.policies, inv, pruned, pruneErr)
+	recordAirGap(rel, v, relocated)
 	r.remember(rel, &desiredState{digest: ref.Digest, generation: rel.Generation, trust: trustID, objects: objs, appliedAt: r.now()})
 	if pruneErr != nil {
 		return r.fail(rel, v1alpha1.ReasonPruneFailed, pruneErr)
@@ -463,47 +465,106 @@ func checkDowngrade(rel *v1alpha1.Release, ref artifact.Reference) error {
 	return &DowngradeError{Ref: ref.String(), Range: spec.Semver, Version: ref.Tag, Applied: rel.Status.LastAppliedVersion}
 }
 
+// verified is what verification established about an artifact.
+type verified struct {
+	signers []v1alpha1.Signer
+	// manifest is the artifact manifest verification read; nil when
+	// nothing was verified.
+	manifest []byte
+	// locks are the images lock digests that valid signatures by trusted
+	// keys cover: the only images locks the controller uses.
+	locks []string
+	// chain is the import a trusted site signature records; nil when none.
+	chain *v1alpha1.ChainOfTrust
+}
+
 // verify checks ref against every requirement, through the Release's
-// client: each ClusterTrustPolicy that covers it, and spec.verify. The
-// first unmet one fails it. It returns the signers and the artifact
-// manifest verification read (nil when nothing was verified).
-func (r *Reconciler) verify(ctx context.Context, rel *v1alpha1.Release, c *artifact.Client, ref artifact.Reference, tr *trust) ([]v1alpha1.Signer, []byte, error) {
+// client: each ClusterTrustPolicy that covers it, and spec.verify (with
+// spec.verify.upstream, the chain of trust). The first unmet one fails it.
+func (r *Reconciler) verify(ctx context.Context, rel *v1alpha1.Release, c *artifact.Client, ref artifact.Reference, tr *trust) (*verified, error) {
+	v := &verified{}
 	if len(tr.requirements) == 0 {
 		setCondition(rel, v1alpha1.ConditionVerified, metav1.ConditionFalse, v1alpha1.ReasonVerificationSkipped,
 			"not verified: the Release has no spec.verify, no ClusterTrustPolicy covers it, and the controller runs with --allow-unsigned")
-		return nil, nil, nil
+		return v, nil
 	}
 	if r.Verifier == nil {
-		return nil, nil, fmt.Errorf("verify %s: %w: this controller has no signature verifier", ref, verify.ErrPolicy)
+		return nil, fmt.Errorf("verify %s: %w: this controller has no signature verifier", ref, verify.ErrPolicy)
 	}
-	var signers []v1alpha1.Signer
-	var manifest []byte
 	seen := map[string]bool{}
 	for _, req := range tr.requirements {
-		got, m, err := r.Verifier.Verify(ctx, c, ref, req.policy)
+		res, err := r.Verifier.Verify(ctx, c, ref, req.policy)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", req.source, err)
+			return nil, fmt.Errorf("%s: %w", req.source, err)
 		}
-		if manifest == nil {
-			manifest = m // every requirement reads through the same client
+		if v.manifest == nil {
+			v.manifest = res.Manifest // every requirement reads through the same client
 		}
-		for _, s := range got {
+		for _, s := range res.Signers {
 			if !seen[s.Fingerprint] {
 				seen[s.Fingerprint] = true
-				signers = append(signers, s)
+				v.signers = append(v.signers, v1alpha1.Signer{Name: s.Name, Fingerprint: s.Fingerprint})
 			}
 		}
+		for _, l := range res.ImagesLocks {
+			if !contains(v.locks, l) {
+				v.locks = append(v.locks, l)
+			}
+		}
+		if res.Chain != nil && (v.chain == nil || len(req.policy.Upstream) > 0) {
+			v.chain = chainOfTrust(res, len(req.policy.Upstream) > 0)
+		}
 	}
-	names := make([]string, 0, len(signers))
-	for _, s := range signers {
+	names := make([]string, 0, len(v.signers))
+	for _, s := range v.signers {
 		names = append(names, s.Name+" ("+shortFingerprint(s.Fingerprint)+")")
 	}
 	msg := fmt.Sprintf("%s signed by %s", shortDigest(ref.Digest), strings.Join(names, ", "))
 	if len(tr.policies) > 0 {
 		msg += "; ClusterTrustPolicies met: " + strings.Join(tr.policies, ", ")
 	}
+	if c := v.chain; c != nil && c.UpstreamVerified {
+		ups := make([]string, 0, len(c.UpstreamSigners))
+		for _, s := range c.UpstreamSigners {
+			ups = append(ups, s.Name+" ("+shortFingerprint(s.Fingerprint)+")")
+		}
+		msg += fmt.Sprintf("; chain of trust: imported %s by site key %s after upstream %s signed", c.ImportedAt, c.SiteSigner.Name, strings.Join(ups, ", "))
+	}
 	setCondition(rel, v1alpha1.ConditionVerified, metav1.ConditionTrue, v1alpha1.ReasonVerified, msg)
-	return signers, manifest, nil
+	return v, nil
+}
+
+// chainOfTrust is the status view of res's import record; upstream says
+// that the policy required the chain, so res.Upstream verified at the site.
+func chainOfTrust(res *verify.Result, upstream bool) *v1alpha1.ChainOfTrust {
+	c := res.Chain
+	out := &v1alpha1.ChainOfTrust{
+		SiteSigner:  v1alpha1.Signer{Name: c.Site.Name, Fingerprint: c.Site.Fingerprint},
+		UpstreamRef: c.UpstreamRef, ImportedAt: c.ImportedAt, ImagesLock: c.ImagesLock,
+		UpstreamVerified: upstream && len(res.Upstream) > 0,
+	}
+	if out.UpstreamVerified {
+		for _, s := range res.Upstream {
+			out.UpstreamSigners = append(out.UpstreamSigners, v1alpha1.Signer{Name: s.Name, Fingerprint: s.Fingerprint})
+		}
+		return out
+	}
+	for _, fp := range c.UpstreamSigners {
+		out.UpstreamSigners = append(out.UpstreamSigners, v1alpha1.Signer{Fingerprint: fp})
+	}
+	return out
+}
+
+// recordAirGap writes what the air-gap stage established about the applied
+// artifact: its chain of trust, and the images relocated (at most
+// v1alpha1.MaxRelocatedImages of them).
+func recordAirGap(rel *v1alpha1.Release, v *verified, relocated []v1alpha1.RelocatedImage) {
+	rel.Status.Chain = v.chain
+	rel.Status.RelocatedImagesTotal = len(relocated)
+	if len(relocated) > v1alpha1.MaxRelocatedImages {
+		relocated = relocated[:v1alpha1.MaxRelocatedImages]
+	}
+	rel.Status.RelocatedImages = relocated
 }
 
 // pull gets the artifact from the cache or the registry. Either way the

@@ -97,11 +97,11 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 	timeoutCtx, cancel := context.WithTimeout(ctx, rel.GetTimeout())
 	defer cancel()
 	ref := repo.WithDigest(digest)
-	signers, manifest, err := r.verify(timeoutCtx, rel, registry, ref, tr)
+	v, err := r.verify(timeoutCtx, rel, registry, ref, tr)
 	if err != nil {
 		return nil, "verify", err
 	}
-	art, err := r.pull(timeoutCtx, registry, ref, manifest)
+	art, err := r.pull(timeoutCtx, registry, ref, v.manifest)
 	if err != nil {
 		return nil, "pull", err
 	}
@@ -113,6 +113,10 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 	if err := Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
 		return nil, "build", &build.Error{Digest: ref.Digest, Path: rel.Spec.Path, Err: err}
 	}
+	relocated, err := r.airGap(timeoutCtx, rel, registry, ref, objs, v)
+	if err != nil {
+		return nil, "build", err
+	}
 	applier, err := r.applier(ctx, rel)
 	if err != nil {
 		return nil, "apply", err
@@ -122,7 +126,8 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 	}
 	inv := Inventory(objs)
 	pruned, pruneErr := r.prune(timeoutCtx, rel, applier, inv)
-	r.recordApplied(rel, ref, art.Result, signers, tr.policies, inv, pruned, pruneErr)
+	r.recordApplied(rel, ref, art.Result, v.signers, tr.policies, inv, pruned, pruneErr)
+	recordAirGap(rel, v, relocated)
 	rel.Status.History[0].RollbackOf = rollbackOf
 	r.remember(rel, &desiredState{digest: ref.Digest, generation: rel.Generation, trust: tr.fingerprint(), objects: objs, appliedAt: r.now()})
 	if pruneErr != nil {
