@@ -176,7 +176,9 @@ type ImportResult struct {
 // of several artifacts is ImportBundle's.
 //
 // Which digest an image tag pinned in images.lock stands for is trusted as
-// exported: the lock itself is not signed.
+// exported. The site signature records the digest of the images lock the
+// import stored (verify.ChainImagesLock), so the controller can tell that
+// lock from one swapped at the mirror.
 func Import(ctx context.Context, path string, mirror artifact.Reference, opts ImportOptions) (*ImportResult, error) {
 	res, err := importArchive(ctx, path, mirror, opts, false)
 	if len(res) == 0 {
@@ -242,7 +244,15 @@ func (p *prepared) push(ctx context.Context, mirror artifact.Reference, opts Imp
 			now = opts.Now
 		}
 		target := artifact.MirrorImage(mirror.Registry, mirror.Repository, upstreamRef)
-		sig, err := verify.Sign(ctx, target, opts.SiteKey, verify.ChainAnnotations(res.Upstream, upstreamRef.String(), now()), opts.Dst)
+		annotations := verify.ChainAnnotations(res.Upstream, upstreamRef.String(), now())
+		for _, r := range res.Relocated {
+			if r.Role == artifact.RoleImagesLock {
+				// The site vouches for the lock the import stored: the
+				// controller uses a lock only when a trusted signature names it.
+				annotations[verify.ChainImagesLock] = r.Digest
+			}
+		}
+		sig, err := verify.Sign(ctx, target, opts.SiteKey, annotations, opts.Dst)
 		if err != nil {
 			return res, fmt.Errorf("imported, but the site signature failed: %w", err)
 		}

@@ -21,6 +21,22 @@ var podSpecPaths = map[string][]string{
 // are decoded Kubernetes objects (unstructured.Unstructured's Object).
 func Images(objs []map[string]any) []string {
 	seen := map[string]bool{}
+	RewriteImages(objs, func(img string) string {
+		seen[img] = true
+		return img
+	})
+	out := make([]string, 0, len(seen))
+	for img := range seen {
+		out = append(out, img)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RewriteImages replaces every container image (containers, init and
+// ephemeral containers) of every workload among objs with rewrite's answer
+// for it, in place: the same workloads and fields Images lists.
+func RewriteImages(objs []map[string]any, rewrite func(image string) string) {
 	for _, o := range objs {
 		kind, _ := o["kind"].(string)
 		p, ok := podSpecPaths[kind]
@@ -38,15 +54,9 @@ func Images(objs []map[string]any) []string {
 			for _, c := range list {
 				cm, _ := c.(map[string]any)
 				if img, _ := cm["image"].(string); img != "" {
-					seen[img] = true
+					cm["image"] = rewrite(img)
 				}
 			}
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for img := range seen {
-		out = append(out, img)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -737,6 +737,11 @@ func Import(ctx context.Context, a *Archive, dst Reference, opts ImportOptions) 
 	if err != nil {
 		return out, err
 	}
+	tagged, err := tagImages(ctx, a, dst, opts.Dst)
+	out = append(out, tagged...)
+	if err != nil {
+		return out, err
+	}
 	if len(a.Lock.Images) > 0 {
 		repo, err := opts.Dst.Repository(target)
 		if err != nil {
@@ -747,10 +752,45 @@ func Import(ctx context.Context, a *Archive, dst Reference, opts ImportOptions) 
 		if err != nil {
 			return out, err
 		}
-		out = append(out, Relocated{Role: "images-lock", Source: art.Name() + ":" + art.Tag, Target: lockRef.String(), Digest: lockRef.Digest})
+		out = append(out, Relocated{Role: RoleImagesLock, Source: art.Name() + ":" + art.Tag, Target: lockRef.String(), Digest: lockRef.Digest})
 	}
 	return out, nil
 }
+
+// tagImages gives each image at the mirror the tag its images.lock entry
+// pinned (team/web:1.0 → the pinned digest), as the upstream registry had
+// it, so a node whose container runtime mirrors upstream/team/web:1.0 to
+// the site finds it there. The images were pushed by digest; plan has
+// checked every lock entry, so each tag names an image just pushed.
+func tagImages(ctx context.Context, a *Archive, dst Reference, opts RemoteOptions) ([]Relocated, error) {
+	var out []Relocated
+	for _, l := range a.Lock.Images {
+		iref, err := ParseImage(l.Reference)
+		if err != nil {
+			return out, err
+		}
+		if iref.Tag == "" {
+			continue
+		}
+		at := MirrorImage(dst.Registry, dst.Repository, iref.WithDigest(""))
+		repo, err := opts.Repository(at)
+		if err != nil {
+			return out, err
+		}
+		desc, err := a.Store.Resolve(ctx, l.Digest)
+		if err != nil {
+			return out, fmt.Errorf("tag image %s at the mirror: %s is not in the archive: %w", l.Reference, l.Digest, err)
+		}
+		if err := repo.Tag(ctx, desc, iref.Tag); err != nil {
+			return out, classify("tag image "+l.Digest+" as", at, err)
+		}
+		out = append(out, Relocated{Role: roleImageTag, Source: l.Reference, Target: at.WithDigest(l.Digest).String(), Digest: l.Digest})
+	}
+	return out, nil
+}
+
+// roleImageTag is the Relocated.Role of an image tag an import sets at the mirror.
+const roleImageTag = "image-tag"
 
 // plan checks every index.json and images.lock entry against the artifact
 // and returns the moves of an import, in copy order (images, the artifact,
@@ -926,6 +966,9 @@ func (a *Archive) attachedTo(ctx context.Context, m, subject ocispec.Descriptor,
 // dockerManifest is the media type of a Docker v2 schema 2 manifest.
 const dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 
+// RoleImagesLock is the Relocated.Role of the images lock an import stores.
+const RoleImagesLock = "images-lock"
+
 // ImagesLockMediaType is the artifact type and layer type of an images lock.
 const ImagesLockMediaType = "application/vnd.airlock.images-lock.v1+json"
 
@@ -968,22 +1011,55 @@ func FetchImagesLock(ctx context.Context, ref Reference, opts RemoteOptions) (*I
 	return c.FetchImagesLock(ctx, ref)
 }
 
-// FetchImagesLock is FetchImagesLock through this client.
+// FetchImagesLock is FetchImagesLock through this client: the lock the
+// artifact's sha256-<hex>.imageslock tag points at, whoever stored it. The
+// controller reads it with ImagesLockDigest and ImagesLockAt instead, and
+// uses it only when a trusted signature names that digest.
 func (c *Client) FetchImagesLock(ctx context.Context, ref Reference) (*ImagesLock, error) {
+	d, err := c.ImagesLockDigest(ctx, ref)
+	if err != nil || d == "" {
+		return nil, err
+	}
+	return c.ImagesLockAt(ctx, ref, d)
+}
+
+// ImagesLockDigest is the manifest digest of the images lock stored next to
+// ref's digest (its sha256-<hex>.imageslock tag); "" when there is none.
+func (c *Client) ImagesLockDigest(ctx context.Context, ref Reference) (string, error) {
+	repo, err := c.Repository(ref)
+	if err != nil {
+		return "", err
+	}
+	tag := AttachedTag(ref.Digest, ImagesLockSuffix)
+	desc, err := repo.Resolve(ctx, tag)
+	if errors.Is(err, errdef.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", classify("resolve the images lock of", ref.WithTag(tag).WithDigest(""), err)
+	}
+	return desc.Digest.String(), nil
+}
+
+// ImagesLockAt reads the images lock manifest lockDigest in ref's
+// repository, checked against lockDigest, and refuses a lock whose subject
+// is not ref's digest, or that is not a single images lock layer under
+// MaxManifestSize.
+func (c *Client) ImagesLockAt(ctx context.Context, ref Reference, lockDigest string) (*ImagesLock, error) {
 	repo, err := c.Repository(ref)
 	if err != nil {
 		return nil, err
 	}
-	tag := AttachedTag(ref.Digest, ImagesLockSuffix)
-	_, m, err := fetchManifest(ctx, repo, ref.WithTag(tag).WithDigest(""))
-	if errors.Is(err, ErrNoTag) || errors.Is(err, ErrNotFound) {
-		return nil, nil
-	}
+	at := ref.WithTag("").WithDigest(lockDigest)
+	_, m, err := fetchManifest(ctx, repo, at)
 	if err != nil {
 		return nil, err
 	}
 	if len(m.Layers) != 1 || m.Layers[0].MediaType != ImagesLockMediaType || m.Layers[0].Size > MaxManifestSize {
-		return nil, fmt.Errorf("images lock %s:%s is not a single %s layer under %d bytes", ref.Name(), tag, ImagesLockMediaType, MaxManifestSize)
+		return nil, fmt.Errorf("images lock %s is not a single %s layer under %d bytes", at, ImagesLockMediaType, MaxManifestSize)
+	}
+	if m.Subject == nil || m.Subject.Digest.String() != ref.Digest {
+		return nil, fmt.Errorf("images lock %s is not the lock of %s: its subject is another manifest", at, ref)
 	}
 	body, err := content.FetchAll(ctx, repo, m.Layers[0])
 	if err != nil {
@@ -991,7 +1067,7 @@ func (c *Client) FetchImagesLock(ctx context.Context, ref Reference) (*ImagesLoc
 	}
 	var lock ImagesLock
 	if err := json.Unmarshal(body, &lock); err != nil {
-		return nil, fmt.Errorf("images lock %s:%s: %v", ref.Name(), tag, err)
+		return nil, fmt.Errorf("images lock %s: %v", at, err)
 	}
 	return &lock, nil
 }

@@ -137,8 +137,8 @@ func TestExportImportAirGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(imported) != 4 {
-		t.Fatalf("imported %+v, want the image, the artifact, its images lock and its signature", imported)
+	if len(imported) != 5 {
+		t.Fatalf("imported %+v, want the image, its tag, the artifact, its images lock and its signature", imported)
 	}
 	if up.requests() != before {
 		t.Fatalf("upstream got %d requests after the export", up.requests()-before)
@@ -157,6 +157,11 @@ func TestExportImportAirGap(t *testing.T) {
 	img := mustRef(t, "oci://"+site.Addr+"/mirror/team/svc@"+lock.Images[0].Digest)
 	if _, err := artifact.Resolve(ctx, img.WithTag("x").WithDigest(img.Digest), plainHTTP); err != nil {
 		t.Fatal(err)
+	}
+	// And by the tag the lock pinned, pointing at the pinned digest, for a
+	// node whose runtime mirrors the upstream tag to the site.
+	if tagged, err := artifact.Resolve(ctx, mustRef(t, "oci://"+site.Addr+"/mirror/team/svc:1.0"), plainHTTP); err != nil || tagged.Digest != lock.Images[0].Digest {
+		t.Fatalf("tag 1.0 at the mirror: %v, %v; want %s", tagged, err, lock.Images[0].Digest)
 	}
 	repo, _ := plainHTTP.Repository(img)
 	if _, err := repo.Resolve(ctx, lock.Images[0].Digest); err != nil {

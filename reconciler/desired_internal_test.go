@@ -27,7 +27,7 @@ func TestDesiredStateHoldsNoObjects(t *testing.T) {
 	}
 	rel := &v1alpha1.Release{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "apps", Generation: 3}}
 	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`)
-	d, err := newDesiredState(rel, "sha256:"+strings.Repeat("a", 64), "trust", "", manifest, objs, time.Now())
+	d, err := newDesiredState(rel, "sha256:"+strings.Repeat("a", 64), "trust", "", nil, manifest, objs, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,8 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		sperr *SpecError
 		merr  *ImagesMissingError
 		rberr *RollbackError
+		nlerr *ImageNotInLockError
+		lkerr *ImagesLockError
 	)
 	switch {
 	case errors.As(err, &rberr):
@@ -115,6 +117,10 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		return v1alpha1.ReasonEmptyArtifact, true
 	case errors.As(err, &merr):
 		return v1alpha1.ReasonImagesMissing, false
+	case errors.As(err, &nlerr):
+		return v1alpha1.ReasonImageNotInLock, false
+	case errors.As(err, &lkerr):
+		return v1alpha1.ReasonImagesLockUntrusted, false
 	case apierrors.IsForbidden(err):
 		return v1alpha1.ReasonForbidden, true
 	}
@@ -198,6 +204,49 @@ func (e *ImagesMissingError) Error() string {
 	}
 	return fmt.Sprintf("images preflight of %s: %d images pinned in its images lock are missing from the mirror: %s: relocate them with `airlock export --with-images` and `airlock import`, then reconcile",
 		e.Ref, len(e.Missing), strings.Join(e.Missing, ", "))
+}
+
+// ImageNotInLockError is an artifact with workload images that its images
+// lock does not pin, while spec.relocateImages is set.
+type ImageNotInLockError struct {
+	Ref string
+	// Images are the images the lock does not pin.
+	Images []string
+	// Errors are images the lock pins but that cannot be rewritten.
+	Errors []string
+}
+
+func (e *ImageNotInLockError) Error() string {
+	var parts []string
+	if len(e.Images) > 0 {
+		parts = append(parts, fmt.Sprintf("%d images are not pinned in its images lock: %s", len(e.Images), strings.Join(e.Images, ", ")))
+	}
+	parts = append(parts, e.Errors...)
+	return fmt.Sprintf("relocate the images of %s: %s: export the artifact again with `airlock export --with-images` (the export pins every image its workloads use) and import it with `airlock import --sign-key`, or unset spec.relocateImages",
+		e.Ref, strings.Join(parts, "; "))
+}
+
+// ImagesLockError is an images lock the controller will not use: none next
+// to the artifact, none covered by a trusted signature, or one other than
+// the signed one (replaced at the mirror).
+type ImagesLockError struct {
+	Ref string
+	// Found is the digest of the lock at the mirror; "" when there is none.
+	Found string
+	// Signed are the lock digests trusted signatures cover.
+	Signed []string
+}
+
+func (e *ImagesLockError) Error() string {
+	tag := "sha256-<hex>" + artifact.ImagesLockSuffix
+	switch {
+	case e.Found == "":
+		return fmt.Sprintf("spec.relocateImages is set, but %s has no images lock next to it (tag %s): bring it in with `airlock import --sign-key` of an `airlock export --with-images` tarball, or unset spec.relocateImages", e.Ref, tag)
+	case len(e.Signed) == 0:
+		return fmt.Sprintf("spec.relocateImages is set, but no trusted signature of %s covers its images lock %s: a lock decides which images run, so only a signed one is used: import it with `airlock import --verify-key upstream.pub --sign-key site.key` (the site signature records the lock's digest) with a site key the Release trusts", e.Ref, e.Found)
+	}
+	return fmt.Sprintf("the images lock of %s at the mirror is %s, but the trusted signatures cover the images lock %s: it was replaced at the mirror after the import and is refused: import the artifact again with `airlock import --sign-key`, and find out who wrote tag %s",
+		e.Ref, e.Found, strings.Join(e.Signed, ", "), tag)
 }
 
 // ObjectError is a failed operation on one object. Op is "apply", "prune",

@@ -121,6 +121,9 @@ type desiredState struct {
 	trust      string
 	// values is the hash of the substitution values applied.
 	values string
+	// relocated maps each image spec.relocateImages rewrote to what was
+	// applied, so that a drift check rebuilds the objects as applied.
+	relocated map[string]string
 	// manifest is the artifact manifest that the Release's own registry
 	// served for digest when it was verified and applied: the proof the
 	// artifact cache asks for (Cache.Get).
@@ -130,12 +133,19 @@ type desiredState struct {
 	appliedAt time.Time
 }
 
-func newDesiredState(rel *v1alpha1.Release, digest, trust, values string, manifest []byte, objs []*unstructured.Unstructured, at time.Time) (*desiredState, error) {
+func newDesiredState(rel *v1alpha1.Release, digest, trust, values string, relocated []v1alpha1.RelocatedImage, manifest []byte, objs []*unstructured.Unstructured, at time.Time) (*desiredState, error) {
 	h, err := objectsHash(objs)
 	if err != nil {
 		return nil, err
 	}
-	return &desiredState{digest: digest, generation: rel.Generation, trust: trust, values: values, manifest: manifest, hash: h, appliedAt: at}, nil
+	d := &desiredState{digest: digest, generation: rel.Generation, trust: trust, values: values, manifest: manifest, hash: h, appliedAt: at}
+	if len(relocated) > 0 {
+		d.relocated = make(map[string]string, len(relocated))
+		for _, ri := range relocated {
+			d.relocated[ri.From] = ri.To
+		}
+	}
+	return d, nil
 }
 
 func (r *Reconciler) now() time.Time {
@@ -248,11 +258,11 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.correctDrift(ctx, rel, d, objs)
 	}
 
-	signers, manifest, err := r.verify(timeoutCtx, rel, registry, ref, tr)
+	v, err := r.verify(timeoutCtx, rel, registry, ref, tr)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonVerificationFailed, err)
 	}
-	art, err := r.pull(timeoutCtx, registry, ref, manifest)
+	art, err := r.pull(timeoutCtx, registry, ref, v.manifest)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonPullFailed, err)
 	}
@@ -265,7 +275,8 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonApplyFailed, err)
 	}
-	if err := r.preflightImages(timeoutCtx, rel, registry, ref); err != nil {
+	relocated, err := r.airGap(timeoutCtx, rel, registry, ref, objs, v)
+	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonImagesMissing, err)
 	}
 	if len(objs) == 0 && len(rel.Status.Inventory) > 0 && art.Result.Annotations[v1alpha1.EmptyAnnotation] != "true" {
@@ -277,9 +288,10 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	inv := Inventory(objs)
 	pruned, pruneErr := r.prune(timeoutCtx, rel, applier, inv)
 	prev := rel.Status.LastAppliedDigest
-	r.recordApplied(rel, ref, art.Result, signers, tr.policies, inv, pruned, pruneErr)
+	r.recordApplied(rel, ref, art.Result, v.signers, tr.policies, inv, pruned, pruneErr)
 	r.recordSite(rel, prev, site)
-	r.remember(ctx, rel, ref.Digest, trustID, site.valuesHash(), art.Manifest, objs)
+	recordAirGap(rel, v, relocated)
+	r.remember(ctx, rel, ref.Digest, trustID, site.valuesHash(), relocated, art.Manifest, objs)
 	if pruneErr != nil {
 		return r.fail(rel, v1alpha1.ReasonPruneFailed, pruneErr)
 	}
@@ -501,47 +513,106 @@ func checkDowngrade(rel *v1alpha1.Release, ref artifact.Reference) error {
 	return &DowngradeError{Ref: ref.String(), Range: spec.Semver, Version: ref.Tag, Applied: rel.Status.LastAppliedVersion}
 }
 
+// verified is what verification established about an artifact.
+type verified struct {
+	signers []v1alpha1.Signer
+	// manifest is the artifact manifest verification read; nil when
+	// nothing was verified.
+	manifest []byte
+	// locks are the images lock digests that valid signatures by trusted
+	// keys cover: the only images locks the controller uses.
+	locks []string
+	// chain is the import a trusted site signature records; nil when none.
+	chain *v1alpha1.ChainOfTrust
+}
+
 // verify checks ref against every requirement, through the Release's
-// client: each ClusterTrustPolicy that covers it, and spec.verify. The
-// first unmet one fails it. It returns the signers and the artifact
-// manifest verification read (nil when nothing was verified).
-func (r *Reconciler) verify(ctx context.Context, rel *v1alpha1.Release, c *artifact.Client, ref artifact.Reference, tr *trust) ([]v1alpha1.Signer, []byte, error) {
+// client: each ClusterTrustPolicy that covers it, and spec.verify (with
+// spec.verify.upstream, the chain of trust). The first unmet one fails it.
+func (r *Reconciler) verify(ctx context.Context, rel *v1alpha1.Release, c *artifact.Client, ref artifact.Reference, tr *trust) (*verified, error) {
+	v := &verified{}
 	if len(tr.requirements) == 0 {
 		setCondition(rel, v1alpha1.ConditionVerified, metav1.ConditionFalse, v1alpha1.ReasonVerificationSkipped,
 			"not verified: the Release has no spec.verify, no ClusterTrustPolicy covers it, and the controller runs with --allow-unsigned")
-		return nil, nil, nil
+		return v, nil
 	}
 	if r.Verifier == nil {
-		return nil, nil, fmt.Errorf("verify %s: %w: this controller has no signature verifier", ref, verify.ErrPolicy)
+		return nil, fmt.Errorf("verify %s: %w: this controller has no signature verifier", ref, verify.ErrPolicy)
 	}
-	var signers []v1alpha1.Signer
-	var manifest []byte
 	seen := map[string]bool{}
 	for _, req := range tr.requirements {
-		got, m, err := r.Verifier.Verify(ctx, c, ref, req.policy)
+		res, err := r.Verifier.Verify(ctx, c, ref, req.policy)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", req.source, err)
+			return nil, fmt.Errorf("%s: %w", req.source, err)
 		}
-		if manifest == nil {
-			manifest = m // every requirement reads through the same client
+		if v.manifest == nil {
+			v.manifest = res.Manifest // every requirement reads through the same client
 		}
-		for _, s := range got {
+		for _, s := range res.Signers {
 			if !seen[s.Fingerprint] {
 				seen[s.Fingerprint] = true
-				signers = append(signers, s)
+				v.signers = append(v.signers, v1alpha1.Signer{Name: s.Name, Fingerprint: s.Fingerprint})
 			}
 		}
+		for _, l := range res.ImagesLocks {
+			if !contains(v.locks, l) {
+				v.locks = append(v.locks, l)
+			}
+		}
+		if res.Chain != nil && (v.chain == nil || len(req.policy.Upstream) > 0) {
+			v.chain = chainOfTrust(res, len(req.policy.Upstream) > 0)
+		}
 	}
-	names := make([]string, 0, len(signers))
-	for _, s := range signers {
+	names := make([]string, 0, len(v.signers))
+	for _, s := range v.signers {
 		names = append(names, s.Name+" ("+shortFingerprint(s.Fingerprint)+")")
 	}
 	msg := fmt.Sprintf("%s signed by %s", shortDigest(ref.Digest), strings.Join(names, ", "))
 	if len(tr.policies) > 0 {
 		msg += "; ClusterTrustPolicies met: " + strings.Join(tr.policies, ", ")
 	}
+	if c := v.chain; c != nil && c.UpstreamVerified {
+		ups := make([]string, 0, len(c.UpstreamSigners))
+		for _, s := range c.UpstreamSigners {
+			ups = append(ups, s.Name+" ("+shortFingerprint(s.Fingerprint)+")")
+		}
+		msg += fmt.Sprintf("; chain of trust: imported %s by site key %s after upstream %s signed", c.ImportedAt, c.SiteSigner.Name, strings.Join(ups, ", "))
+	}
 	setCondition(rel, v1alpha1.ConditionVerified, metav1.ConditionTrue, v1alpha1.ReasonVerified, msg)
-	return signers, manifest, nil
+	return v, nil
+}
+
+// chainOfTrust is the status view of res's import record; upstream says
+// that the policy required the chain, so res.Upstream verified at the site.
+func chainOfTrust(res *verify.Result, upstream bool) *v1alpha1.ChainOfTrust {
+	c := res.Chain
+	out := &v1alpha1.ChainOfTrust{
+		SiteSigner:  v1alpha1.Signer{Name: c.Site.Name, Fingerprint: c.Site.Fingerprint},
+		UpstreamRef: c.UpstreamRef, ImportedAt: c.ImportedAt, ImagesLock: c.ImagesLock,
+		UpstreamVerified: upstream && len(res.Upstream) > 0,
+	}
+	if out.UpstreamVerified {
+		for _, s := range res.Upstream {
+			out.UpstreamSigners = append(out.UpstreamSigners, v1alpha1.Signer{Name: s.Name, Fingerprint: s.Fingerprint})
+		}
+		return out
+	}
+	for _, fp := range c.UpstreamSigners {
+		out.UpstreamSigners = append(out.UpstreamSigners, v1alpha1.Signer{Fingerprint: fp})
+	}
+	return out
+}
+
+// recordAirGap writes what the air-gap stage established about the applied
+// artifact: its chain of trust, and the images relocated (at most
+// v1alpha1.MaxRelocatedImages of them).
+func recordAirGap(rel *v1alpha1.Release, v *verified, relocated []v1alpha1.RelocatedImage) {
+	rel.Status.Chain = v.chain
+	rel.Status.RelocatedImagesTotal = len(relocated)
+	if len(relocated) > v1alpha1.MaxRelocatedImages {
+		relocated = relocated[:v1alpha1.MaxRelocatedImages]
+	}
+	rel.Status.RelocatedImages = relocated
 }
 
 // pull gets the artifact from the cache or the registry. Either way the
@@ -792,6 +863,18 @@ func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, 
 	if err != nil {
 		return nil, err
 	}
+	if len(d.relocated) > 0 {
+		maps := make([]map[string]any, 0, len(objs))
+		for _, o := range objs {
+			maps = append(maps, o.Object)
+		}
+		artifact.RewriteImages(maps, func(img string) string {
+			if to, ok := d.relocated[img]; ok {
+				return to
+			}
+			return img
+		})
+	}
 	h, err := objectsHash(objs)
 	if err != nil {
 		return nil, err
@@ -831,9 +914,9 @@ func objectsHash(objs []*unstructured.Unstructured) (string, error) {
 // remember keeps what rel's apply of digest applied (objs), as a hash. When
 // the hash cannot be computed it forgets rel's state: the next reconcile
 // then applies in full.
-func (r *Reconciler) remember(ctx context.Context, rel *v1alpha1.Release, digest, trust, values string, manifest []byte, objs []*unstructured.Unstructured) {
+func (r *Reconciler) remember(ctx context.Context, rel *v1alpha1.Release, digest, trust, values string, relocated []v1alpha1.RelocatedImage, manifest []byte, objs []*unstructured.Unstructured) {
 	key := ctrl.ObjectKeyFromObject(rel)
-	d, err := newDesiredState(rel, digest, trust, values, manifest, objs, r.now())
+	d, err := newDesiredState(rel, digest, trust, values, relocated, manifest, objs, r.now())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {

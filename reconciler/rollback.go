@@ -97,11 +97,11 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 	timeoutCtx, cancel := context.WithTimeout(ctx, rel.GetTimeout())
 	defer cancel()
 	ref := repo.WithDigest(digest)
-	signers, manifest, err := r.verify(timeoutCtx, rel, registry, ref, tr)
+	v, err := r.verify(timeoutCtx, rel, registry, ref, tr)
 	if err != nil {
 		return nil, "verify", err
 	}
-	art, err := r.pull(timeoutCtx, registry, ref, manifest)
+	art, err := r.pull(timeoutCtx, registry, ref, v.manifest)
 	if err != nil {
 		return nil, "pull", err
 	}
@@ -111,6 +111,10 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 		return nil, "build", err
 	}
 	objs, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest, site.build)
+	if err != nil {
+		return nil, "build", err
+	}
+	relocated, err := r.airGap(timeoutCtx, rel, registry, ref, objs, v)
 	if err != nil {
 		return nil, "build", err
 	}
@@ -124,10 +128,11 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 	inv := Inventory(objs)
 	pruned, pruneErr := r.prune(timeoutCtx, rel, applier, inv)
 	prev := rel.Status.LastAppliedDigest
-	r.recordApplied(rel, ref, art.Result, signers, tr.policies, inv, pruned, pruneErr)
+	r.recordApplied(rel, ref, art.Result, v.signers, tr.policies, inv, pruned, pruneErr)
 	r.recordSite(rel, prev, site)
+	recordAirGap(rel, v, relocated)
 	rel.Status.History[0].RollbackOf = rollbackOf
-	r.remember(ctx, rel, ref.Digest, tr.fingerprint(), site.valuesHash(), art.Manifest, objs)
+	r.remember(ctx, rel, ref.Digest, tr.fingerprint(), site.valuesHash(), relocated, art.Manifest, objs)
 	if pruneErr != nil {
 		return applier, "prune", pruneErr
 	}

@@ -3,7 +3,6 @@ package reconciler
 import (
 	"context"
 
-	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/verify"
 )
@@ -25,11 +24,12 @@ type Source interface {
 
 // Verifier checks an artifact's signatures against a trust policy.
 type Verifier interface {
-	// Verify returns the keys of policy that signed ref's digest, or the
-	// verify package's *verify.Error when fewer than its threshold did,
-	// reading through c. It also returns the artifact manifest it read,
-	// checked against ref's digest, for the pull.
-	Verify(ctx context.Context, c *artifact.Client, ref artifact.Reference, policy verify.Policy) (signers []v1alpha1.Signer, manifest []byte, err error)
+	// Verify returns the verification of ref's digest under policy (its
+	// signers, the import record of a site signature, the images locks
+	// trusted signatures cover, and the artifact manifest it read, checked
+	// against ref's digest, for the pull), or the verify package's
+	// *verify.Error when fewer than its threshold signed, reading through c.
+	Verify(ctx context.Context, c *artifact.Client, ref artifact.Reference, policy verify.Policy) (*verify.Result, error)
 }
 
 // RegistrySource is the Source backed by the artifact package.

@@ -46,6 +46,12 @@ func (t *trust) fingerprint() string {
 		for _, k := range req.policy.Keys {
 			fmt.Fprintf(h, "%s %s\n", k.Name, k.Fingerprint)
 		}
+		if len(req.policy.Upstream) > 0 {
+			fmt.Fprintf(h, "upstream threshold=%d\n", req.policy.UpstreamThreshold)
+			for _, k := range req.policy.Upstream {
+				fmt.Fprintf(h, "upstream %s %s\n", k.Name, k.Fingerprint)
+			}
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -91,7 +97,15 @@ func (r *Reconciler) trustFor(ctx context.Context, rel *v1alpha1.Release) (*trus
 		if err != nil {
 			return nil, err
 		}
-		t.requirements = append(t.requirements, requirement{source: "spec.verify", policy: verify.Policy{Keys: keys, Threshold: v.Threshold}})
+		policy := verify.Policy{Keys: keys, Threshold: v.Threshold}
+		if up := v.Upstream; up != nil {
+			key := types.NamespacedName{Namespace: rel.Namespace, Name: up.KeysSecretRef.Name}
+			if policy.Upstream, err = r.loadKeys(ctx, key, "spec.verify.upstream.keysSecretRef"); err != nil {
+				return nil, err
+			}
+			policy.UpstreamThreshold = up.Threshold
+		}
+		t.requirements = append(t.requirements, requirement{source: "spec.verify", policy: policy})
 	}
 	if len(t.requirements) == 0 && !r.AllowUnsignedInsecure {
 		return nil, &VerificationRequiredError{Release: ctrl.ObjectKeyFromObject(rel)}

@@ -21,6 +21,10 @@ const (
 	ChainUpstreamRef = "dev.airlock/upstream-ref"
 	// ChainImportedAt is the time of the import, RFC 3339.
 	ChainImportedAt = "dev.airlock/imported-at"
+	// ChainImagesLock is the digest of the images lock manifest the import
+	// stored next to the artifact: the controller uses a lock only when a
+	// trusted signature names its digest here.
+	ChainImagesLock = "dev.airlock/images-lock"
 )
 
 // VerifyArchive checks the artifact in an export tarball against p before

@@ -83,6 +83,7 @@ func evaluate(ctx context.Context, ref, dgst string, sigs []fetchedSignature, p 
 		malformed  int
 		mismatched []string // digests named by trusted keys' signatures for other artifacts
 		signed     = map[string]Signer{}
+		valid      []Signer
 	)
 	addFound := func(fp string) {
 		if fp != "" && !foundSeen[fp] {
@@ -111,9 +112,11 @@ func evaluate(ctx context.Context, ref, dgst string, sigs []fetchedSignature, p 
 			verr := verifyOne(ctx, sig, h, k)
 			switch {
 			case verr == nil && claim.Digest == h.String():
+				s := Signer{Name: k.Name, Fingerprint: k.Fingerprint, Annotations: claim.Annotations}
 				if _, ok := signed[k.Fingerprint]; !ok {
-					signed[k.Fingerprint] = Signer{Name: k.Name, Fingerprint: k.Fingerprint, Annotations: claim.Annotations}
+					signed[k.Fingerprint] = s
 				}
+				valid = append(valid, s)
 				addFound(k.Fingerprint)
 			case claim.Digest != h.String() && cryptoValid(sig, k):
 				mismatched = append(mismatched, claim.Digest)
@@ -137,7 +140,15 @@ func evaluate(ctx context.Context, ref, dgst string, sigs []fetchedSignature, p 
 		}
 	}
 	if len(signers) >= need {
-		res := &Result{Ref: ref, Digest: h.String(), Signers: signers, Threshold: need, Signatures: len(sigs)}
+		res := &Result{Ref: ref, Digest: h.String(), Signers: signers, Threshold: need, Signatures: len(sigs), valid: valid}
+		for _, s := range valid {
+			if l := s.Annotations[ChainImagesLock]; l != "" && !contains(res.ImagesLocks, l) {
+				res.ImagesLocks = append(res.ImagesLocks, l)
+			}
+			if res.Chain == nil {
+				res.Chain = chainOf(s)
+			}
+		}
 		if len(p.Upstream) > 0 {
 			if err := checkChain(ctx, ref, dgst, sigs, p, res); err != nil {
 				return nil, err
@@ -263,30 +274,65 @@ func uniq(ss []string) []string {
 }
 
 // checkChain requires a site signature (by a policy key) whose signed
-// import record names an upstream key of p.Upstream, and a valid signature
-// by that upstream key over the same digest.
+// import record names at least p's upstream threshold of upstream keys of
+// p.Upstream, and those upstream keys' own valid signatures over the same
+// digest. It is the one check behind `airlock verify --require-upstream`
+// and the controller's spec.verify.upstream.
 func checkChain(ctx context.Context, ref, dgst string, sigs []fetchedSignature, p Policy, res *Result) error {
-	upstream, err := evaluate(ctx, ref, dgst, sigs, Policy{Keys: p.Upstream})
+	need := p.upstreamThreshold()
+	upstream, err := evaluate(ctx, ref, dgst, sigs, Policy{Keys: p.Upstream, Threshold: need})
 	if err != nil {
 		return &Error{Op: "verify", Ref: ref, Reason: ErrChainNotMet, Err: err,
-			Msg:  "no valid upstream signature by a required upstream key (" + describeKeys(p.Upstream, nil) + ")",
-			Hint: "import the artifact with its upstream signatures (`airlock import … --verify-key upstream.pub`)"}
+			Msg:  fmt.Sprintf("no valid upstream signature by %d of the required upstream keys (%s)", need, describeKeys(p.Upstream, nil)),
+			Hint: "import the artifact with its upstream signatures (`airlock import … --verify-key upstream.pub`), or trust the upstream key that signed it"}
 	}
-	verified := map[string]bool{}
+	verified := map[string]Signer{}
 	var fps []string
 	for _, s := range upstream.Signers {
-		verified[s.Fingerprint] = true
+		verified[s.Fingerprint] = s
 		fps = append(fps, s.Fingerprint)
 	}
-	for _, s := range res.Signers {
-		for _, fp := range strings.Split(s.Annotations[ChainUpstreamSigners], ",") {
-			if verified[fp] {
-				res.Upstream = upstream.Signers
-				return nil
+	var recorded []string
+	for _, s := range res.valid {
+		c := chainOf(s)
+		if c == nil {
+			continue
+		}
+		recorded = append(recorded, c.UpstreamSigners...)
+		var chained []Signer
+		for _, fp := range c.UpstreamSigners {
+			if u, ok := verified[fp]; ok && !containsSigner(chained, fp) {
+				chained = append(chained, u)
 			}
 		}
+		if len(chained) >= need {
+			res.Upstream, res.Chain = chained, c
+			return nil
+		}
 	}
-	return &Error{Op: "verify", Ref: ref, Reason: ErrChainNotMet,
-		Msg:  "the upstream signature verifies, but no trusted site signature records it (no " + ChainUpstreamSigners + " annotation naming " + describeKeys(p.Upstream, fps) + ")",
+	msg := "the upstream signature verifies, but no trusted site signature records it (no " + ChainUpstreamSigners + " annotation naming " + describeKeys(p.Upstream, fps) + ")"
+	if len(recorded) > 0 {
+		msg = fmt.Sprintf("the upstream signatures verify (%s), but no trusted site signature records %d of them (the site signatures record upstream signers %s)",
+			describeKeys(p.Upstream, fps), need, strings.Join(uniq(recorded), ", "))
+	}
+	return &Error{Op: "verify", Ref: ref, Reason: ErrChainNotMet, Msg: msg,
 		Hint: "re-import with `airlock import … --verify-key upstream.pub --sign-key site.key`"}
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsSigner(ss []Signer, fp string) bool {
+	for _, s := range ss {
+		if s.Fingerprint == fp {
+			return true
+		}
+	}
+	return false
 }

@@ -121,3 +121,62 @@ func TestCheckOptsRejectsReplayedSignature(t *testing.T) {
 		t.Error("checkOpts must ignore the transparency log: airlock verifies offline")
 	}
 }
+
+// TestEvaluateChain: the chain check behind `verify --require-upstream` and
+// spec.verify.upstream: a site signature's import record must name at
+// least the upstream threshold of upstream keys whose own signatures
+// verify; an images lock digest a trusted signature records is reported,
+// one an untrusted signature records is not.
+func TestEvaluateChain(t *testing.T) {
+	site, up1, up2, other := testKey(t, "site"), testKey(t, "up1"), testKey(t, "up2"), testKey(t, "other")
+	record := func(fps ...string) map[string]interface{} {
+		return map[string]interface{}{ChainUpstreamSigners: strings.Join(fps, ","), ChainImportedAt: "2026-11-25T10:00:00Z", ChainImagesLock: digestB}
+	}
+	both := record(up1.pub.Fingerprint, up2.pub.Fingerprint)
+	chain := func(threshold int, upstream ...*testKeyPair) Policy {
+		p := policy(0, site)
+		for _, u := range upstream {
+			p.Upstream = append(p.Upstream, u.pub)
+		}
+		p.UpstreamThreshold = threshold
+		return p
+	}
+	cases := []struct {
+		name   string
+		sigs   []fetchedSignature
+		policy Policy
+		want   string // "" means pass
+	}{
+		{"one of one", []fetchedSignature{signed(t, up1, digestA, nil), signed(t, site, digestA, record(up1.pub.Fingerprint))}, chain(0, up1), ""},
+		{"two of two", []fetchedSignature{signed(t, up1, digestA, nil), signed(t, up2, digestA, nil), signed(t, site, digestA, both)}, chain(2, up1, up2), ""},
+		{"two required, the site recorded one", []fetchedSignature{signed(t, up1, digestA, nil), signed(t, up2, digestA, nil), signed(t, site, digestA, record(up1.pub.Fingerprint))}, chain(2, up1, up2),
+			"no trusted site signature records 2 of them"},
+		{"two required, one upstream signed", []fetchedSignature{signed(t, up1, digestA, nil), signed(t, site, digestA, both)}, chain(2, up1, up2), "no valid upstream signature by 2 of the required upstream keys"},
+		{"no record", []fetchedSignature{signed(t, up1, digestA, nil), signed(t, site, digestA, nil)}, chain(0, up1), "no trusted site signature records it"},
+		{"the record by an untrusted key", []fetchedSignature{signed(t, up1, digestA, nil), signed(t, site, digestA, nil), signed(t, other, digestA, record(up1.pub.Fingerprint))}, chain(0, up1), "no trusted site signature records it"},
+		{"upstream key not trusted", []fetchedSignature{signed(t, up1, digestA, nil), signed(t, site, digestA, record(up1.pub.Fingerprint))}, chain(0, up2), "no valid upstream signature"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := evaluate(context.Background(), "oci://registry.example.com/team/app@"+digestA, digestA, tc.sigs, tc.policy)
+			if tc.want != "" {
+				if !errors.Is(err, ErrChainNotMet) || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("evaluate = %v, want ErrChainNotMet with %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Chain == nil || res.Chain.Site.Fingerprint != site.pub.Fingerprint || res.Chain.ImportedAt == "" {
+				t.Fatalf("chain = %+v, want the site's import record", res.Chain)
+			}
+			if len(res.ImagesLocks) != 1 || res.ImagesLocks[0] != digestB {
+				t.Fatalf("images locks = %v, want the one the site signed", res.ImagesLocks)
+			}
+		})
+	}
+	if _, err := evaluate(context.Background(), "x", digestA, nil, chain(3, up1, up2)); !errors.Is(err, ErrPolicy) {
+		t.Fatalf("an upstream threshold over the upstream keys: %v, want ErrPolicy", err)
+	}
+}

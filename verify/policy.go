@@ -20,6 +20,17 @@ type Policy struct {
 	// upstream key's own signature over the same digest verifies too.
 	// nil means no chain is required.
 	Upstream []PublicKey
+	// UpstreamThreshold is how many distinct Upstream keys must have signed
+	// the digest and be recorded by one site signature. 0 means 1.
+	UpstreamThreshold int
+}
+
+// upstreamThreshold is UpstreamThreshold with its default applied.
+func (p Policy) upstreamThreshold() int {
+	if p.UpstreamThreshold == 0 {
+		return 1
+	}
+	return p.UpstreamThreshold
 }
 
 // threshold is Threshold with its default applied.
@@ -67,6 +78,15 @@ func (p Policy) Validate() error {
 	}
 	if n := len(p.distinctKeys()); p.threshold() > n {
 		return fmt.Errorf("%w: threshold %d is more than the %d distinct trusted keys: lower the threshold or add keys", ErrPolicy, p.threshold(), n)
+	}
+	if len(p.Upstream) > 0 {
+		up := Policy{Keys: p.Upstream, Threshold: p.UpstreamThreshold}
+		if p.UpstreamThreshold < 0 {
+			return fmt.Errorf("%w: upstream threshold %d is negative: want 1 or more (0 means 1)", ErrPolicy, p.UpstreamThreshold)
+		}
+		if n := len(up.distinctKeys()); up.threshold() > n {
+			return fmt.Errorf("%w: upstream threshold %d is more than the %d distinct upstream keys: lower the threshold or add upstream keys", ErrPolicy, up.threshold(), n)
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
@@ -35,6 +36,13 @@ type Result struct {
 	// Upstream are the upstream keys whose signatures verified when the
 	// policy requires a chain of trust; empty otherwise.
 	Upstream []Signer `json:"upstream,omitempty"`
+	// Chain is the import a trusted site signature records (`airlock
+	// import --sign-key`); nil when none does. With a policy that requires
+	// the chain, it is the site signature whose record the check accepted.
+	Chain *Chain `json:"chain,omitempty"`
+	// ImagesLocks are the images lock digests that valid signatures by
+	// trusted keys cover (ChainImagesLock): the only locks to use.
+	ImagesLocks []string `json:"imagesLocks,omitempty"`
 	// Source and Revision are the artifact manifest's
 	// org.opencontainers.image.source and .revision annotations; "" when absent.
 	Source   string `json:"source,omitempty"`
@@ -43,6 +51,37 @@ type Result struct {
 	// it): pass it as artifact.PullOptions.Manifest to pull through the same
 	// client without reading it again.
 	Manifest []byte `json:"-"`
+
+	// valid is every valid signature by a trusted key over the digest, with
+	// its payload annotations: a key can have signed more than once (an
+	// artifact imported twice).
+	valid []Signer
+}
+
+// Chain is what a site signature recorded about an import, inside its
+// signed payload.
+type Chain struct {
+	// Site is the trusted key that made the site signature.
+	Site Signer `json:"site"`
+	// UpstreamSigners are the upstream fingerprints the import verified, as
+	// recorded.
+	UpstreamSigners []string `json:"upstreamSigners"`
+	// UpstreamRef is the artifact's reference before the import.
+	UpstreamRef string `json:"upstreamRef,omitempty"`
+	// ImportedAt is the import time, RFC 3339.
+	ImportedAt string `json:"importedAt,omitempty"`
+	// ImagesLock is the digest of the images lock the import stored, "" when none.
+	ImagesLock string `json:"imagesLock,omitempty"`
+}
+
+// chainOf reads the import record of a site signature; nil when it has none.
+func chainOf(s Signer) *Chain {
+	up := s.Annotations[ChainUpstreamSigners]
+	if up == "" {
+		return nil
+	}
+	return &Chain{Site: Signer{Name: s.Name, Fingerprint: s.Fingerprint}, UpstreamSigners: strings.Split(up, ","),
+		UpstreamRef: s.Annotations[ChainUpstreamRef], ImportedAt: s.Annotations[ChainImportedAt], ImagesLock: s.Annotations[ChainImagesLock]}
 }
 
 // Signer is a trusted key that signed.

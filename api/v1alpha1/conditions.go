@@ -59,6 +59,14 @@ const (
 	// ReasonSubstituteFromFailed: a ConfigMap or Secret of
 	// spec.postBuild.substituteFrom is missing or unreadable.
 	ReasonSubstituteFromFailed = "SubstituteFromFailed"
+
+	// ReasonImageNotInLock: spec.relocateImages is set and a workload image
+	// is not pinned in the artifact's images lock.
+	ReasonImageNotInLock = "ImageNotInLock"
+	// ReasonImagesLockUntrusted: the images lock is missing, no trusted
+	// signature covers its digest, or the one at the mirror is not the one
+	// signed (swapped).
+	ReasonImagesLockUntrusted = "ImagesLockUntrusted"
 )
 
 // Health values recorded in the history.

@@ -203,6 +203,21 @@ type ReleaseSpec struct {
 	// built object (not on selectors or templates). Empty means none.
 	// +optional
 	CommonMetadata *CommonMetadata `json:"commonMetadata,omitempty"`
+
+	// --- air-gapped sites: image relocation (issue 12) ---
+
+	// RelocateImages rewrites, after the build and before apply, every
+	// container image of the artifact's workloads (Pods and the pod templates
+	// of Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and
+	// CronJobs; init and ephemeral containers too) to the digest the
+	// artifact's images lock pins, at the mirror: MIRROR/PATH@sha256:…. The
+	// images lock is used only when a trusted signature of the artifact
+	// records its digest (`airlock import --sign-key`). An image that is not
+	// in the lock, or a lock no trusted signature covers, refuses the
+	// artifact: nothing is applied or pruned. false applies the images as
+	// the artifact names them.
+	// +optional
+	RelocateImages bool `json:"relocateImages,omitempty"`
 }
 
 // SubstituteAnnotation set to SubstituteDisabled, as an annotation or a
@@ -393,6 +408,29 @@ type VerifySpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	Threshold int `json:"threshold,omitempty"`
+
+	// Upstream requires a chain of trust, as `airlock verify
+	// --require-upstream` does: a site signature by one of KeysSecretRef's
+	// keys whose signed import record names upstream signers from this
+	// Secret, and those upstream keys' own valid signatures over the same
+	// digest (carried across the gap by `airlock import`). Empty means no
+	// chain is required.
+	// +optional
+	Upstream *UpstreamVerifySpec `json:"upstream,omitempty"`
+}
+
+// UpstreamVerifySpec names the upstream keys a chain of trust must reach.
+type UpstreamVerifySpec struct {
+	// KeysSecretRef names a Secret in the Release's namespace; every key
+	// ending in .pub is a trusted upstream cosign public key.
+	// +required
+	KeysSecretRef LocalObjectReference `json:"keysSecretRef"`
+	// Threshold is how many distinct upstream keys must have signed, and be
+	// recorded by the site signature. Empty means 1.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	Threshold int `json:"threshold,omitempty"`
 }
 
 // LocalObjectReference names an object in the Release's namespace.
@@ -504,6 +542,58 @@ type ReleaseStatus struct {
 	// when the Release substitutes nothing and has no overlay.
 	// +optional
 	LastAppliedSite *SiteStatus `json:"lastAppliedSite,omitempty"`
+
+	// --- air-gapped sites (issue 12) ---
+
+	// RelocatedImages are the images spec.relocateImages rewrote in the
+	// applied artifact, at most MaxRelocatedImages of them, sorted by From.
+	// +optional
+	RelocatedImages []RelocatedImage `json:"relocatedImages,omitempty"`
+	// RelocatedImagesTotal is how many distinct images were rewritten; more
+	// than len(RelocatedImages) when the list was cut.
+	// +optional
+	RelocatedImagesTotal int `json:"relocatedImagesTotal,omitempty"`
+	// Chain is the chain of trust of the applied artifact: set when a
+	// trusted site signature records an import (`airlock import
+	// --sign-key`).
+	// +optional
+	Chain *ChainOfTrust `json:"chain,omitempty"`
+}
+
+// MaxRelocatedImages bounds status.relocatedImages.
+const MaxRelocatedImages = 50
+
+// RelocatedImage is one image reference spec.relocateImages rewrote.
+type RelocatedImage struct {
+	// From is the image as the artifact names it.
+	From string `json:"from"`
+	// To is the image as applied: MIRROR/PATH@sha256:….
+	To string `json:"to"`
+}
+
+// ChainOfTrust is what a site signature recorded about an import.
+type ChainOfTrust struct {
+	// SiteSigner is the trusted key whose site signature records the import.
+	SiteSigner Signer `json:"siteSigner"`
+	// UpstreamSigners are the upstream keys the import verified. With
+	// spec.verify.upstream they are the upstream keys whose own signatures
+	// verified again at the site; otherwise only their fingerprints, as the
+	// site signature recorded them.
+	// +optional
+	UpstreamSigners []Signer `json:"upstreamSigners,omitempty"`
+	// UpstreamVerified is true when spec.verify.upstream required the chain
+	// and the upstream signatures verified at the site.
+	// +optional
+	UpstreamVerified bool `json:"upstreamVerified,omitempty"`
+	// UpstreamRef is the artifact's reference before the import.
+	// +optional
+	UpstreamRef string `json:"upstreamRef,omitempty"`
+	// ImportedAt is when the site imported it, RFC 3339, as signed.
+	// +optional
+	ImportedAt string `json:"importedAt,omitempty"`
+	// ImagesLock is the digest of the images lock the site signature covers.
+	// +optional
+	ImagesLock string `json:"imagesLock,omitempty"`
 }
 
 // Signer is a trusted key that signed the artifact.
@@ -642,6 +732,9 @@ func (r *Release) SecretNames() []string {
 	add(r.Spec.CertSecretRef)
 	if r.Spec.Verify != nil {
 		add(&r.Spec.Verify.KeysSecretRef)
+		if r.Spec.Verify.Upstream != nil {
+			add(&r.Spec.Verify.Upstream.KeysSecretRef)
+		}
 	}
 	return names
 }

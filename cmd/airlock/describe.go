@@ -64,8 +64,14 @@ func describeRelease(out io.Writer, r *v1alpha1.Release) error {
 	trust := "no spec.verify: only the ClusterTrustPolicies covering the URL, or refused unless the controller runs with --allow-unsigned"
 	if v := r.Spec.Verify; v != nil {
 		trust = fmt.Sprintf("%d of the keys in Secret %s", max(v.Threshold, 1), v.KeysSecretRef.Name)
+		if up := v.Upstream; up != nil {
+			trust += fmt.Sprintf("; chain of trust: a site signature recording %d of the upstream keys in Secret %s, and their own signatures", max(up.Threshold, 1), up.KeysSecretRef.Name)
+		}
 	}
 	field("Trust", trust)
+	if r.Spec.RelocateImages {
+		field("Images", "relocated to the mirror by digest, from the signed images lock")
+	}
 	field("Suspended", fmt.Sprint(r.Spec.Suspend))
 	field("Age", age(r.CreationTimestamp))
 	if err := w.Flush(); err != nil {
@@ -101,6 +107,7 @@ func describeRelease(out io.Writer, r *v1alpha1.Release) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
+	describeAirGap(out, st)
 
 	fmt.Fprintln(out, "\nConditions:")
 	if len(st.Conditions) == 0 {
@@ -160,6 +167,44 @@ func describeRelease(out io.Writer, r *v1alpha1.Release) error {
 		fmt.Fprintf(w, "  %s ago\t%s\t%s\t%s\t%s\n", age(h.AppliedAt), h.Digest, noneIfEmpty(h.Revision), noneIfEmpty(strings.Join(h.Signers, ",")), noneIfEmpty(h.Health))
 	}
 	return w.Flush()
+}
+
+// describeAirGap shows the chain of trust of an imported artifact and the
+// images relocated to the mirror, when there are any.
+func describeAirGap(out io.Writer, st *v1alpha1.ReleaseStatus) {
+	signer := func(s v1alpha1.Signer) string {
+		if s.Name == "" {
+			return s.Fingerprint
+		}
+		return s.Name + " (" + s.Fingerprint + ")"
+	}
+	if c := st.Chain; c != nil {
+		fmt.Fprintln(out, "\nChain of trust:")
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		ups := make([]string, 0, len(c.UpstreamSigners))
+		for _, s := range c.UpstreamSigners {
+			ups = append(ups, signer(s))
+		}
+		how := "as the site signature records them (spec.verify.upstream is not set, so their signatures were not checked again)"
+		if c.UpstreamVerified {
+			how = "their own signatures verified at the site"
+		}
+		fmt.Fprintf(w, "  Upstream signers:\t%s: %s\n", noneIfEmpty(strings.Join(ups, ", ")), how)
+		fmt.Fprintf(w, "  Site signer:\t%s\n", signer(c.SiteSigner))
+		fmt.Fprintf(w, "  Imported at:\t%s\n", noneIfEmpty(c.ImportedAt))
+		fmt.Fprintf(w, "  Imported from:\t%s\n", noneIfEmpty(c.UpstreamRef))
+		fmt.Fprintf(w, "  Images lock:\t%s\n", noneIfEmpty(c.ImagesLock))
+		_ = w.Flush()
+	}
+	if st.RelocatedImagesTotal > 0 {
+		fmt.Fprintf(out, "\nRelocated images (%d):\n", st.RelocatedImagesTotal)
+		for _, ri := range st.RelocatedImages {
+			fmt.Fprintf(out, "  %s -> %s\n", ri.From, ri.To)
+		}
+		if more := st.RelocatedImagesTotal - len(st.RelocatedImages); more > 0 {
+			fmt.Fprintf(out, "  … and %d more (status lists the first %d)\n", more, len(st.RelocatedImages))
+		}
+	}
 }
 
 func describeRef(ref v1alpha1.ArtifactRef) string {

@@ -16,6 +16,8 @@ type verifyOptions struct {
 	keys      []string
 	threshold int
 	upstream  []string
+	// upstreamThreshold is --upstream-threshold.
+	upstreamThreshold int
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -41,6 +43,7 @@ signature for another digest, malformed signatures, threshold not met);
 	fs.StringArrayVar(&o.keys, "key", nil, "trusted cosign public key file (required, repeatable)")
 	fs.IntVar(&o.threshold, "threshold", 1, "how many distinct trusted keys must have signed")
 	fs.StringArrayVar(&o.upstream, "require-upstream", nil, "require a chain of trust: a --key signature recording an import verified against this upstream public key, and that key's own signature (repeatable)")
+	fs.IntVar(&o.upstreamThreshold, "upstream-threshold", 1, "with --require-upstream, how many distinct upstream keys must have signed and be recorded by the site signature")
 	o.remote.register(fs)
 	o.output.register(fs, "json", "yaml")
 	return cmd
@@ -69,7 +72,11 @@ func (o *verifyOptions) run(cmd *cobra.Command, arg string) error {
 		if err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("verify %s: --require-upstream: %w", ref, err)}
 		}
-		p.Upstream = up.Keys
+		// The same check as the controller's spec.verify.upstream.
+		p.Upstream, p.UpstreamThreshold = up.Keys, o.upstreamThreshold
+		if err := p.Validate(); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("verify %s: --upstream-threshold: %w", ref, err)}
+		}
 	}
 	res, err := verify.Verify(cmd.Context(), ref, p, o.remote.options())
 	if err != nil {
@@ -90,6 +97,9 @@ func (o *verifyOptions) run(cmd *cobra.Command, arg string) error {
 	}
 	for _, s := range res.Upstream {
 		fmt.Fprintf(w, "Upstream signature verified: %s  %s\n", s.Fingerprint, s.Name)
+	}
+	if c := res.Chain; c != nil && c.ImagesLock != "" {
+		fmt.Fprintf(w, "Images lock signed by the site: %s\n", c.ImagesLock)
 	}
 	if res.Source != "" {
 		fmt.Fprintf(w, "Source:   %s\n", res.Source)
