@@ -35,6 +35,7 @@ func newRollbackReleaseCmd() *cobra.Command {
 		steps    int
 		yes      bool
 		unpin    bool
+		ctrlNS   string
 	)
 	cmd := &cobra.Command{
 		Use:   "release NAME [--to DIGEST | --revision REV | --steps N] [--yes] | NAME --unpin",
@@ -45,7 +46,11 @@ that digest, and the ref it replaces is kept in the annotation
 The controller verifies the digest again under the current trust policy, as
 any digest, before it applies it.
 
-Before changing anything the command pulls the digest by digest, builds it
+Before changing anything the command verifies the digest's signatures under
+the Release's own trust, as the controller does (the keys Secret of
+spec.verify and every ClusterTrustPolicy covering spec.url, whose keys are
+in --controller-namespace), and refuses a digest that does not verify. Then
+it pulls the digest by digest, builds it
 and server-side dry-run applies its objects, and lists the objects that
 will be added, changed and removed (pruned); then it asks for confirmation
 unless --yes. Without --to, --revision or --steps it goes one digest back.`,
@@ -71,7 +76,7 @@ unless --yes. Without --to, --revision or --steps it goes one digest back.`,
 			if err != nil {
 				return err
 			}
-			p, err := previewRollback(ctx, c, r, target.Digest, remote.options())
+			p, err := previewRollback(ctx, c, r, target.Digest, remote.options(), ctrlNS)
 			if err != nil {
 				return err
 			}
@@ -93,6 +98,7 @@ unless --yes. Without --to, --revision or --steps it goes one digest back.`,
 	fs.IntVar(&steps, "steps", 0, "how many distinct digests back from the applied one (default 1)")
 	fs.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	fs.BoolVar(&unpin, "unpin", false, "restore the spec.ref that a rollback replaced")
+	fs.StringVar(&ctrlNS, "controller-namespace", defaultControllerNamespace, "the namespace the controller runs in, where the ClusterTrustPolicies' keys Secrets are")
 	kube.register(fs)
 	remote.register(fs)
 	return cmd
@@ -150,26 +156,43 @@ type rollbackPreview struct {
 	Added, Changed, Unchanged, Removed []string
 	// PruneDisabled is set when spec.prune is false: nothing is removed.
 	PruneDisabled bool
+	// Verified names, for each trust requirement, the keys that signed the
+	// digest. Empty when the Release has no trust (unsigned).
+	Verified []string
 }
 
-// previewRollback pulls digest by digest, builds it as the controller does
-// and compares it with the cluster: a server-side dry-run apply of each
-// object against the live one, and the Release's status.inventory for what
-// would be pruned. Nothing is written.
-func previewRollback(ctx context.Context, c *kubeClient, r *v1alpha1.Release, digest string, remote artifact.RemoteOptions) (*rollbackPreview, error) {
+// previewRollback verifies digest under the Release's trust (refusing it
+// when it does not verify), pulls it by digest through the client that
+// verified it, builds it as the controller does and compares it with the
+// cluster: a server-side dry-run apply of each object against the live
+// one, and the Release's status.inventory for what would be pruned.
+// Nothing is written.
+func previewRollback(ctx context.Context, c *kubeClient, r *v1alpha1.Release, digest string, remote artifact.RemoteOptions, controllerNS string) (*rollbackPreview, error) {
 	repo, err := artifact.ParseRepository(r.Spec.URL)
 	if err != nil {
 		return nil, fmt.Errorf("Release %s/%s spec.url: %w", r.Namespace, r.Name, err)
 	}
 	ref := repo.WithDigest(digest)
 	remote.PlainHTTPInsecure = remote.PlainHTTPInsecure || r.Spec.Insecure
+	reqs, err := releaseTrust(ctx, c, r, controllerNS)
+	if err != nil {
+		return nil, fmt.Errorf("refusing to roll back Release %s/%s to %s: %w", r.Namespace, r.Name, digest, err)
+	}
+	rc, err := artifact.NewClient(remote.For(ref))
+	if err != nil {
+		return nil, err
+	}
+	verified, manifest, err := verifyRollbackTarget(ctx, rc, ref, reqs)
+	if err != nil {
+		return nil, err
+	}
 	tmp, err := os.MkdirTemp("", "airlock-rollback-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 	dir := filepath.Join(tmp, "artifact")
-	if _, err := artifact.Pull(ctx, ref, dir, artifact.PullOptions{Remote: remote}); err != nil {
+	if _, err := rc.Pull(ctx, ref, dir, artifact.PullOptions{Manifest: manifest}); err != nil {
 		return nil, fmt.Errorf("preview the rollback: %w", err)
 	}
 	objs, err := build.Build(ctx, dir, r.Spec.Path, digest, build.Options{})
@@ -181,7 +204,7 @@ func previewRollback(ctx context.Context, c *kubeClient, r *v1alpha1.Release, di
 		return nil, err
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	p := &rollbackPreview{PruneDisabled: !r.PruneEnabled()}
+	p := &rollbackPreview{PruneDisabled: !r.PruneEnabled(), Verified: verified}
 	keep := map[v1alpha1.ObjectRef]bool{}
 	var errs []error
 	for _, o := range objs {
@@ -263,6 +286,11 @@ func printPreview(w io.Writer, r *v1alpha1.Release, target v1alpha1.HistoryEntry
 	fmt.Fprintf(w, "Rollback of Release %s/%s\n", r.Namespace, r.Name)
 	fmt.Fprintf(w, "  from: %s%s\n", noneIfEmpty(r.Status.LastAppliedDigest), revisionNote(r.Status.LastAppliedRevision))
 	fmt.Fprintf(w, "  to:   %s%s, applied %s ago, health %s\n", target.Digest, revisionNote(target.Revision), age(target.AppliedAt), noneIfEmpty(target.Health))
+	if len(p.Verified) > 0 {
+		fmt.Fprintf(w, "Verified: %s signed by %s\n", target.Digest, strings.Join(p.Verified, "; "))
+	} else {
+		fmt.Fprintln(w, "Verified: no: the Release has no spec.verify and no ClusterTrustPolicy covers it; the controller applies it only if it runs with --allow-unsigned")
+	}
 	list := func(title string, names []string) {
 		fmt.Fprintf(w, "%s (%d):\n", title, len(names))
 		for _, n := range names {

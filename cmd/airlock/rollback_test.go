@@ -16,6 +16,7 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/registrytest"
+	"airlock.dev/airlock/verify"
 )
 
 func TestHistoryRelease(t *testing.T) {
@@ -65,6 +66,27 @@ func TestRollbackRelease(t *testing.T) {
 	url := "oci://" + reg.Addr + "/team/app"
 	v1 := pushDir(t, url+":v1", "v1", map[string]string{"a.yaml": cmYAML("a", "1"), "b.yaml": cmYAML("b", "1")})
 	v2 := pushDir(t, url+":v2", "v2", map[string]string{"a.yaml": cmYAML("a", "2"), "c.yaml": cmYAML("c", "2")})
+	// Both signed by the key the Release trusts: the preview verifies v1.
+	priv, pub, err := verify.GenerateKeyPair([]byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := verify.LoadPrivateKey(priv, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := verify.LoadPublicKey("ci", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{v1, v2} {
+		if _, err := verify.Sign(ctx, mustParse(t, url+"@"+d), key, nil, artifact.RemoteOptions{PlainHTTPInsecure: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.env.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cosign-keys", Namespace: ns}, Data: map[string][]byte{"ci.pub": pub}}); err != nil {
+		t.Fatal(err)
+	}
 
 	// The cluster as the controller left it after applying v2.
 	labels := map[string]string{v1alpha1.NameLabel: "app", v1alpha1.NamespaceLabel: ns}
@@ -75,7 +97,8 @@ func TestRollbackRelease(t *testing.T) {
 		}
 	}
 	rel := &v1alpha1.Release{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
-		Spec: v1alpha1.ReleaseSpec{URL: url, Ref: v1alpha1.ArtifactRef{Tag: "v2"}, Insecure: true}}
+		Spec: v1alpha1.ReleaseSpec{URL: url, Ref: v1alpha1.ArtifactRef{Tag: "v2"}, Insecure: true,
+			Verify: &v1alpha1.VerifySpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "cosign-keys"}}}}
 	if err := f.env.Client.Create(ctx, rel); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +126,9 @@ func TestRollbackRelease(t *testing.T) {
 		return r
 	}
 	anonymize := func(s string) string {
-		return strings.NewReplacer(v1, "sha256:V1", v2, "sha256:V2", shortHex(v1), "V1", shortHex(v2), "V2", ns, "NS", reg.Addr, "REGISTRY").Replace(s)
+		// Placeholders as long as what they replace keep the columns aligned.
+		d1, d2 := "sha256:"+strings.Repeat("1", 64), "sha256:"+strings.Repeat("2", 64)
+		return strings.NewReplacer(v1, d1, v2, d2, shortHex(v1), shortHex(d1), shortHex(v2), shortHex(d2), ci.Fingerprint[:12], "fingerprint1", ns, "NS", reg.Addr, "REGISTRY").Replace(s)
 	}
 	base := []string{"rollback", "release", "app", "-n", ns, "--kubeconfig", f.kubeconfig}
 
