@@ -94,6 +94,22 @@ func TestCLIAirGapChainedTrust(t *testing.T) {
 	if !chained {
 		t.Fatalf("the site signature does not record the upstream signer: %+v", res.Signers)
 	}
+	// It records the images lock the import stored, by digest: the
+	// controller uses no other.
+	lock, err := artifact.NewClient(artifact.RemoteOptions{PlainHTTPInsecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockDigest, err := lock.ImagesLockDigest(context.Background(), atSite.WithDigest(res.Digest))
+	if err != nil || lockDigest == "" || len(res.ImagesLocks) != 1 || res.ImagesLocks[0] != lockDigest {
+		t.Fatalf("the site signature covers images locks %v, the mirror holds %q (%v): want the one", res.ImagesLocks, lockDigest, err)
+	}
+	// --upstream-threshold over the upstream keys given cannot be met.
+	_, stderr, code = airlock(t, "verify", atSite.String(), "--insecure-registry", "--key", filepath.Join(keys, "site.pub"),
+		"--require-upstream", filepath.Join(keys, "upstream.pub"), "--upstream-threshold", "2")
+	if code != 2 || !strings.Contains(stderr, "upstream threshold 2 is more than the 1 distinct upstream keys") {
+		t.Fatalf("verify --upstream-threshold 2 with one upstream key: exit %d, %s", code, stderr)
+	}
 
 	// A policy can require the chain: the site key's signature recording the
 	// upstream signer, and the upstream signature itself.

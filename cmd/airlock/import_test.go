@@ -295,7 +295,7 @@ func TestCLIImportRefusesWhatTheArtifactDoesNotReach(t *testing.T) {
 		Verified  bool
 		Relocated []artifact.Relocated
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || !res.Verified || len(res.Relocated) != 4 {
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || !res.Verified || len(res.Relocated) != 5 {
 		t.Fatalf("import of the untouched export exited %d:\n%s\n%s", code, out, stderr)
 	}
 	if strings.Contains(stderr, "unverified") {
