@@ -106,7 +106,7 @@ func ParseBundleIndex(b []byte) (*BundleIndex, error) {
 		names[a.Name] = true
 	}
 	for _, ab := range bi.Assumed {
-		if _, err := ParseRepository(Scheme + ab.Repository); err != nil || strings.ContainsAny(ab.Repository, ":@") {
+		if r, err := ParseRepository(Scheme + ab.Repository); err != nil || r.Tag != "" || r.Digest != "" || r.Name() != ab.Repository {
 			return nil, bad("assumed blob %s: repository %q is not HOST/REPO", ab.Digest, ab.Repository)
 		}
 		if digest.Digest(ab.Digest).Validate() != nil || ab.Size < 0 {
