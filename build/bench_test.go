@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/resid"
 )
 
 // typicalApp is an overlay over a base: a Deployment, a Service, a
@@ -97,6 +100,49 @@ func BenchmarkBuild(b *testing.B) {
 			for b.Loop() {
 				objs, err := Build(context.Background(), dir, tc.path, "sha256:abc", Options{})
 				if err != nil || len(objs) == 0 {
+					b.Fatalf("%d objects, %v", len(objs), err)
+				}
+			}
+		})
+	}
+}
+
+// siteApp is an artifact of n objects, Deployments and ConfigMaps in equal
+// numbers, each with three variables (one with a default).
+func siteApp(n int) map[string]string {
+	var b strings.Builder
+	for i := 0; i < n/2; i++ {
+		fmt.Fprintf(&b, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web%d}\nspec:\n  replicas: ${REPLICAS:=1}\n  selector: {matchLabels: {app: web%d}}\n  template:\n    metadata: {labels: {app: web%d}}\n    spec:\n      containers:\n      - name: web\n        image: registry.example/team/web:1.0.0\n        env: [{name: HOST, value: \"${HOST}\"}, {name: REGION, value: \"${REGION}\"}]\n---\n", i, i, i)
+		fmt.Fprintf(&b, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings%d}\ndata: {host: \"${HOST}\", region: \"${REGION}\", level: \"${LEVEL:=info}\"}\n---\n", i)
+	}
+	return map[string]string{"kustomization.yaml": "resources: [app.yaml]\n", "app.yaml": b.String()}
+}
+
+// BenchmarkSite is the build of 500 objects without a site, with
+// substitution, and with substitution and an overlay (a patch, an image
+// override, a name prefix and common labels).
+func BenchmarkSite(b *testing.B) {
+	sub := &Substitution{Vars: map[string]string{"HOST": "db.prod.example", "REGION": "north", "REPLICAS": "3"}, Strict: true}
+	site := &Site{
+		Patches:    []types.Patch{{Patch: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: any}\nspec: {revisionHistoryLimit: 3}\n", Target: &types.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Kind: "Deployment"}}}}},
+		Images:     []types.Image{{Name: "registry.example/team/web", NewTag: "1.0.1"}},
+		NamePrefix: "prod-",
+		Labels:     map[string]string{"site": "prod"},
+	}
+	for _, tc := range []struct {
+		name string
+		opts Options
+	}{
+		{"500 objects", Options{}},
+		{"500 objects substituted", Options{Substitute: sub}},
+		{"500 objects substituted with an overlay", Options{Substitute: sub, Site: site}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			dir := writeTree(b, siteApp(500))
+			b.ReportAllocs()
+			for b.Loop() {
+				objs, err := Build(context.Background(), dir, "", "sha256:abc", tc.opts)
+				if err != nil || len(objs) != 500 {
 					b.Fatalf("%d objects, %v", len(objs), err)
 				}
 			}

@@ -91,6 +91,8 @@ type harnessOptions struct {
 	// (envtestenv.StartCluster), where Deployments roll out and kwok runs
 	// their Pods, rather than on the shared API server without controllers.
 	cluster bool
+	// logs also receives the controller's log output. nil means none.
+	logs io.Writer
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
@@ -124,13 +126,17 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	}
 	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cosign-keys", Namespace: h.ns}, Data: map[string][]byte{"release.pub": pub}})
 
+	var logTo io.Writer = testWriter{t}
+	if opts.logs != nil {
+		logTo = io.MultiWriter(logTo, opts.logs)
+	}
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-		Logger:                 zap.New(zap.UseDevMode(true), zap.WriteTo(testWriter{t})),
+		Logger:                 zap.New(zap.UseDevMode(true), zap.WriteTo(logTo)),
 	})
 	if err != nil {
 		t.Fatal(err)
