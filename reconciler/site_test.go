@@ -77,7 +77,7 @@ func (h *harness) secretData(name string) map[string][]byte {
 	return s.Data
 }
 
-func site(rel *v1alpha1.Release) v1alpha1.SiteStatus {
+func siteStatus(rel *v1alpha1.Release) v1alpha1.SiteStatus {
 	if rel.Status.LastAppliedSite == nil {
 		return v1alpha1.SiteStatus{}
 	}
@@ -125,7 +125,7 @@ func TestSubstitution(t *testing.T) {
 
 	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "site-secrets", Namespace: h.ns}, Data: map[string][]byte{"DB_PASSWORD": []byte(password1)}})
 	rel = h.readyAt("app", d)
-	first := site(rel)
+	first := siteStatus(rel)
 	if cm := h.mustConfigMap("app"); cm.Data["host"] != "db.staging" || cm.Data["mode"] != "safe" {
 		t.Errorf("ConfigMap app data = %v, want host db.staging and mode safe", cm.Data)
 	}
@@ -151,7 +151,7 @@ func TestSubstitution(t *testing.T) {
 	}
 	rel = h.eventually("app", "the new HOST applied", 30*time.Second, func(rel *v1alpha1.Release) bool {
 		c, ok := h.configMap("app")
-		return ok && c.Data["host"] == "db.production" && site(rel).ValuesHash != first.ValuesHash
+		return ok && c.Data["host"] == "db.production" && siteStatus(rel).ValuesHash != first.ValuesHash
 	})
 	if rel.Status.LastAppliedDigest != d || len(rel.Status.History) != 1 {
 		t.Errorf("applied %s with %d history entries, want the same digest in one entry", rel.Status.LastAppliedDigest, len(rel.Status.History))
@@ -253,7 +253,7 @@ func TestSitePatchesOnSignedArtifact(t *testing.T) {
 	if cm := h.mustConfigMap("prod-settings"); cm.Data["level"] != "debug" {
 		t.Errorf("ConfigMap prod-settings level = %q, want debug from the JSON 6902 patch", cm.Data["level"])
 	}
-	s := site(rel)
+	s := siteStatus(rel)
 	if !strings.HasPrefix(s.OverlayHash, "sha256:") || !strings.Contains(s.Overlay, "2 patches, 1 image, namePrefix prod-") || s.ValuesHash != "" {
 		t.Errorf("status.lastAppliedSite = %+v, want the overlay's hash and summary and no values hash", s)
 	}
