@@ -143,7 +143,7 @@ func crossGap(t *testing.T, h *harness, up *registry.Server, opts gapOptions) si
 	}
 	for _, r := range res.Relocated {
 		if r.Role == "images-lock" {
-			s.lock, _ = artifact.ParseReference("oci://" + r.Target)
+			s.lock, _ = artifact.ParseReference(r.Target)
 		}
 	}
 	if opts.siteSign {
