@@ -110,6 +110,26 @@ func TestHealthExprEvaluate(t *testing.T) {
 	}
 }
 
+// The README's example: optional fields read an object without status.
+func TestHealthExprOptionalFields(t *testing.T) {
+	var c healthExprCache
+	checks, err := c.compileHealthChecks([]v1alpha1.HealthCheckExpr{{APIVersion: "example.com/v1", Kind: "Gauge",
+		Current: "self.?status.?phase.orValue('') == 'Ready'", Failed: "self.?status.?phase.orValue('') == 'Failed'"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := checks[[2]string{"example.com/v1", "Gauge"}]
+	for _, tc := range []struct {
+		obj  *unstructured.Unstructured
+		want status.Status
+	}{{gauge(1, nil), status.InProgressStatus}, {gauge(1, map[string]any{"phase": "Ready"}), status.CurrentStatus}, {gauge(1, map[string]any{"phase": "Failed"}), status.FailedStatus}} {
+		res, err := hc.evaluate(context.Background(), tc.obj)
+		if err != nil || res.Status != tc.want || strings.Contains(res.Message, "no such key") {
+			t.Errorf("status %v: got %v, %v; want %s without an evaluation error", tc.obj.Object["status"], res, err, tc.want)
+		}
+	}
+}
+
 func TestHealthExprCostLimit(t *testing.T) {
 	var c healthExprCache
 	// Nested comprehensions over a large list: far over the cost limit.
