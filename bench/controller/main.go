@@ -140,7 +140,7 @@ spec:
 `,
 }
 
-func run(o options) error {
+func run(o options) (err error) {
 	ctx := context.Background()
 	n := o.releases
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
@@ -150,7 +150,14 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		if err != nil {
+			// Keep the controller's and the cluster's logs for a look.
+			err = fmt.Errorf("%w (logs kept in %s)", err, work)
+			return
+		}
+		os.RemoveAll(work)
+	}()
 
 	bin := o.controller
 	if bin == "" {
@@ -175,6 +182,9 @@ func run(o options) error {
 			return err
 		}
 		env.BinaryAssetsDirectory = assets
+		// envtest's default Service range, 10.0.0.0/24, has 253 addresses:
+		// the 254th Release's Service would find none and never be Ready.
+		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -333,7 +343,7 @@ func run(o options) error {
 	}
 	cold := time.Since(start)
 	if ready != n {
-		return fmt.Errorf("only %d of %d Releases Ready after %v (the controller's log: %s)", ready, n, cold, logf.Name())
+		return fmt.Errorf("only %d of %d Releases Ready after %v (the controller's log: %s; kube-controller-manager's and kwok's are beside it)", ready, n, cold, logf.Name())
 	}
 	hwmReady, _, err := memory(cmd.Process.Pid)
 	if err != nil {
