@@ -421,6 +421,11 @@ func TestDescribeUnhealthy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.env.Client.Delete(context.Background(), rel) })
+	// The Release is created after the fixture's: its age is its own
+	// creation plus 30 days, as the fixture's are.
+	fixed, prevNow := rel.CreationTimestamp.Add(30*24*time.Hour), now
+	now = func() time.Time { return fixed }
+	t.Cleanup(func() { now = prevNow })
 	failed := "applied 3f9a2b7c1e0d (v3): 2 objects; not healthy after spec.timeout (5m0s): Deployment " + ns + "/web: InProgress: Available: 0/2; Pod web-7c9f5d-x2x8q: CrashLoopBackOff (container app, last exit 1 Error, 5 restarts); Gauge " + ns + "/g: InProgress: spec.healthCheckExprs[0].current \"self.status.phase == 'Ready'\" is not true yet: check these objects' events and logs"
 	rel.Status = shiftTimes(v1alpha1.ReleaseStatus{
 		ObservedGeneration: 1,
@@ -436,7 +441,7 @@ func TestDescribeUnhealthy(t *testing.T) {
 			"Gauge " + ns + "/g: InProgress: spec.healthCheckExprs[0].current \"self.status.phase == 'Ready'\" is not true yet",
 		},
 		History: []v1alpha1.HistoryEntry{{Digest: digestA, AppliedAt: ago(6 * time.Minute), Revision: "v3", Signers: []string{"ci"}, Health: v1alpha1.HealthUnhealthy}},
-	}, now())
+	}, fixed)
 	if err := f.env.Client.Status().Update(ctx, rel); err != nil {
 		t.Fatal(err)
 	}
