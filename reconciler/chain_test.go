@@ -51,34 +51,55 @@ type gapOptions struct {
 	siteSign        bool
 }
 
+// chainDeploy is an upstream app's Deployment: NAME is its name (and its
+// image's repository), UP the upstream registry.
 const chainDeploy = `apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: svc
+  name: NAME
 spec:
   selector:
-    matchLabels: {app: svc}
+    matchLabels: {app: NAME}
   template:
     metadata:
-      labels: {app: svc}
+      labels: {app: NAME}
     spec:
       initContainers:
       - name: init
         image: UP/team/init:1.0
       containers:
-      - name: svc
-        image: UP/team/svc:1.0
+      - name: NAME
+        image: UP/team/NAME:1.0
 `
 
-// crossGap pushes the images and the artifact upstream, signs the artifact
-// with a new upstream key, exports it with its images, stops upstream and
-// imports the tarball, verified against the upstream key and signed with
-// the site key (the harness's).
-func crossGap(t *testing.T, h *harness, up *registry.Server, opts gapOptions) site {
+// upstreamApp is an artifact pushed upstream to repo, whose Deployment
+// deploy uses the images team/<deploy>:1.0 and team/init:1.0.
+type upstreamApp struct{ repo, deploy string }
+
+// newUpstreamKey is a new upstream signing key and its public key.
+func newUpstreamKey(t *testing.T) (*verify.PrivateKey, []byte) {
+	t.Helper()
+	priv, pub, err := verify.GenerateKeyPair([]byte("up"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upKey, err := verify.LoadPrivateKey(priv, []byte("up"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return upKey, pub
+}
+
+// pushSigned pushes app's images that images does not hold yet (recording
+// their digests there) and app's artifact (tag v1) upstream, and signs the
+// artifact with upKey. The site it returns has no images lock yet.
+func pushSigned(t *testing.T, up *registry.Server, upKey *verify.PrivateKey, upPub []byte, app upstreamApp, images map[string]string) (artifact.Reference, site) {
 	t.Helper()
 	ctx := context.Background()
-	s := site{images: map[string]string{}}
-	for _, repo := range []string{"team/svc:1.0", "team/init:1.0"} {
+	for _, repo := range []string{"team/" + app.deploy + ":1.0", "team/init:1.0"} {
+		if _, ok := images[up.Addr+"/"+repo]; ok {
+			continue
+		}
 		img, err := random.Image(128, 1)
 		if err != nil {
 			t.Fatal(err)
@@ -88,23 +109,14 @@ func crossGap(t *testing.T, h *harness, up *registry.Server, opts gapOptions) si
 			t.Fatal(err)
 		}
 		d, _ := img.Digest()
-		s.images[up.Addr+"/"+repo] = d.String()
+		images[up.Addr+"/"+repo] = d.String()
 	}
-	priv, pub, err := verify.GenerateKeyPair([]byte("up"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	upKey, err := verify.LoadPrivateKey(priv, []byte("up"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.upPub = pub
-
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "deploy.yaml"), []byte(strings.ReplaceAll(chainDeploy, "UP", up.Addr)), 0o644); err != nil {
+	deploy := strings.NewReplacer("UP", up.Addr, "NAME", app.deploy).Replace(chainDeploy)
+	if err := os.WriteFile(filepath.Join(dir, "deploy.yaml"), []byte(deploy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.url = "oci://" + up.Addr + "/team/app"
+	s := site{url: "oci://" + up.Addr + "/" + app.repo, images: images, upPub: upPub}
 	ref, _ := artifact.ParseReference(s.url + ":v1")
 	pushed, err := artifact.Push(ctx, ref, dir, artifact.PushOptions{Remote: plain, Source: "https://git.example.com/app", Revision: "main@sha1:4444444444444444444444444444444444444444"})
 	if err != nil {
@@ -114,6 +126,44 @@ func crossGap(t *testing.T, h *harness, up *registry.Server, opts gapOptions) si
 	if _, err := verify.Sign(ctx, pushed.Ref, upKey, nil, plain); err != nil {
 		t.Fatal(err)
 	}
+	return ref, s
+}
+
+// siteImport is the harness's mirror (/airgap) and the options of an
+// import with chained trust: verified against upPub, signed with the site
+// key (the harness's). It also stores upPub as the Secret upstream-keys
+// that chainRelease names.
+func siteImport(t *testing.T, h *harness, upPub []byte) (artifact.Reference, airgap.ImportOptions) {
+	t.Helper()
+	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "upstream-keys", Namespace: h.ns}, Data: map[string][]byte{"upstream.pub": upPub}})
+	mirror, _ := artifact.ParseMirror("oci://" + h.reg.Addr + "/airgap")
+	policy := verify.Policy{Keys: []verify.PublicKey{mustPublicKey(t, "upstream", upPub)}}
+	return mirror, airgap.ImportOptions{Dst: plain, Policy: policy, SiteKey: h.key}
+}
+
+// importedLock is the images lock an import stored for the artifact
+// relocated to repo (its repository at the mirror).
+func importedLock(res *airgap.ImportResult, repo string) artifact.Reference {
+	for _, r := range res.Relocated {
+		if r.Role != artifact.RoleImagesLock {
+			continue
+		}
+		if lock, err := artifact.ParseReference(r.Target); err == nil && lock.Repository == repo {
+			return lock
+		}
+	}
+	return artifact.Reference{}
+}
+
+// crossGap pushes the images and the artifact upstream, signs the artifact
+// with a new upstream key, exports it with its images, stops upstream and
+// imports the tarball, verified against the upstream key and signed with
+// the site key (the harness's).
+func crossGap(t *testing.T, h *harness, up *registry.Server, opts gapOptions) site {
+	t.Helper()
+	ctx := context.Background()
+	upKey, pub := newUpstreamKey(t)
+	ref, s := pushSigned(t, up, upKey, pub, upstreamApp{repo: "team/app", deploy: "svc"}, map[string]string{})
 
 	tarball := filepath.Join(t.TempDir(), "site.tar")
 	if opts.lockImages != nil {
@@ -131,28 +181,21 @@ func crossGap(t *testing.T, h *harness, up *registry.Server, opts gapOptions) si
 	}
 	up.Close()
 
-	policy := verify.Policy{Keys: []verify.PublicKey{mustPublicKey(t, "upstream", pub)}}
-	importOpts := airgap.ImportOptions{Dst: plain, Policy: policy, SiteKey: h.key}
+	mirror, importOpts := siteImport(t, h, pub)
 	if opts.noSiteSignature {
 		importOpts.SiteKey = nil
 	}
-	mirror, _ := artifact.ParseMirror("oci://" + h.reg.Addr + "/airgap")
 	res, err := airgap.Import(ctx, tarball, mirror, importOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range res.Relocated {
-		if r.Role == "images-lock" {
-			s.lock, _ = artifact.ParseReference(r.Target)
-		}
-	}
+	s.lock = importedLock(res, "airgap/team/app")
 	if opts.siteSign {
 		at, _ := artifact.ParseReference("oci://" + h.reg.Addr + "/airgap/team/app@" + s.digest)
 		if _, err := verify.Sign(ctx, at, h.key, nil, plain); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "upstream-keys", Namespace: h.ns}, Data: map[string][]byte{"upstream.pub": pub}})
 	return s
 }
 
@@ -194,43 +237,7 @@ func TestAirGapChainAndRelocation(t *testing.T) {
 	if up.Requests() != before {
 		t.Fatalf("the controller sent %d requests to the upstream registry", up.Requests()-before)
 	}
-
-	d := &appsv1.Deployment{}
-	if err := h.env.Client.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "svc"}, d); err != nil {
-		t.Fatalf("the Deployment was not applied: %v", err)
-	}
-	spec := d.Spec.Template.Spec
-	want := map[string]string{
-		spec.Containers[0].Image:     h.reg.Addr + "/airgap/team/svc@" + s.images[upHost+"/team/svc:1.0"],
-		spec.InitContainers[0].Image: h.reg.Addr + "/airgap/team/init@" + s.images[upHost+"/team/init:1.0"],
-	}
-	for got, w := range want {
-		if got != w {
-			t.Errorf("applied image %q, want %q (the mirror by digest)", got, w)
-		}
-	}
-	if len(rel.Status.RelocatedImages) != 2 || rel.Status.RelocatedImagesTotal != 2 {
-		t.Errorf("status.relocatedImages = %+v (total %d), want the 2 images", rel.Status.RelocatedImages, rel.Status.RelocatedImagesTotal)
-	}
-	for _, ri := range rel.Status.RelocatedImages {
-		if want := h.reg.Addr + "/airgap/" + strings.TrimPrefix(strings.Split(ri.From, ":1.0")[0], upHost+"/") + "@" + s.images[ri.From]; ri.To != want {
-			t.Errorf("status.relocatedImages: %s → %s, want %s", ri.From, ri.To, want)
-		}
-	}
-	c := rel.Status.Chain
-	upFP := mustPublicKey(t, "upstream", s.upPub).Fingerprint
-	switch {
-	case c == nil:
-		t.Fatal("status.chain is empty")
-	case c.SiteSigner.Fingerprint != h.key.Public.Fingerprint:
-		t.Errorf("chain site signer = %+v, want the site key %s", c.SiteSigner, h.key.Public.Fingerprint)
-	case len(c.UpstreamSigners) != 1 || c.UpstreamSigners[0].Fingerprint != upFP || !c.UpstreamVerified:
-		t.Errorf("chain upstream signers = %+v (verified %v), want %s verified", c.UpstreamSigners, c.UpstreamVerified, upFP)
-	case c.ImportedAt == "" || !strings.HasPrefix(c.UpstreamRef, "oci://"+upHost+"/team/app"):
-		t.Errorf("chain = %+v: want the import time and the upstream reference", c)
-	case c.ImagesLock != s.lock.Digest:
-		t.Errorf("chain images lock = %q, want %q", c.ImagesLock, s.lock.Digest)
-	}
+	appliedThroughChain(t, h, rel, s, "svc")
 
 	// The import keeps the tags the lock pinned, so a node that mirrors
 	// upstream/team/svc:1.0 to the site finds it.
@@ -242,6 +249,107 @@ func TestAirGapChainAndRelocation(t *testing.T) {
 	desc, err := repo.Resolve(h.ctx, "1.0")
 	if err != nil || desc.Digest.String() != s.images[upHost+"/team/svc:1.0"] {
 		t.Errorf("tag 1.0 at the mirror: %v, %v; want %s", desc.Digest, err, s.images[upHost+"/team/svc:1.0"])
+	}
+}
+
+// appliedThroughChain checks what rel, a chainRelease of s that relocates
+// images, applied: the Deployment deploy names the mirror by digest, and
+// the status shows what was rewritten to what and the chain (the upstream
+// signer, the site signer, the import and the images lock).
+func appliedThroughChain(t *testing.T, h *harness, rel *v1alpha1.Release, s site, deploy string) {
+	t.Helper()
+	upHost := upstreamHost(strings.TrimPrefix(s.url, "oci://"))
+	d := &appsv1.Deployment{}
+	if err := h.env.Client.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: deploy}, d); err != nil {
+		t.Fatalf("the Deployment %s was not applied: %v", deploy, err)
+	}
+	spec := d.Spec.Template.Spec
+	want := map[string]string{
+		spec.Containers[0].Image:     h.reg.Addr + "/airgap/team/" + deploy + "@" + s.images[upHost+"/team/"+deploy+":1.0"],
+		spec.InitContainers[0].Image: h.reg.Addr + "/airgap/team/init@" + s.images[upHost+"/team/init:1.0"],
+	}
+	for got, w := range want {
+		if got != w {
+			t.Errorf("Deployment %s: applied image %q, want %q (the mirror by digest)", deploy, got, w)
+		}
+	}
+	if len(rel.Status.RelocatedImages) != 2 || rel.Status.RelocatedImagesTotal != 2 {
+		t.Errorf("Release %s: status.relocatedImages = %+v (total %d), want the 2 images", rel.Name, rel.Status.RelocatedImages, rel.Status.RelocatedImagesTotal)
+	}
+	for _, ri := range rel.Status.RelocatedImages {
+		if want := h.reg.Addr + "/airgap/" + strings.TrimPrefix(strings.Split(ri.From, ":1.0")[0], upHost+"/") + "@" + s.images[ri.From]; ri.To != want {
+			t.Errorf("Release %s: status.relocatedImages: %s → %s, want %s", rel.Name, ri.From, ri.To, want)
+		}
+	}
+	c := rel.Status.Chain
+	upFP := mustPublicKey(t, "upstream", s.upPub).Fingerprint
+	switch {
+	case c == nil:
+		t.Fatalf("Release %s: status.chain is empty", rel.Name)
+	case c.SiteSigner.Fingerprint != h.key.Public.Fingerprint:
+		t.Errorf("Release %s: chain site signer = %+v, want the site key %s", rel.Name, c.SiteSigner, h.key.Public.Fingerprint)
+	case len(c.UpstreamSigners) != 1 || c.UpstreamSigners[0].Fingerprint != upFP || !c.UpstreamVerified:
+		t.Errorf("Release %s: chain upstream signers = %+v (verified %v), want %s verified", rel.Name, c.UpstreamSigners, c.UpstreamVerified, upFP)
+	case c.ImportedAt == "" || !strings.HasPrefix(c.UpstreamRef, s.url):
+		t.Errorf("Release %s: chain = %+v: want the import time and the upstream reference %s", rel.Name, c, s.url)
+	case s.lock.Digest == "" || c.ImagesLock != s.lock.Digest:
+		t.Errorf("Release %s: chain images lock = %q, want %q", rel.Name, c.ImagesLock, s.lock.Digest)
+	}
+}
+
+// TestAirGapBundleChainAndRelocation is the whole air gap through a
+// bundle: three artifacts signed upstream (two of them sharing an image)
+// are exported with their images as one bundle, upstream stops, and the
+// bundle is imported with chained trust. Two Releases that require the
+// upstream chain and relocate images apply two of its artifacts: each
+// Deployment names the mirror by digest and each status shows the chain,
+// and upstream gets no request after it stopped.
+func TestAirGapBundleChainAndRelocation(t *testing.T) {
+	ctx := context.Background()
+	up := registrytest.New(t)
+	h := newHarness(t, harnessOptions{mirrorFrom: up.Addr})
+	upKey, pub := newUpstreamKey(t)
+	apps := []upstreamApp{{repo: "team/app", deploy: "svc"}, {repo: "team/api", deploy: "api"}, {repo: "team/web", deploy: "web"}}
+	images := map[string]string{}
+	b := &airgap.Bundle{}
+	var sites []site
+	for _, app := range apps {
+		_, s := pushSigned(t, up, upKey, pub, app, images)
+		b.Artifacts = append(b.Artifacts, airgap.BundleArtifact{Ref: s.url + ":v1", WithImages: true})
+		sites = append(sites, s)
+	}
+	tarball := filepath.Join(t.TempDir(), "bundle.tar")
+	if _, _, err := airgap.ExportBundle(ctx, b, tarball, airgap.BundleOptions{RelocateOptions: airgap.RelocateOptions{Src: plain}}); err != nil {
+		t.Fatal(err)
+	}
+	up.Close()
+	stopped := up.Requests()
+
+	mirror, importOpts := siteImport(t, h, pub)
+	res, err := airgap.ImportBundle(ctx, tarball, mirror, importOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(apps) {
+		t.Fatalf("imported %d artifacts, want %d", len(res), len(apps))
+	}
+	for i, app := range apps {
+		for _, r := range res {
+			if lock := importedLock(r, "airgap/"+app.repo); lock.Digest != "" {
+				sites[i].lock = lock
+			}
+		}
+	}
+
+	for _, i := range []int{0, 1} {
+		h.release(apps[i].deploy, "v1", chainRelease(sites[i].url, true))
+	}
+	for _, i := range []int{0, 1} {
+		rel := h.readyAt(apps[i].deploy, sites[i].digest)
+		appliedThroughChain(t, h, rel, sites[i], apps[i].deploy)
+	}
+	if n := up.Requests() - stopped; n != 0 {
+		t.Fatalf("upstream got %d requests after it stopped", n)
 	}
 }
 
