@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -173,29 +172,13 @@ func (r *Reconciler) KeyParses() int {
 }
 
 func parseKeys(s *corev1.Secret, field string) ([]verify.PublicKey, error) {
-	names := make([]string, 0, len(s.Data))
-	for k := range s.Data {
-		if strings.HasSuffix(k, ".pub") {
-			names = append(names, k)
-		}
-	}
-	sort.Strings(names)
+	keys, err := verify.LoadPublicKeys(s.Data)
 	key := ctrl.ObjectKeyFromObject(s)
-	if len(names) == 0 {
+	switch {
+	case errors.Is(err, verify.ErrNoPublicKeys):
 		return nil, &SecretError{Secret: key, Field: field,
-			Err: fmt.Errorf("holds no key ending in .pub: add the cosign public keys, for example with `kubectl create secret generic %s --from-file=release.pub`", s.Name)}
-	}
-	keys := make([]verify.PublicKey, 0, len(names))
-	var errs []error
-	for _, n := range names {
-		k, err := verify.LoadPublicKey(strings.TrimSuffix(n, ".pub"), s.Data[n])
-		if err != nil {
-			errs = append(errs, fmt.Errorf("key %s: %w", n, err))
-			continue
-		}
-		keys = append(keys, k)
-	}
-	if err := errors.Join(errs...); err != nil {
+			Err: fmt.Errorf("%w: add the cosign public keys, for example with `kubectl create secret generic %s --from-file=release.pub`", err, s.Name)}
+	case err != nil:
 		return nil, &SecretError{Secret: key, Field: field, Err: fmt.Errorf("%w: replace the key with the .pub file of `airlock keygen` or `cosign generate-key-pair`", err)}
 	}
 	return keys, nil

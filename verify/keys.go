@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
@@ -66,6 +67,40 @@ func LoadPublicKey(name string, pemBytes []byte) (PublicKey, error) {
 		return PublicKey{}, fmt.Errorf("%w: public key %s: %v: want an ECDSA, RSA or Ed25519 key", ErrKey, name, err)
 	}
 	return PublicKey{Name: name, Fingerprint: fp, PEM: pemBytes, verifier: v}, nil
+}
+
+// ErrNoPublicKeys is LoadPublicKeys' error for a set with no entry ending in .pub.
+var ErrNoPublicKeys = errors.New("holds no key ending in .pub")
+
+// LoadPublicKeys parses every entry of data whose name ends in .pub (a keys
+// Secret's data), sorted by name, as a key named without the suffix. It
+// returns ErrNoPublicKeys when there is none, and every key that does not
+// parse, each named, joined.
+func LoadPublicKeys(data map[string][]byte) ([]PublicKey, error) {
+	names := make([]string, 0, len(data))
+	for k := range data {
+		if strings.HasSuffix(k, ".pub") {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return nil, ErrNoPublicKeys
+	}
+	sort.Strings(names)
+	keys := make([]PublicKey, 0, len(names))
+	var errs []error
+	for _, n := range names {
+		k, err := LoadPublicKey(strings.TrimSuffix(n, ".pub"), data[n])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("key %s: %w", n, err))
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return keys, nil
 }
 
 // LoadPublicKeyFile reads and parses a PEM public key file. The key's Name is

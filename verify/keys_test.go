@@ -155,3 +155,24 @@ func TestPolicyValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadPublicKeys: a keys Secret's data, as the controller and the CLI's
+// rollback read it: only *.pub entries, sorted, named without .pub; none is
+// ErrNoPublicKeys; a bad key is named.
+func TestLoadPublicKeys(t *testing.T) {
+	a, b := testKey(t, "a"), testKey(t, "b")
+	keys, err := LoadPublicKeys(map[string][]byte{"zed.pub": b.pubPEM, "ci.pub": a.pubPEM, "README": []byte("not a key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 || keys[0].Name != "ci" || keys[1].Name != "zed" || keys[0].Fingerprint != a.pub.Fingerprint {
+		t.Errorf("keys %+v: want ci then zed, without .pub", keys)
+	}
+	if _, err := LoadPublicKeys(map[string][]byte{"README": a.pubPEM}); !errors.Is(err, ErrNoPublicKeys) {
+		t.Errorf("no *.pub entry: err %v, want ErrNoPublicKeys", err)
+	}
+	_, err = LoadPublicKeys(map[string][]byte{"ci.pub": a.pubPEM, "bad.pub": []byte("garbage")})
+	if err == nil || !strings.Contains(err.Error(), "key bad.pub") || !errors.Is(err, ErrKey) {
+		t.Errorf("a bad key: err %v, want it named (key bad.pub) and ErrKey", err)
+	}
+}

@@ -101,27 +101,11 @@ func secretKeys(ctx context.Context, c *kubeClient, ns, name, field, hint string
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &s); err != nil {
 		return nil, fmt.Errorf("Secret %s/%s: %w", ns, name, err)
 	}
-	names := make([]string, 0, len(s.Data))
-	for k := range s.Data {
-		if strings.HasSuffix(k, ".pub") {
-			names = append(names, k)
-		}
-	}
-	sort.Strings(names)
-	if len(names) == 0 {
+	keys, err := verify.LoadPublicKeys(s.Data)
+	switch {
+	case errors.Is(err, verify.ErrNoPublicKeys):
 		return nil, fmt.Errorf("Secret %s/%s (%s) holds no key ending in .pub: the controller refuses every digest; add the cosign public keys", ns, name, field)
-	}
-	var keys []verify.PublicKey
-	var errs []error
-	for _, n := range names {
-		k, err := verify.LoadPublicKey(strings.TrimSuffix(n, ".pub"), s.Data[n])
-		if err != nil {
-			errs = append(errs, fmt.Errorf("key %s: %w", n, err))
-			continue
-		}
-		keys = append(keys, k)
-	}
-	if err := errors.Join(errs...); err != nil {
+	case err != nil:
 		return nil, fmt.Errorf("Secret %s/%s (%s): %w", ns, name, field, err)
 	}
 	return keys, nil
