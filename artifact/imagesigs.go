@@ -2,14 +2,12 @@ package artifact
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 )
@@ -100,16 +98,11 @@ func (a *Archive) imageAttachment(ctx context.Context, m ocispec.Descriptor, ref
 		if ref.Tag != "" || ref.Digest != m.Digest.String() {
 			return "an image referrer is named REPO@DIGEST, by its own digest"
 		}
-		if m.Size > MaxManifestSize {
-			return fmt.Sprintf("a manifest of %d bytes, over the %d-byte limit", m.Size, MaxManifestSize)
-		}
-		body, err := content.FetchAll(ctx, a.Store, m)
-		if err != nil {
-			return "unreadable: " + err.Error()
-		}
-		var man ocispec.Manifest
-		if err := json.Unmarshal(body, &man); err != nil {
-			return "not a manifest: " + err.Error()
+		// Read once: the subject names the image, then the same manifest
+		// is checked as any attached one.
+		man, why := a.readAttached(ctx, m)
+		if why != "" {
+			return why
 		}
 		if man.Subject == nil {
 			return "a referrer without a subject"
@@ -118,6 +111,9 @@ func (a *Archive) imageAttachment(ctx context.Context, m ocispec.Descriptor, ref
 		if !ok {
 			return "its subject " + man.Subject.Digest.String() + " is not an image this import carries in " + ref.Name()
 		}
-		return a.attachedTo(ctx, m, img, true)
+		if why := attachedMediaType(m); why != "" {
+			return why
+		}
+		return attachedSubject(man, img, true)
 	}
 }

@@ -938,20 +938,42 @@ func (a *Archive) plan(ctx context.Context, contentImages []string) ([]move, Ref
 // with none or subject (an attached tag): a copy carries a manifest's
 // subject too.
 func (a *Archive) attachedTo(ctx context.Context, m, subject ocispec.Descriptor, referrer bool) string {
+	if why := attachedMediaType(m); why != "" {
+		return why
+	}
+	man, why := a.readAttached(ctx, m)
+	if why != "" {
+		return why
+	}
+	return attachedSubject(man, subject, referrer)
+}
+
+// attachedMediaType says why m is not a single image manifest; "" when it is.
+func attachedMediaType(m ocispec.Descriptor) string {
 	if m.MediaType != ocispec.MediaTypeImageManifest && m.MediaType != dockerManifest {
 		return fmt.Sprintf("media type %q: an attached manifest is a single image manifest", m.MediaType)
 	}
+	return ""
+}
+
+// readAttached reads the attached manifest m from the archive, bounded by
+// MaxManifestSize; why says why it cannot, "" when it can.
+func (a *Archive) readAttached(ctx context.Context, m ocispec.Descriptor) (man ocispec.Manifest, why string) {
 	if m.Size > MaxManifestSize {
-		return fmt.Sprintf("a manifest of %d bytes, over the %d-byte limit", m.Size, MaxManifestSize)
+		return man, fmt.Sprintf("a manifest of %d bytes, over the %d-byte limit", m.Size, MaxManifestSize)
 	}
 	body, err := content.FetchAll(ctx, a.Store, m)
 	if err != nil {
-		return "unreadable: " + err.Error()
+		return man, "unreadable: " + err.Error()
 	}
-	var man ocispec.Manifest
 	if err := json.Unmarshal(body, &man); err != nil {
-		return "not a manifest: " + err.Error()
+		return man, "not a manifest: " + err.Error()
 	}
+	return man, ""
+}
+
+// attachedSubject says why man cannot go along with subject; "" when it can.
+func attachedSubject(man ocispec.Manifest, subject ocispec.Descriptor, referrer bool) string {
 	switch {
 	case man.Subject != nil && man.Subject.Digest != subject.Digest:
 		return "its subject is " + man.Subject.Digest.String() + ", not the artifact " + subject.Digest.String()
