@@ -76,20 +76,6 @@ spec:
 // deploy uses the images team/<deploy>:1.0 and team/init:1.0.
 type upstreamApp struct{ repo, deploy string }
 
-// newUpstreamKey is a new upstream signing key and its public key.
-func newUpstreamKey(t *testing.T) (*verify.PrivateKey, []byte) {
-	t.Helper()
-	priv, pub, err := verify.GenerateKeyPair([]byte("up"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	upKey, err := verify.LoadPrivateKey(priv, []byte("up"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return upKey, pub
-}
-
 // pushSigned pushes app's images that images does not hold yet (recording
 // their digests there) and app's artifact (tag v1) upstream, and signs the
 // artifact with upKey. The site it returns has no images lock yet.
@@ -162,7 +148,7 @@ func importedLock(res *airgap.ImportResult, repo string) artifact.Reference {
 func crossGap(t *testing.T, h *harness, up *registry.Server, opts gapOptions) site {
 	t.Helper()
 	ctx := context.Background()
-	upKey, pub := newUpstreamKey(t)
+	upKey, pub := newKey(t)
 	ref, s := pushSigned(t, up, upKey, pub, upstreamApp{repo: "team/app", deploy: "svc"}, map[string]string{})
 
 	tarball := filepath.Join(t.TempDir(), "site.tar")
@@ -308,7 +294,7 @@ func TestAirGapBundleChainAndRelocation(t *testing.T) {
 	ctx := context.Background()
 	up := registrytest.New(t)
 	h := newHarness(t, harnessOptions{mirrorFrom: up.Addr})
-	upKey, pub := newUpstreamKey(t)
+	upKey, pub := newKey(t)
 	apps := []upstreamApp{{repo: "team/app", deploy: "svc"}, {repo: "team/api", deploy: "api"}, {repo: "team/web", deploy: "web"}}
 	images := map[string]string{}
 	b := &airgap.Bundle{}

@@ -26,7 +26,6 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/internal/envtestenv"
 	"airlock.dev/airlock/internal/localcluster"
-	"airlock.dev/airlock/verify"
 )
 
 // clusterWait bounds every wait on the local cluster: a failure guard only.
@@ -390,24 +389,9 @@ func TestLocalClusterRollbackTargetNoLongerVerifies(t *testing.T) {
 	h.waitRunning("registry.example/web:v1", 2)
 
 	// The key that signed v1 is replaced; v2 is signed by the new key only.
-	priv, pub, err := verify.GenerateKeyPair([]byte("new"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	newKey, err := verify.LoadPrivateKey(priv, []byte("new"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret := &corev1.Secret{}
-	if err := h.env.Client.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "cosign-keys"}, secret); err != nil {
-		t.Fatal(err)
-	}
-	secret.Data = map[string][]byte{"new.pub": pub}
-	if err := h.env.Client.Update(h.ctx, secret); err != nil {
-		t.Fatal(err)
-	}
+	replaced := h.replaceKeys()
 	v2 := h.push("stable", "v2", webFiles("v2", "registry.example/web:crash"), nil)
-	h.sign(v2, newKey)
+	h.sign(v2, replaced)
 	h.requestReconcile("app", "1")
 
 	rel := h.failsOnCluster("app", v1alpha1.ReasonRollbackFailed)

@@ -117,13 +117,8 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	}
 	h.reg = registrytest.NewWithOptions(t, regOpts)
 
-	priv, pub, err := verify.GenerateKeyPair([]byte("test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.key, err = verify.LoadPrivateKey(priv, []byte("test")); err != nil {
-		t.Fatal(err)
-	}
+	var pub []byte
+	h.key, pub = newKey(t)
 	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cosign-keys", Namespace: h.ns}, Data: map[string][]byte{"release.pub": pub}})
 
 	var logTo io.Writer = testWriter{t}
@@ -256,6 +251,23 @@ func (h *harness) pushSigned(tag, revision string, files map[string]string) stri
 	d := h.push(tag, revision, files, nil)
 	h.sign(d, h.key)
 	return d
+}
+
+// replaceKeys makes a new signing key the only one in the keys Secret
+// cosign-keys, and returns it: the key that signed earlier digests is no
+// longer trusted.
+func (h *harness) replaceKeys() *verify.PrivateKey {
+	h.t.Helper()
+	key, pub := newKey(h.t)
+	secret := &corev1.Secret{}
+	if err := h.env.Client.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "cosign-keys"}, secret); err != nil {
+		h.t.Fatal(err)
+	}
+	secret.Data = map[string][]byte{"new.pub": pub}
+	if err := h.env.Client.Update(h.ctx, secret); err != nil {
+		h.t.Fatal(err)
+	}
+	return key
 }
 
 func (h *harness) create(obj client.Object) {

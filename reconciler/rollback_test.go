@@ -5,14 +5,12 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"airlock.dev/airlock/api/v1alpha1"
-	"airlock.dev/airlock/verify"
 )
 
 var deploymentGVK = schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
@@ -138,27 +136,12 @@ func TestRollbackTargetNoLongerTrusted(t *testing.T) {
 	h.readyAt("app", v1)
 
 	// The key that signed v1 is replaced; v2 is signed by the new key only.
-	priv, pub, err := verify.GenerateKeyPair([]byte("new"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	newKey, err := verify.LoadPrivateKey(priv, []byte("new"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret := &corev1.Secret{}
-	if err := h.env.Client.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "cosign-keys"}, secret); err != nil {
-		t.Fatal(err)
-	}
-	secret.Data = map[string][]byte{"new.pub": pub}
-	if err := h.env.Client.Update(h.ctx, secret); err != nil {
-		t.Fatal(err)
-	}
+	replaced := h.replaceKeys()
 	v2 := h.push("stable", "v2", map[string]string{
 		"a.yaml":      configMapYAML("a", map[string]string{"k": "2"}),
 		"deploy.yaml": deploymentYAML("web"),
 	}, nil)
-	h.sign(v2, newKey)
+	h.sign(v2, replaced)
 	h.update("app", func(r *v1alpha1.Release) { r.Annotations = map[string]string{"reconcile.airlock.dev/requestedAt": "1"} })
 
 	rel := h.failsWith("app", v1alpha1.ReasonRollbackFailed)

@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"airlock.dev/airlock/api/v1alpha1"
-	"airlock.dev/airlock/verify"
 )
 
 var configMapGVK = schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}
@@ -136,14 +135,7 @@ func TestWrongKeyOrUnsignedKeepsOldState(t *testing.T) {
 	}
 
 	// Signed by a key the Release does not trust.
-	priv, _, err := verify.GenerateKeyPair([]byte("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := verify.LoadPrivateKey(priv, []byte("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	other, _ := newKey(t)
 	h.sign(d2, other)
 	h.update("app", func(r *v1alpha1.Release) { r.Annotations = map[string]string{"reconcile.airlock.dev/requestedAt": "2"} })
 	rel = h.eventually("app", "a verification failure naming the untrusted signer", 20*time.Second, func(r *v1alpha1.Release) bool {

@@ -104,7 +104,8 @@ func (h *harness) trustPolicy(name string, repositories []string, pub []byte) {
 	h.t.Cleanup(func() { _ = h.env.Client.Delete(h.ctx, p) })
 }
 
-func newKey(t *testing.T) (*verify.PrivateKey, []byte) {
+// newKey is a new cosign signing key and its public key's PEM.
+func newKey(t testing.TB) (*verify.PrivateKey, []byte) {
 	t.Helper()
 	priv, pub, err := verify.GenerateKeyPair([]byte("k"))
 	if err != nil {
