@@ -184,7 +184,7 @@ func (r replicaSet) image() string { return r.rs.Spec.Template.Spec.Containers[0
 func (r replicaSet) String() string {
 	var pods []string
 	for _, p := range r.pods {
-		pods = append(pods, fmt.Sprintf("%s %s ready=%v", p.Name, p.Status.Phase, podReady(&p)))
+		pods = append(pods, fmt.Sprintf("%s %s ready=%v", p.Name, p.Status.Phase, localcluster.PodReady(&p)))
 	}
 	return fmt.Sprintf("ReplicaSet %s (%s): spec.replicas %d, ready %d, pods [%s]",
 		r.rs.Name, r.image(), *r.rs.Spec.Replicas, r.rs.Status.ReadyReplicas, strings.Join(pods, ", "))
@@ -197,7 +197,7 @@ func (r replicaSet) running(n int32) bool {
 		return false
 	}
 	for _, p := range r.pods {
-		if p.Status.Phase != corev1.PodRunning || !podReady(&p) {
+		if p.Status.Phase != corev1.PodRunning || !localcluster.PodReady(&p) {
 			return false
 		}
 	}
@@ -251,15 +251,6 @@ func (h *harness) waitRunning(image string, n int32) map[string]replicaSet {
 		return ok, describeReplicaSets(rss)
 	})
 	return rss
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // A new image rolls out: a new ReplicaSet replaces the old one's Pods, and
@@ -475,8 +466,8 @@ func TestLocalClusterTimeoutPodsNeverReady(t *testing.T) {
 		t.Fatalf("no Pod of v2: %s", describeReplicaSets(rss))
 	}
 	for _, p := range unready.pods {
-		if p.Status.Phase != corev1.PodRunning || podReady(&p) || len(p.Status.ContainerStatuses) != 1 || !ptr.Deref(p.Status.ContainerStatuses[0].Started, false) {
-			t.Errorf("v2's Pod %s: phase %s, ready %v, containers %+v; want Running, started, not Ready", p.Name, p.Status.Phase, podReady(&p), p.Status.ContainerStatuses)
+		if p.Status.Phase != corev1.PodRunning || localcluster.PodReady(&p) || len(p.Status.ContainerStatuses) != 1 || !ptr.Deref(p.Status.ContainerStatuses[0].Started, false) {
+			t.Errorf("v2's Pod %s: phase %s, ready %v, containers %+v; want Running, started, not Ready", p.Name, p.Status.Phase, localcluster.PodReady(&p), p.Status.ContainerStatuses)
 		}
 	}
 	if old := rss["registry.example/web:v1"]; !old.running(2) {

@@ -25,6 +25,7 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/envtestenv"
+	"airlock.dev/airlock/internal/localcluster"
 	"airlock.dev/airlock/internal/registrytest"
 	"airlock.dev/airlock/reconciler"
 	"airlock.dev/airlock/verify"
@@ -230,7 +231,7 @@ func waitWebRunning(t *testing.T, env *envtestenv.Env, ns, image string) map[str
 			rss[img] = rs
 			ready := 0
 			for _, p := range pods.Items {
-				if p.DeletionTimestamp == nil && metav1.IsControlledBy(&p, &rs) && p.Status.Phase == corev1.PodRunning && podIsReady(&p) {
+				if p.DeletionTimestamp == nil && metav1.IsControlledBy(&p, &rs) && p.Status.Phase == corev1.PodRunning && localcluster.PodReady(&p) {
 					ready++
 				}
 			}
@@ -249,13 +250,4 @@ func waitWebRunning(t *testing.T, env *envtestenv.Env, ns, image string) map[str
 	}
 	t.Fatalf("the ReplicaSet of %s does not run 2 Ready Pods alone after %s: %s", image, clusterWait, last)
 	return nil
-}
-
-func podIsReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -274,6 +274,17 @@ func (w *Workloads) WaitNodesReady(ctx context.Context, c client.Client, names [
 	return nil
 }
 
+// PodReady says whether p's Ready condition is True: what the tests on
+// this cluster wait for once kwok runs a Pod.
+func PodReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
 func nodeReady(n *corev1.Node) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {

@@ -106,15 +106,6 @@ func condition(d *appsv1.Deployment, typ appsv1.DeploymentConditionType) *appsv1
 	return nil
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 func TestDeploymentBecomesAvailable(t *testing.T) {
 	cl := localcluster.Start(t)
 	ns := namespace(t, cl.Client)
@@ -138,8 +129,8 @@ func TestDeploymentBecomesAvailable(t *testing.T) {
 			continue
 		}
 		running++
-		if p.Status.Phase != corev1.PodRunning || !podReady(&p) {
-			t.Errorf("pod %s: phase %s, ready %v; want Running and Ready", p.Name, p.Status.Phase, podReady(&p))
+		if p.Status.Phase != corev1.PodRunning || !localcluster.PodReady(&p) {
+			t.Errorf("pod %s: phase %s, ready %v; want Running and Ready", p.Name, p.Status.Phase, localcluster.PodReady(&p))
 		}
 		if !slices.Contains(cl.Nodes, p.Spec.NodeName) {
 			t.Errorf("pod %s on node %q, want one of the fake nodes %v", p.Name, p.Spec.NodeName, cl.Nodes)
@@ -173,8 +164,8 @@ func TestCrashingDeploymentFails(t *testing.T) {
 		t.Fatalf("%d pods, want 2", len(ps))
 	}
 	for _, p := range ps {
-		if p.Status.Phase != corev1.PodRunning || podReady(&p) {
-			t.Errorf("pod %s: phase %s, ready %v; want Running and not Ready", p.Name, p.Status.Phase, podReady(&p))
+		if p.Status.Phase != corev1.PodRunning || localcluster.PodReady(&p) {
+			t.Errorf("pod %s: phase %s, ready %v; want Running and not Ready", p.Name, p.Status.Phase, localcluster.PodReady(&p))
 		}
 		if len(p.Status.ContainerStatuses) != 1 {
 			t.Fatalf("pod %s: container statuses %+v, want one", p.Name, p.Status.ContainerStatuses)
