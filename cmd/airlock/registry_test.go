@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"airlock.dev/airlock/internal/registry"
+	"airlock.dev/airlock/internal/registrytest"
 )
 
 // runRegistryServe runs `airlock registry serve` on storage until the test
@@ -61,7 +62,7 @@ func TestCLIRegistryGC(t *testing.T) {
 	storage := filepath.Join(t.TempDir(), "storage")
 	addr, stop := runRegistryServe(t, storage)
 
-	if code, body := registryGet(t, "http://"+addr+"/healthz"); code != http.StatusOK || body != "ok\n" {
+	if code, body := registrytest.Do(t, http.MethodGet, "http://"+addr+"/healthz"); code != http.StatusOK || body != "ok\n" {
 		t.Fatalf("GET /healthz of registry serve = %d %q", code, body)
 	}
 	url := "oci://" + addr + "/demo/app:v1"
@@ -112,18 +113,4 @@ func TestCLIRegistryGC(t *testing.T) {
 	if _, stderr, code := airlock(t, "registry", "gc"); code != 1 || !strings.Contains(stderr, "--storage DIR is required") {
 		t.Fatalf("gc without --storage exited %d: %s", code, stderr)
 	}
-}
-
-func registryGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
 }

@@ -1,7 +1,6 @@
 package registry_test
 
 import (
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,31 +11,13 @@ import (
 	"airlock.dev/airlock/internal/registrytest"
 )
 
-func get(t *testing.T, method, url string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
-
 // TestHealthz: /healthz answers 200 "ok" while the storage reads and writes,
 // without credentials on a registry that requires them, and 503 with the
 // reason once the storage is gone.
 func TestHealthz(t *testing.T) {
 	t.Run("in-memory", func(t *testing.T) {
 		reg := registrytest.New(t)
-		if code, body := get(t, http.MethodGet, "http://"+reg.Addr+registry.HealthPath); code != http.StatusOK || body != "ok\n" {
+		if code, body := registrytest.Do(t, http.MethodGet, "http://"+reg.Addr+registry.HealthPath); code != http.StatusOK || body != "ok\n" {
 			t.Fatalf("GET /healthz = %d %q, want 200 ok", code, body)
 		}
 	})
@@ -45,23 +26,23 @@ func TestHealthz(t *testing.T) {
 		storage := filepath.Join(t.TempDir(), "storage")
 		reg := registrytest.NewWithOptions(t, registry.Options{StorageDir: storage, HtpasswdFile: registrytest.Htpasswd(t, "site", "secret")})
 		url := "http://" + reg.Addr + registry.HealthPath
-		if code, _ := get(t, http.MethodGet, "http://"+reg.Addr+"/v2/"); code != http.StatusUnauthorized {
+		if code, _ := registrytest.Do(t, http.MethodGet, "http://"+reg.Addr+"/v2/"); code != http.StatusUnauthorized {
 			t.Fatalf("GET /v2/ without credentials = %d, want 401", code)
 		}
-		if code, body := get(t, http.MethodGet, url); code != http.StatusOK || body != "ok\n" {
+		if code, body := registrytest.Do(t, http.MethodGet, url); code != http.StatusOK || body != "ok\n" {
 			t.Fatalf("GET /healthz = %d %q, want 200 ok", code, body)
 		}
-		if code, _ := get(t, http.MethodHead, url); code != http.StatusOK {
+		if code, _ := registrytest.Do(t, http.MethodHead, url); code != http.StatusOK {
 			t.Fatalf("HEAD /healthz = %d, want 200", code)
 		}
 		// Checks one after the other never find the previous one still
 		// holding the storage check (a monitor polling back to back).
 		for i := 0; i < 200; i++ {
-			if code, body := get(t, http.MethodGet, url); code != http.StatusOK {
+			if code, body := registrytest.Do(t, http.MethodGet, url); code != http.StatusOK {
 				t.Fatalf("check %d right after the previous one = %d %q, want 200", i+1, code, body)
 			}
 		}
-		if code, _ := get(t, http.MethodPost, url); code != http.StatusMethodNotAllowed {
+		if code, _ := registrytest.Do(t, http.MethodPost, url); code != http.StatusMethodNotAllowed {
 			t.Fatalf("POST /healthz = %d, want 405", code)
 		}
 		// The probe leaves nothing behind in distribution's tree.
@@ -76,7 +57,7 @@ func TestHealthz(t *testing.T) {
 		if err := os.WriteFile(storage, []byte("not a directory"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if code, body := get(t, http.MethodGet, url); code != http.StatusServiceUnavailable || !strings.Contains(body, "storage unhealthy") {
+		if code, body := registrytest.Do(t, http.MethodGet, url); code != http.StatusServiceUnavailable || !strings.Contains(body, "storage unhealthy") {
 			t.Fatalf("GET /healthz on a broken storage = %d %q, want 503 naming the storage", code, body)
 		}
 	})

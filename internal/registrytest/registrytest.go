@@ -3,6 +3,8 @@ package registrytest
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -42,4 +44,24 @@ func Htpasswd(t testing.TB, user, pass string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// Do sends one request without credentials, such as a health check, and
+// returns the status code and the body.
+func Do(t testing.TB, method, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }
