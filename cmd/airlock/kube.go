@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -154,6 +153,3 @@ func age(t metav1.Time) string {
 	}
 	return duration.HumanDuration(now().Sub(t.Time))
 }
-
-// gvr of the core Events an operator lists with `airlock events`.
-var eventsResource = schema.GroupVersionResource{Version: "v1", Resource: "events"}

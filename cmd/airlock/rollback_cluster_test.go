@@ -41,24 +41,7 @@ const clusterWait = 3 * time.Minute
 func TestRollbackReleaseToOnCluster(t *testing.T) {
 	env := envtestenv.StartCluster(t)
 	ctx := context.Background()
-	ns := env.Namespace(t)
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := env.WriteKubeconfig(kubeconfig, ns); err != nil {
-		t.Fatal(err)
-	}
-	reg := registrytest.New(t)
-	url := "oci://" + reg.Addr + "/team/web"
-	priv, pub, err := verify.GenerateKeyPair([]byte("test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := verify.LoadPrivateKey(priv, []byte("test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cosign-keys", Namespace: ns}, Data: map[string][]byte{"release.pub": pub}}); err != nil {
-		t.Fatal(err)
-	}
+	ns, kubeconfig, url, key := signedRepo(t, env, "release")
 	pushSigned := func(tag, image string) string {
 		d := pushDir(t, url+":"+tag, tag, map[string]string{"web.yaml": webDeploymentYAML(image)})
 		if _, err := verify.Sign(ctx, mustParse(t, url+"@"+d), key, nil, artifact.RemoteOptions{PlainHTTPInsecure: true}); err != nil {
@@ -112,6 +95,32 @@ func TestRollbackReleaseToOnCluster(t *testing.T) {
 	if h := got.Status.History; len(h) != 3 || h[0].Digest != v1 || h[1].Digest != v2 || h[2].Digest != v1 || h[0].Health != v1alpha1.HealthHealthy {
 		t.Errorf("history = %+v, want v1 applied again and Healthy, after v2 and v1", h)
 	}
+}
+
+// signedRepo is a namespace with a kubeconfig that selects it, the
+// repository team/web in a new registry, and a signing key whose public
+// half the namespace's Secret cosign-keys holds as keyName.pub.
+func signedRepo(t *testing.T, env *envtestenv.Env, keyName string) (ns, kubeconfig, url string, key *verify.PrivateKey) {
+	t.Helper()
+	ns = env.Namespace(t)
+	kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
+	if err := env.WriteKubeconfig(kubeconfig, ns); err != nil {
+		t.Fatal(err)
+	}
+	reg := registrytest.New(t)
+	url = "oci://" + reg.Addr + "/team/web"
+	priv, pub, err := verify.GenerateKeyPair([]byte("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key, err = verify.LoadPrivateKey(priv, []byte("test")); err != nil {
+		t.Fatal(err)
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cosign-keys", Namespace: ns}, Data: map[string][]byte{keyName + ".pub": pub}}
+	if err := env.Client.Create(context.Background(), secret); err != nil {
+		t.Fatal(err)
+	}
+	return ns, kubeconfig, url, key
 }
 
 // startController runs the Release controller in this process for the
