@@ -73,6 +73,8 @@ type options struct {
 
 	pprofAddr        string
 	memoryLimitRatio float64
+
+	ui uiOptions
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -123,6 +125,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	config.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
+	o.ui.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -137,6 +140,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := checkLoopback("--pprof-addr", o.pprofAddr); err != nil {
 			return err
 		}
+	}
+	if err := o.ui.load(); err != nil {
+		return err
 	}
 	zapOpts.DestWriter = stderr
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
@@ -199,6 +205,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
+	}
+	view, err := o.ui.runnable(restConfig)
+	if err != nil {
+		return err
+	}
+	if view != nil {
+		if err := mgr.Add(view); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

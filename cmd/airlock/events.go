@@ -6,8 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"airlock.dev/airlock/audit"
 )
 
 func newEventsReleaseCmd() *cobra.Command {
@@ -17,15 +15,11 @@ func newEventsReleaseCmd() *cobra.Command {
 		Short: "List a Release's events, oldest first",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := kube.client()
+			c, ac, err := kube.auditClient()
 			if err != nil {
 				return err
 			}
 			r, err := c.getRelease(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			ac, err := audit.NewClient(c.cfg)
 			if err != nil {
 				return err
 			}

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"airlock.dev/airlock/api/v1alpha1"
+	"airlock.dev/airlock/audit"
 )
 
 // The operator commands read the cluster through client-go's dynamic client
@@ -70,6 +71,19 @@ func (f *kubeFlags) client() (*kubeClient, error) {
 		return nil, fmt.Errorf("connect to %s: %w", cfg.Host, err)
 	}
 	return &kubeClient{dyn: dyn, namespace: ns, host: cfg.Host, cfg: cfg}, nil
+}
+
+// auditClient is client() and audit's read-only client on the same connection.
+func (f *kubeFlags) auditClient() (*kubeClient, *audit.Client, error) {
+	c, err := f.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	ac, err := audit.NewClient(c.cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, ac, nil
 }
 
 // apiError adds what to do to the API errors an operator meets most.

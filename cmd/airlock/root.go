@@ -48,6 +48,6 @@ func newRootCmd() *cobra.Command {
 	rollback.AddCommand(newRollbackReleaseCmd())
 	history := &cobra.Command{Use: "history", Short: "List the digests a Release applied"}
 	history.AddCommand(newHistoryReleaseCmd())
-	root.AddCommand(get, describe, reconcile, suspend, resume, events, rollback, history, newInstallCmd(), newTraceCmd())
+	root.AddCommand(get, describe, reconcile, suspend, resume, events, rollback, history, newInstallCmd(), newTraceCmd(), newUICmd())
 	return root
 }

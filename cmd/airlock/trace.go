@@ -28,11 +28,7 @@ func newTraceCmd() *cobra.Command {
 			if err := output.validate(); err != nil {
 				return err
 			}
-			c, err := kube.client()
-			if err != nil {
-				return err
-			}
-			ac, err := audit.NewClient(c.cfg)
+			c, ac, err := kube.auditClient()
 			if err != nil {
 				return err
 			}
