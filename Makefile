@@ -37,7 +37,7 @@ generate: ## regenerate deepcopy and the CRD
 	hack/generate.sh
 
 bench: ## benchmarks (figures for the issues' closing notes)
-	$(GO) test -run '^$$' -bench . -benchmem ./artifact/ ./verify/
+	$(GO) test -run '^$$' -bench . -benchmem ./artifact/ ./verify/ ./ui/
 	@if [ -d bench ]; then for d in bench/*/; do $(GO) run ./$$d; done; fi
 
 clean:
