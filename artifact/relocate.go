@@ -517,7 +517,9 @@ type ImportOptions struct {
 // Archive is an opened export tarball whose every blob has been checked
 // against its digest.
 type Archive struct {
-	Store *oci.ReadOnlyStore
+	// Store serves the archive's blobs; after ReadAssumed, also the blobs
+	// a differential export assumes at the mirror.
+	Store oras.ReadOnlyTarget
 	// Manifests are index.json's entries, each named by its original reference.
 	Manifests []ocispec.Descriptor
 	Lock      ImagesLock
