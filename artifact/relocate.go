@@ -991,6 +991,15 @@ func attachedSubject(man ocispec.Manifest, subject ocispec.Descriptor, referrer 
 const dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 
 // RoleImagesLock is the Relocated.Role of the images lock an import stores.
+	if man.MediaType != "" && man.MediaType != m.MediaType {
+		return man, fmt.Sprintf("the manifest's media type is %q, the index.json entry says %q", man.MediaType, m.MediaType)
+	}
+	var index struct {
+		Manifests json.RawMessage `json:"manifests"`
+	}
+	if json.Unmarshal(body, &index) == nil && index.Manifests != nil {
+		return man, "an index, not a single image manifest (it lists manifests)"
+	}
 const RoleImagesLock = "images-lock"
 
 // ImagesLockMediaType is the artifact type and layer type of an images lock.
