@@ -222,20 +222,8 @@ func TestImageSignaturesTravel(t *testing.T) {
 // Unsigned, the refusal names both digests.
 func TestExportVerifyImagesKeyPlatformAcceptsIndexSignature(t *testing.T) {
 	ctx := context.Background()
-	up := registrytest.New(t)
-	priv, pub, err := verify.GenerateKeyPair([]byte("pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := verify.LoadPrivateKey(priv, []byte("pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := verify.LoadPublicKey("images.pub", pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy := verify.Policy{Keys: []verify.PublicKey{pk}}
+	u := newUpstreamApps(t) // a registry, a key and its policy
+	up, key, policy := u.up, u.key, u.policy
 	var idx v1.ImageIndex = empty.Index
 	var amd64 v1.Hash
 	for _, arch := range []string{"amd64", "arm64"} {
@@ -266,7 +254,7 @@ func TestExportVerifyImagesKeyPlatformAcceptsIndexSignature(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "site.tar")
 	opts := airgap.RelocateOptions{Src: plain, WithImages: true, Platform: "linux/amd64", ImagesPolicy: policy}
 
-	_, _, err = airgap.Export(ctx, art, out, opts)
+	_, _, err := airgap.Export(ctx, art, out, opts)
 	var ise *airgap.ImageSignatureError
 	if !errors.As(err, &ise) || len(ise.Failures) != 1 || !strings.Contains(err.Error(), amd64.String()) || !strings.Contains(err.Error(), idxDigest.String()) {
 		t.Fatalf("export of an unsigned image: %v, want one failure naming the manifest %s and its index %s", err, amd64, idxDigest)
