@@ -143,15 +143,16 @@ func ExportBundle(ctx context.Context, b *Bundle, path string, opts BundleOption
 // ImportBundle imports an export tarball, a bundle of artifacts or a
 // single export, into mirror: each artifact is verified (with a Policy),
 // checked and relocated with only what it reaches, as Import does for one.
-// Every artifact is checked, and every blob a differential export assumes
-// is checked at the mirror (HEAD), before anything is pushed: a missing
-// blob refuses the whole import, naming each missing one.
+// Every blob and manifest a differential export assumes is checked at the
+// mirror (HEAD), then every artifact is checked (reading what is assumed
+// from the mirror, by digest), before anything is pushed: a missing blob
+// refuses the whole import, naming each missing one.
 func ImportBundle(ctx context.Context, path string, mirror artifact.Reference, opts ImportOptions) ([]*ImportResult, error) {
 	return importArchive(ctx, path, mirror, opts, true)
 }
 
-// importArchive checks every artifact of the archive at path, then the
-// blobs it assumes at the mirror, then pushes each artifact.
+// importArchive checks the blobs the archive at path assumes at the
+// mirror, then every artifact of it, then pushes each artifact.
 func importArchive(ctx context.Context, path string, mirror artifact.Reference, opts ImportOptions, bundles bool) ([]*ImportResult, error) {
 	refused := func(err error) error { return fmt.Errorf("import %s refused, nothing pushed: %w", path, err) }
 	if opts.SiteKey != nil && len(opts.Policy.Keys) == 0 {
@@ -159,6 +160,11 @@ func importArchive(ctx context.Context, path string, mirror artifact.Reference, 
 	}
 	a, err := artifact.OpenArchive(ctx, path)
 	if err != nil {
+		return nil, refused(err)
+	}
+	// What a differential export left out must be at the mirror before
+	// anything else: the checks below read it from there, by digest.
+	if err := a.ReadAssumed(ctx, mirror, opts.Dst); err != nil {
 		return nil, refused(err)
 	}
 	parts, err := a.Artifacts()
@@ -179,9 +185,6 @@ func importArchive(ctx context.Context, path string, mirror artifact.Reference, 
 			return nil, refused(err)
 		}
 		preps = append(preps, p)
-	}
-	if err := artifact.CheckAssumed(ctx, a, mirror, opts.Dst); err != nil {
-		return nil, refused(err)
 	}
 	var out []*ImportResult
 	for _, p := range preps {

@@ -1,9 +1,11 @@
 package airgap_test
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -198,6 +200,29 @@ func TestDifferentialExport(t *testing.T) {
 		t.Fatalf("differential: %d bytes, %d blobs assumed; full: %d bytes", size(t, diff), len(bi.Assumed), size(t, full))
 	}
 	t.Logf("full %d bytes, differential %d bytes, %d blobs assumed", size(t, full), size(t, diff), len(bi.Assumed))
+	// Only app1's image changed (its artifact, which names the image by
+	// tag, is the same digest): every artifact manifest and the unchanged
+	// images travel as assumed, recorded in their repositories, not in the
+	// tarball; app1's new image is carried.
+	carried := tarBlobs(t, diff)
+	assumed := map[string]string{}
+	for _, a := range bi.Assumed {
+		assumed[a.Digest] = a.Repository
+	}
+	for i, ba := range bi.Artifacts {
+		repo := fmt.Sprintf("%s/team/app%d", u.up.Addr, i)
+		if carried[ba.Digest] || assumed[ba.Digest] != repo {
+			t.Fatalf("the unchanged artifact app%d %s: carried %v, assumed in %q, want assumed in %s", i, ba.Digest, carried[ba.Digest], assumed[ba.Digest], repo)
+		}
+		img := ba.ImagesLock.Images[0].Digest
+		imgRepo := fmt.Sprintf("%s/team/img%d", u.up.Addr, i)
+		switch {
+		case i == 1 && (!carried[img] || assumed[img] != ""):
+			t.Fatalf("the changed image of app1 %s is not carried", img)
+		case i != 1 && (carried[img] || assumed[img] != imgRepo):
+			t.Fatalf("the unchanged image of app%d %s: carried %v, assumed in %q, want assumed in %s", i, img, carried[img], assumed[img], imgRepo)
+		}
+	}
 
 	// Onto an empty mirror: refused before any push, naming the missing blobs.
 	empty, writes := writesTo(t)
@@ -214,6 +239,22 @@ func TestDifferentialExport(t *testing.T) {
 	}
 	if n := writes.Load(); n != 0 {
 		t.Fatalf("a refused differential import made %d write requests to the mirror", n)
+	}
+
+	// The assumed artifacts' signatures are still verified, read from
+	// the mirror: under another key, the first (unchanged) artifact is
+	// refused, and nothing is pushed.
+	_, otherPub, err := verify.GenerateKeyPair([]byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := verify.LoadPublicKey("other.pub", otherPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = airgap.ImportBundle(ctx, diff, m, airgap.ImportOptions{Dst: plain, Policy: verify.Policy{Keys: []verify.PublicKey{other}}})
+	if err == nil || !strings.Contains(err.Error(), "team/app0") || !strings.Contains(err.Error(), "nothing pushed") {
+		t.Fatalf("differential under another key: %v, want app0 (assumed) refused", err)
 	}
 
 	// Onto the mirror that has the base: every artifact verifies there,
@@ -233,5 +274,29 @@ func TestDifferentialExport(t *testing.T) {
 	opts.Since = diff
 	if _, _, err := airgap.ExportBundle(ctx, u.bundle(3), filepath.Join(dir, "next.tar"), opts); err != nil {
 		t.Fatalf("export --since a differential: %v", err)
+	}
+}
+
+// tarBlobs lists the blob digests a tarball carries.
+func tarBlobs(t *testing.T, p string) map[string]bool {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]bool{}
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hex, ok := strings.CutPrefix(hdr.Name, "blobs/sha256/"); ok {
+			out["sha256:"+hex] = true
+		}
 	}
 }

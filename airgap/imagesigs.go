@@ -26,18 +26,29 @@ func (e *ImageSignatureError) Unwrap() []error { return e.Failures }
 
 // checkImageSignatures verifies, under p, the cosign signatures of every
 // image pinned by digest, before anything is carried: the signature must
-// be over the digest carried (cosign's sha256-<hex>.sig tag). Each image
-// that fails is named in the error.
-func checkImageSignatures(p verify.Policy) func(ctx context.Context, images []artifact.Reference, src artifact.RemoteOptions) error {
-	return func(ctx context.Context, images []artifact.Reference, src artifact.RemoteOptions) error {
+// be over the digest carried (cosign's sha256-<hex>.sig tag) or, for an
+// image that --platform narrowed, over the index its tag resolved to, as
+// cosign commonly signs the index. Each image that fails is named in the
+// error, with both digests.
+func checkImageSignatures(p verify.Policy) func(ctx context.Context, images []artifact.PinnedImage, src artifact.RemoteOptions) error {
+	return func(ctx context.Context, images []artifact.PinnedImage, src artifact.RemoteOptions) error {
 		c, err := artifact.NewClient(src)
 		if err != nil {
 			return err
 		}
 		var failed []error
 		for _, img := range images {
-			if _, err := verify.VerifyWith(ctx, c, img, p); err != nil {
-				failed = append(failed, fmt.Errorf("image %s: %w", img.DigestRef(), err))
+			_, err := verify.VerifyWith(ctx, c, img.Ref, p)
+			if err == nil {
+				continue
+			}
+			if img.Index == "" {
+				failed = append(failed, fmt.Errorf("image %s: %w", img.Ref.DigestRef(), err))
+				continue
+			}
+			index := img.Ref.WithDigest(img.Index)
+			if _, ierr := verify.VerifyWith(ctx, c, index, p); ierr != nil {
+				failed = append(failed, fmt.Errorf("image %s (platform manifest of index %s): %w; its index: %w", img.Ref.DigestRef(), img.Index, err, ierr))
 			}
 		}
 		if len(failed) > 0 {

@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -209,5 +212,68 @@ func TestImageSignaturesTravel(t *testing.T) {
 	}
 	if !hasReferrer(t, at, aDesc, ref) {
 		t.Fatalf("the image referrer %s did not reach the mirror", ref.Digest)
+	}
+}
+
+// TestExportVerifyImagesKeyPlatformAcceptsIndexSignature: --platform
+// narrows a multi-platform image to its linux/amd64 manifest, and
+// --verify-images-key accepts a signature over the index the tag names
+// (as cosign commonly signs), as well as one over the manifest carried.
+// Unsigned, the refusal names both digests.
+func TestExportVerifyImagesKeyPlatformAcceptsIndexSignature(t *testing.T) {
+	ctx := context.Background()
+	u := newUpstreamApps(t) // a registry, a key and its policy
+	up, key, policy := u.up, u.key, u.policy
+	var idx v1.ImageIndex = empty.Index
+	var amd64 v1.Hash
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(256, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if arch == "amd64" {
+			amd64, _ = img.Digest()
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	tagged := up.Addr + "/team/multi:1.0"
+	r, _ := name.ParseReference(tagged, name.Insecure)
+	if err := ggcrremote.WriteIndex(r, idx); err != nil {
+		t.Fatal(err)
+	}
+	idxDigest, _ := idx.Digest()
+	app := t.TempDir()
+	deploy := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: multi\n  namespace: default\nspec:\n  selector:\n    matchLabels: {app: m}\n  template:\n    metadata:\n      labels: {app: m}\n    spec:\n      containers:\n      - name: m\n        image: " + tagged + "\n"
+	if err := os.WriteFile(filepath.Join(app, "deploy.yaml"), []byte(deploy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	art, _ := artifact.ParseReference("oci://" + up.Addr + "/team/app:v1")
+	if _, err := artifact.Push(ctx, art, app, artifact.PushOptions{Remote: plain, Source: "s", Revision: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "site.tar")
+	opts := airgap.RelocateOptions{Src: plain, WithImages: true, Platform: "linux/amd64", ImagesPolicy: policy}
+
+	_, _, err := airgap.Export(ctx, art, out, opts)
+	var ise *airgap.ImageSignatureError
+	if !errors.As(err, &ise) || len(ise.Failures) != 1 || !strings.Contains(err.Error(), amd64.String()) || !strings.Contains(err.Error(), idxDigest.String()) {
+		t.Fatalf("export of an unsigned image: %v, want one failure naming the manifest %s and its index %s", err, amd64, idxDigest)
+	}
+
+	index, _ := artifact.ParseImage(up.Addr + "/team/multi@" + idxDigest.String())
+	if _, err := verify.Sign(ctx, index, key, nil, plain); err != nil {
+		t.Fatal(err)
+	}
+	lock, rel, err := airgap.Export(ctx, art, out, opts)
+	if err != nil {
+		t.Fatalf("export with the index signed: %v", err)
+	}
+	if len(lock.Images) != 1 || lock.Images[0].Digest != amd64.String() {
+		t.Fatalf("images lock %+v: want the linux/amd64 manifest %s", lock.Images, amd64)
+	}
+	for _, r := range rel {
+		if r.Digest == idxDigest.String() {
+			t.Fatalf("--platform carried the index: %+v", r)
+		}
 	}
 }

@@ -16,6 +16,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
 )
 
 // A bundle is one export tarball (one OCI image layout) with several
@@ -185,11 +188,16 @@ func (e *MissingBlobsError) Error() string {
 		e.Assumed, len(e.Missing), strings.Join(list, ", "), more)
 }
 
-// CheckAssumed checks, with one HEAD request per blob (through one client),
-// that the mirror dst (oci://HOST[/PREFIX]) holds every blob a
-// differential export assumes, in the repository where the import needs it.
-// A missing blob is a *MissingBlobsError naming every missing one.
-func CheckAssumed(ctx context.Context, a *Archive, dst Reference, opts RemoteOptions) error {
+// ReadAssumed checks, with one HEAD request per blob (through one client),
+// that the mirror dst (oci://HOST[/PREFIX]) holds every blob and manifest a
+// differential export assumes, in the repository where the import needs
+// it, and then serves each of them from there: the archive's store reads
+// an assumed blob from the mirror by its digest, checked against that
+// digest and its size, so the import verifies, renders and checks an
+// unchanged artifact as if it were carried. A missing blob is a
+// *MissingBlobsError naming every missing one. A full export is left as
+// it is. Call it before Artifacts, whose views share the store.
+func (a *Archive) ReadAssumed(ctx context.Context, dst Reference, opts RemoteOptions) error {
 	if a.Bundle == nil || len(a.Bundle.Assumed) == 0 {
 		return nil
 	}
@@ -197,30 +205,143 @@ func CheckAssumed(ctx context.Context, a *Archive, dst Reference, opts RemoteOpt
 	if err != nil {
 		return err
 	}
+	at := map[digest.Digest]assumedAt{}
 	var missing []string
 	for _, ab := range a.Bundle.Assumed {
 		up, err := ParseRepository(Scheme + ab.Repository)
 		if err != nil {
 			return err
 		}
-		at := MirrorImage(dst.Registry, dst.Repository, up)
-		repo, err := c.Repository(at)
+		mirrored := MirrorImage(dst.Registry, dst.Repository, up)
+		repo, err := c.Repository(mirrored)
 		if err != nil {
 			return err
 		}
-		ok, err := repo.Exists(ctx, ocispec.Descriptor{MediaType: ab.MediaType, Digest: digest.Digest(ab.Digest), Size: ab.Size})
+		desc := ocispec.Descriptor{MediaType: ab.MediaType, Digest: digest.Digest(ab.Digest), Size: ab.Size}
+		ok, err := repo.Exists(ctx, desc)
 		if err != nil {
-			return classify("check the assumed blob "+ab.Digest+" in", at, err)
+			return classify("check the assumed blob "+ab.Digest+" in", mirrored, err)
 		}
 		if !ok {
-			missing = append(missing, at.Name()+"@"+ab.Digest)
+			missing = append(missing, mirrored.Name()+"@"+ab.Digest)
+			continue
+		}
+		if _, dup := at[desc.Digest]; !dup {
+			at[desc.Digest] = assumedAt{repo: repo, desc: desc, name: mirrored.Name()}
 		}
 	}
 	if len(missing) > 0 {
 		return &MissingBlobsError{Missing: missing, Assumed: len(a.Bundle.Assumed)}
 	}
+	s := &assumedStore{ReadOnlyTarget: a.Store, at: at}
+	// What an assumed manifest reaches was left out with it: each is read
+	// from the same repository, found through the manifest (read once,
+	// checked against its digest).
+	var queue []ocispec.Descriptor
+	for _, w := range at {
+		queue = append(queue, w.desc)
+	}
+	for len(queue) > 0 {
+		desc := queue[0]
+		queue = queue[1:]
+		if !isManifestType(desc.MediaType) {
+			continue
+		}
+		if desc.Size > MaxManifestSize {
+			return fmt.Errorf("assumed manifest %s is %d bytes: %w of %d", desc.Digest, desc.Size, ErrTooLarge, MaxManifestSize)
+		}
+		where := s.at[desc.Digest]
+		children, err := content.Successors(ctx, s, desc)
+		if err != nil {
+			return fmt.Errorf("read the assumed manifest %s@%s: %w", where.name, desc.Digest, err)
+		}
+		for _, c := range children {
+			if _, ok := s.at[c.Digest]; ok {
+				continue
+			}
+			if len(s.at) >= MaxSiteBlobs {
+				return fmt.Errorf("the assumed manifests reach more than %d blobs: %w", MaxSiteBlobs, ErrTooLarge)
+			}
+			s.at[c.Digest] = assumedAt{repo: where.repo, desc: c, name: where.name}
+			queue = append(queue, c)
+		}
+	}
+	a.Store = s
 	return nil
 }
+
+// isManifestType says whether a media type is a manifest or an index.
+func isManifestType(mt string) bool {
+	switch mt {
+	case ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex, dockerManifest, "application/vnd.docker.distribution.manifest.list.v2+json":
+		return true
+	}
+	return false
+}
+
+// assumedAt is where the mirror holds an assumed blob.
+type assumedAt struct {
+	repo *remote.Repository
+	desc ocispec.Descriptor
+	name string // MIRROR/REPO, for messages
+}
+
+// assumedStore is an archive's store that reads the blobs a differential
+// export assumes from the mirror, each checked against its digest and size
+// as it is read: the import trusts them no more than the archive's own.
+type assumedStore struct {
+	oras.ReadOnlyTarget
+	at map[digest.Digest]assumedAt
+}
+
+func (s *assumedStore) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	rc, err := s.ReadOnlyTarget.Fetch(ctx, desc)
+	where, assumed := s.at[desc.Digest]
+	if err == nil || !assumed || !errors.Is(err, errdef.ErrNotFound) {
+		return rc, err
+	}
+	if desc.Size != where.desc.Size {
+		return nil, fmt.Errorf("assumed blob %s: %d bytes in bundle.json, %d where the archive refers to it: %w", desc.Digest, where.desc.Size, desc.Size, ErrArchiveAltered)
+	}
+	if desc.MediaType == "" {
+		desc.MediaType = where.desc.MediaType
+	}
+	rc, err = where.repo.Fetch(ctx, desc)
+	if err != nil {
+		return nil, classify("fetch the assumed blob "+desc.Digest.String()+" from", Reference{Registry: "", Repository: where.name}, err)
+	}
+	return &verifiedReader{rc: rc, vr: content.NewVerifyReader(rc, desc), desc: desc, at: where.name}, nil
+}
+
+func (s *assumedStore) Exists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	if _, ok := s.at[desc.Digest]; ok {
+		return true, nil
+	}
+	return s.ReadOnlyTarget.Exists(ctx, desc)
+}
+
+// verifiedReader reads an assumed blob from the mirror and fails the read
+// that reaches its end when the bytes are not the digest's.
+type verifiedReader struct {
+	rc   io.ReadCloser
+	vr   *content.VerifyReader
+	desc ocispec.Descriptor
+	at   string
+}
+
+func (r *verifiedReader) Read(p []byte) (int, error) {
+	n, err := r.vr.Read(p)
+	if errors.Is(err, io.EOF) {
+		if verr := r.vr.Verify(); verr != nil {
+			return n, fmt.Errorf("assumed blob %s read from %s: %w: %v", r.desc.Digest, r.at, ErrDigest, verr)
+		}
+	} else if err != nil && (errors.Is(err, content.ErrMismatchedDigest) || errors.Is(err, content.ErrTrailingData)) {
+		return n, fmt.Errorf("assumed blob %s read from %s: %w: %v", r.desc.Digest, r.at, ErrDigest, err)
+	}
+	return n, err
+}
+
+func (r *verifiedReader) Close() error { return r.rc.Close() }
 
 // SiteBlobs is what a site holds from earlier exports: the blobs an export
 // --since leaves out.
@@ -338,12 +459,13 @@ type BundleOptions struct {
 	// Src, Platform, Progress and CheckImages are as in RelocateOptions;
 	// its Images and KustomizePath are per BundleItem.
 	RelocateOptions
-	// Since is what the site already holds (ReadSiteBlobs): the layers and
-	// configs of images and their signatures and referrers in it are left
-	// out and recorded in bundle.json as assumed. The artifacts themselves,
-	// their signatures and referrers, and every manifest are always
-	// carried: the import verifies and renders them offline. nil means a
-	// full export.
+	// Since is what the site already holds (ReadSiteBlobs): every blob and
+	// manifest in it, of the artifacts and their referrers, and the images
+	// and their signatures and referrers, is left out and recorded in bundle.json
+	// as assumed. index.json still names every manifest: the import reads
+	// what is assumed from the mirror by digest (Archive.ReadAssumed), and
+	// verifies and renders it as if it were carried. nil means a full
+	// export.
 	Since SiteBlobs
 }
 
@@ -400,7 +522,11 @@ func ExportBundle(ctx context.Context, items []BundleItem, w io.Writer, opts Bun
 				name = m.src.DigestRef()
 			}
 			var target oras.Target = &roleTarget{tw, m.role, wk.group}
-			if len(opts.Since) > 0 && isImageRole(m.role) {
+			// The artifact's own signatures always travel: they are small,
+			// and a site signature moves the .sig tag at the mirror off the
+			// upstream manifest, which registry gc --delete-untagged may
+			// then delete.
+			if len(opts.Since) > 0 && m.role != roleSignature {
 				target = &sinceTarget{Target: target, since: opts.Since, repository: m.src.Name(), assumed: assumed}
 			}
 			return landing{target: target, ref: name, at: Reference{Registry: "export"}, shown: name}, nil
@@ -424,9 +550,11 @@ func ExportBundle(ctx context.Context, items []BundleItem, w io.Writer, opts Bun
 	return bi, out, nil
 }
 
-// sinceTarget leaves out of an export the layers and configs the site
-// already holds: it reports them present, so the copy skips them, and
-// records each as assumed in its repository. Manifests always go in.
+// sinceTarget leaves out of an export every blob and manifest the site
+// already holds: it reports them present, so the copy skips them (and,
+// for a manifest, everything under it), and records each as assumed in its
+// repository. The index.json entry of a manifest left out stays, so the
+// import knows what it stands for and reads it from the mirror.
 type sinceTarget struct {
 	oras.Target
 	since      SiteBlobs
@@ -435,7 +563,7 @@ type sinceTarget struct {
 }
 
 func (t *sinceTarget) Exists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
-	if t.since[desc.Digest] && !isManifestType(desc.MediaType) {
+	if t.since[desc.Digest] {
 		t.assumed.add(t.repository, desc)
 		return true, nil
 	}
@@ -458,13 +586,4 @@ func (a *assumedBlobs) add(repository string, desc ocispec.Descriptor) {
 	}
 	a.seen[key] = true
 	a.list = append(a.list, AssumedBlob{Repository: repository, MediaType: desc.MediaType, Digest: desc.Digest.String(), Size: desc.Size})
-}
-
-// isManifestType says whether a media type is a manifest or an index.
-func isManifestType(mt string) bool {
-	switch mt {
-	case ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex, dockerManifest, "application/vnd.docker.distribution.manifest.list.v2+json":
-		return true
-	}
-	return false
 }

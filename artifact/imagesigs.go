@@ -83,17 +83,27 @@ func (a *Archive) imageAttachment(ctx context.Context, m ocispec.Descriptor, ref
 		if ref.Digest != "" || ref.Tag == "" {
 			return "an image signature is named REPO:sha256-<hex>.sig (.att, .sbom), by the tag of its image's digest"
 		}
-		var subject string
+		var subject, suffix string
 		for _, s := range imageSideTags {
 			if hexPart, ok := strings.CutSuffix(ref.Tag, s); ok && strings.HasPrefix(hexPart, "sha256-") {
-				subject = "sha256:" + strings.TrimPrefix(hexPart, "sha256-")
+				subject, suffix = "sha256:"+strings.TrimPrefix(hexPart, "sha256-"), s
 			}
 		}
 		img, ok := images[ref.Name()+"@"+subject]
 		if subject == "" || digest.Digest(subject).Validate() != nil || !ok {
 			return "not a .sig, .att or .sbom tag of an image this import carries in " + ref.Name()
 		}
-		return a.attachedTo(ctx, m, img, false)
+		if why := attachedMediaType(m); why != "" {
+			return why
+		}
+		man, why := a.readAttached(ctx, m)
+		if why != "" {
+			return why
+		}
+		if why := attachedSubject(man, img, false); why != "" {
+			return why
+		}
+		return sideTagLayers(man, suffix)
 	default: // roleImageReferrer
 		if ref.Tag != "" || ref.Digest != m.Digest.String() {
 			return "an image referrer is named REPO@DIGEST, by its own digest"
@@ -116,4 +126,32 @@ func (a *Archive) imageAttachment(ctx context.Context, m ocispec.Descriptor, ref
 		}
 		return attachedSubject(man, img, true)
 	}
+}
+
+// Layer media types of cosign's attached tags.
+const (
+	cosignSignatureLayer = "application/vnd.dev.cosign.simplesigning.v1+json"
+	dsseEnvelopeLayer    = "application/vnd.dsse.envelope.v1+json"
+)
+
+// sideTagLayers says why man cannot be the cosign tag of an image with the
+// given suffix; "" when it can: a .sig holds cosign signatures only, an
+// .att DSSE envelopes only, and an .sbom no image layers, so none of them
+// can carry an image into the mirror under a cosign tag.
+func sideTagLayers(man ocispec.Manifest, suffix string) string {
+	for _, l := range man.Layers {
+		var ok bool
+		switch suffix {
+		case ".sig":
+			ok = l.MediaType == cosignSignatureLayer
+		case ".att":
+			ok = l.MediaType == dsseEnvelopeLayer
+		default: // .sbom
+			ok = !strings.Contains(l.MediaType, ".image.layer.") && !strings.Contains(l.MediaType, ".image.rootfs.")
+		}
+		if !ok {
+			return fmt.Sprintf("a %s tag with a layer of media type %q (%s): it holds no cosign %s", suffix, l.MediaType, l.Digest, map[string]string{".sig": "signature", ".att": "attestation", ".sbom": "SBOM"}[suffix])
+		}
+	}
+	return ""
 }

@@ -61,7 +61,17 @@ type RelocateOptions struct {
 	// before anything is copied; an error stops the relocation (airgap
 	// verifies the images' signatures with it), given Src as bound to the
 	// artifact's registry. nil means no check.
-	CheckImages func(ctx context.Context, images []Reference, src RemoteOptions) error
+	CheckImages func(ctx context.Context, images []PinnedImage, src RemoteOptions) error
+}
+
+// PinnedImage is an image a relocation carries, pinned to its digest.
+type PinnedImage struct {
+	// Ref names the image by the digest carried.
+	Ref Reference
+	// Index is the digest of the image index the image's tag resolved to,
+	// when Platform narrowed it to Ref's manifest; "" otherwise. Cosign
+	// commonly signs the index.
+	Index string
 }
 
 func (o RelocateOptions) platform() (*ocispec.Platform, error) {
@@ -243,6 +253,7 @@ func walk(ctx context.Context, repo *remote.Repository, ref Reference, opts Relo
 	}
 	var list []move
 	lock := &ImagesLock{Images: []ImageLock{}}
+	indexes := map[string]string{} // REPO@DIGEST of each image → its index, narrowed by platform
 	for _, img := range opts.Images {
 		iref, err := ParseImage(img)
 		if err != nil {
@@ -254,17 +265,26 @@ func walk(ctx context.Context, repo *remote.Repository, ref Reference, opts Relo
 		}
 		// An image pinned by digest is carried whole: that digest is what
 		// the workload pulls. --platform narrows images named by tag.
-		ropts := oras.ResolveOptions{}
-		if iref.Digest == "" {
-			ropts.TargetPlatform = platform
-		}
-		desc, err := oras.Resolve(ctx, irepo, iref.Reference(), ropts)
+		// The tag is resolved once; the platform is then picked from that
+		// digest, so the index recorded is the one narrowed.
+		desc, err := oras.Resolve(ctx, irepo, iref.Reference(), oras.ResolveOptions{})
 		if err != nil {
 			return moves{}, nil, classify("resolve image", iref, err)
 		}
 		if iref.Digest != "" && desc.Digest.String() != iref.Digest {
 			return moves{}, nil, classify("resolve image", iref, fmt.Errorf("%w: the registry answered %s", ErrDigest, desc.Digest))
 		}
+		index := ""
+		if iref.Digest == "" && platform != nil {
+			top := desc
+			if desc, err = oras.Resolve(ctx, irepo, top.Digest.String(), oras.ResolveOptions{TargetPlatform: platform}); err != nil {
+				return moves{}, nil, classify("resolve image", iref, err)
+			}
+			if desc.Digest != top.Digest {
+				index = top.Digest.String()
+			}
+		}
+		indexes[iref.Name()+"@"+desc.Digest.String()] = index
 		list = append(list, move{role: roleImage, src: iref.WithDigest(desc.Digest.String())})
 		side, err := imageAttachments(ctx, irepo, iref.WithDigest(desc.Digest.String()))
 		if err != nil {
@@ -319,10 +339,10 @@ func walk(ctx context.Context, repo *remote.Repository, ref Reference, opts Relo
 		list = append(list, move{role: roleSignature, src: ref.WithTag(tag).WithDigest(d.Digest.String())})
 	}
 	if opts.CheckImages != nil {
-		var pinned []Reference
+		var pinned []PinnedImage
 		for _, m := range list {
 			if m.role == roleImage {
-				pinned = append(pinned, m.src)
+				pinned = append(pinned, PinnedImage{Ref: m.src, Index: indexes[m.src.DigestRef()]})
 			}
 		}
 		if err := opts.CheckImages(ctx, pinned, opts.Src); err != nil {
@@ -517,7 +537,9 @@ type ImportOptions struct {
 // Archive is an opened export tarball whose every blob has been checked
 // against its digest.
 type Archive struct {
-	Store *oci.ReadOnlyStore
+	// Store serves the archive's blobs; after ReadAssumed, also the blobs
+	// a differential export assumes at the mirror.
+	Store oras.ReadOnlyTarget
 	// Manifests are index.json's entries, each named by its original reference.
 	Manifests []ocispec.Descriptor
 	Lock      ImagesLock
@@ -968,6 +990,15 @@ func (a *Archive) readAttached(ctx context.Context, m ocispec.Descriptor) (man o
 	}
 	if err := json.Unmarshal(body, &man); err != nil {
 		return man, "not a manifest: " + err.Error()
+	}
+	if man.MediaType != "" && man.MediaType != m.MediaType {
+		return man, fmt.Sprintf("the manifest's media type is %q, the index.json entry says %q", man.MediaType, m.MediaType)
+	}
+	var index struct {
+		Manifests json.RawMessage `json:"manifests"`
+	}
+	if json.Unmarshal(body, &index) == nil && index.Manifests != nil {
+		return man, "an index, not a single image manifest (it lists manifests)"
 	}
 	return man, ""
 }

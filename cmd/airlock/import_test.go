@@ -59,6 +59,7 @@ type tamperedExport struct {
 	unsigned ocispec.Descriptor
 	nginx    ocispec.Descriptor
 	sig      ocispec.Descriptor // the real signature manifest's entry
+	svc      ocispec.Descriptor // the real image's entry (team/svc)
 	referrer ocispec.Descriptor // an OCI 1.1 referrer of the unsigned artifact
 }
 
@@ -143,11 +144,14 @@ func newTamperedExport(t *testing.T) *tamperedExport {
 		t.Fatal(err)
 	}
 	for _, m := range idx.Manifests {
-		if m.Annotations[artifact.AnnotationRole] == "signature" {
+		switch m.Annotations[artifact.AnnotationRole] {
+		case "signature":
 			te.sig = m
+		case "image":
+			te.svc = m
 		}
 	}
-	if te.unsigned.Digest == "" || te.nginx.Digest == "" || te.sig.Digest == "" || te.referrer.Digest == "" {
+	if te.unsigned.Digest == "" || te.nginx.Digest == "" || te.sig.Digest == "" || te.referrer.Digest == "" || te.svc.Digest == "" {
 		t.Fatalf("fixture: unsigned %v, nginx %v, signature %v", te.unsigned.Digest, te.nginx.Digest, te.sig.Digest)
 	}
 	return te
@@ -212,6 +216,10 @@ func TestCLIImportRefusesWhatTheArtifactDoesNotReach(t *testing.T) {
 	te := newTamperedExport(t)
 	up := te.upstream
 	unsignedHex := strings.TrimPrefix(te.unsigned.Digest.String(), "sha256:")
+	svcTag := func(suffix string) string {
+		return up + "/team/svc:sha256-" + strings.TrimPrefix(te.svc.Digest.String(), "sha256:") + suffix
+	}
+	nginxHex := strings.TrimPrefix(te.nginx.Digest.String(), "sha256:")
 	for _, tc := range []struct {
 		name    string
 		entries []ocispec.Descriptor
@@ -261,6 +269,51 @@ func TestCLIImportRefusesWhatTheArtifactDoesNotReach(t *testing.T) {
 			name:    "an attached tag whose manifest refers to another artifact",
 			entries: []ocispec.Descriptor{entry(te.referrer, strings.Replace(te.sig.Annotations[ocispec.AnnotationRefName], ".sig", ".att", 1), "signature")},
 			want:    []string{strings.Replace(te.sig.Annotations[ocispec.AnnotationRefName], ".sig", ".att", 1), te.referrer.Digest.String(), "subject"},
+		},
+		{
+			name:    "an image signature of an image the import does not carry",
+			entries: []ocispec.Descriptor{entry(te.sig, up+"/library/nginx:sha256-"+nginxHex+".sig", "image-signature")},
+			want:    []string{up + "/library/nginx:sha256-" + nginxHex + ".sig", te.sig.Digest.String(), "not a .sig, .att or .sbom tag of an image this import carries"},
+		},
+		{
+			name:    "an image signature in another repository than its image",
+			entries: []ocispec.Descriptor{entry(te.sig, strings.Replace(svcTag(".sig"), "/team/svc:", "/team/other:", 1), "image-signature")},
+			want:    []string{up + "/team/other:sha256-", te.sig.Digest.String(), "image-signature"},
+		},
+		{
+			name:    "an image signature named by digest",
+			entries: []ocispec.Descriptor{entry(te.sig, up+"/team/svc@"+te.sig.Digest.String(), "image-signature")},
+			want:    []string{up + "/team/svc@" + te.sig.Digest.String(), "by the tag of its image's digest"},
+		},
+		{
+			name:    "an image signature tag that holds another image",
+			entries: []ocispec.Descriptor{entry(te.nginx, svcTag(".sig"), "image-signature")},
+			want:    []string{svcTag(".sig"), te.nginx.Digest.String(), "layer"},
+		},
+		{
+			name:    "an image attestation whose manifest refers to another artifact",
+			entries: []ocispec.Descriptor{entry(te.referrer, svcTag(".att"), "image-signature")},
+			want:    []string{svcTag(".att"), te.referrer.Digest.String(), "subject"},
+		},
+		{
+			name:    "an image signature entry whose media type is not the manifest's",
+			entries: []ocispec.Descriptor{entry(ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: te.nginx.Digest, Size: te.nginx.Size}, svcTag(".sbom"), "image-signature")},
+			want:    []string{svcTag(".sbom"), te.nginx.Digest.String(), "media type"},
+		},
+		{
+			name:    "an image referrer whose subject is not a carried image",
+			entries: []ocispec.Descriptor{entry(te.referrer, up+"/team/svc@"+te.referrer.Digest.String(), "image-referrer")},
+			want:    []string{up + "/team/svc@" + te.referrer.Digest.String(), "is not an image this import carries"},
+		},
+		{
+			name:    "an image referrer named by a tag",
+			entries: []ocispec.Descriptor{entry(te.referrer, up+"/team/svc:sbom", "image-referrer")},
+			want:    []string{up + "/team/svc:sbom", te.referrer.Digest.String(), "by its own digest"},
+		},
+		{
+			name:    "an image referrer without a subject",
+			entries: []ocispec.Descriptor{entry(te.sig, up+"/team/svc@"+te.sig.Digest.String(), "image-referrer")},
+			want:    []string{up + "/team/svc@" + te.sig.Digest.String(), "without a subject"},
 		},
 		{
 			name:    "an entry with an unknown role",

@@ -153,7 +153,7 @@ func newExportCmd() *cobra.Command {
 	// -o is the tarball, as in docker save; --format picks json|yaml.
 	cmd.Flags().StringVarP(&out, "output", "o", "", "tarball to write (required)")
 	cmd.Flags().StringVarP(&bundleFile, "file", "f", "", "bundle file listing the artifacts to export as one tarball (artifacts: [{ref, withImages, kustomizePath}])")
-	cmd.Flags().StringVar(&since, "since", "", "a previous export (tarball, or its index.json) the site has imported: leave out the image blobs it carried, and record them as assumed present")
+	cmd.Flags().StringVar(&since, "since", "", "a previous export (tarball, or its index.json) the site has imported: leave out every blob and manifest the site holds, and record them as assumed present (import checks they are at the mirror)")
 	cmd.Flags().StringVar(&f.output.format, "format", "", "print the result as json|yaml")
 	f.output.allowed = []string{"json", "yaml"}
 	return cmd
