@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -260,4 +262,56 @@ func postHook(t *testing.T, url, ts, sig string, body []byte) (int, string) {
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, strings.TrimSpace(string(msg))
+}
+
+// BenchmarkReceiverPushToReady measures what `airlock push artifact
+// --sign-key --notify` gives a CI job: the time from the notification's
+// 202 (when the CLI returns) to the Release Ready with the new digest,
+// for a Release of 10 ConfigMaps whose interval is 1h. It pushes, signs and
+// notifies with the library calls the CLI makes, through the controller's
+// real endpoint. Run it with
+//
+//	go test ./reconciler -run '^$' -bench ReceiverPushToReady -benchtime 20x
+//
+// and read median-ms and max-ms.
+func BenchmarkReceiverPushToReady(b *testing.B) {
+	h := newHarness(b, harnessOptions{receiver: true})
+	url := h.receiverFor("ci", v1alpha1.ReceiverGenericHMAC, nil)
+	files := func(i int) map[string]string {
+		f := map[string]string{}
+		for j := range 10 {
+			f[fmt.Sprintf("cm-%d.yaml", j)] = configMapYAML(fmt.Sprintf("cm-%d", j), map[string]string{"push": strconv.Itoa(i)})
+		}
+		return f
+	}
+	d := h.pushSigned("latest", "main@sha1:0", files(0))
+	h.release("app", "latest", nil) // interval 1h
+	h.readyAt("app", d)
+	repo := strings.TrimPrefix(h.url(), "oci://")
+	var took []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		d := h.pushSigned("latest", fmt.Sprintf("main@sha1:%d", i+1), files(i+1))
+		b.StartTimer()
+		if err := receiver.Send(h.ctx, url, receiverToken, receiver.Generic{Repository: repo, Tag: "latest", Digest: d}, receiver.SendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		for {
+			rel := h.get("app")
+			if c := condition(rel, v1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue && rel.Status.LastAppliedDigest == d {
+				break
+			}
+			if time.Since(start) > time.Minute {
+				b.Fatalf("push %d not Ready within a minute:\n%s", i+1, describe(rel))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		took = append(took, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(took[len(took)-1].Microseconds())/1000, "max-ms")
 }
