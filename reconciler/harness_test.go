@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,6 +35,7 @@ import (
 	"airlock.dev/airlock/internal/envtestenv"
 	"airlock.dev/airlock/internal/registry"
 	"airlock.dev/airlock/internal/registrytest"
+	"airlock.dev/airlock/receiver"
 	"airlock.dev/airlock/reconciler"
 	"airlock.dev/airlock/verify"
 )
@@ -62,6 +64,10 @@ type harness struct {
 	metrics *reconciler.Metrics
 	// user and password are the registry's only account when it has one.
 	user, password string
+	// hook is the receiver endpoint's base URL, http://127.0.0.1:PORT, and
+	// receivers its controller (harnessOptions.receiver).
+	hook      string
+	receivers *reconciler.Receivers
 }
 
 type harnessOptions struct {
@@ -93,6 +99,13 @@ type harnessOptions struct {
 	cluster bool
 	// logs also receives the controller's log output. nil means none.
 	logs io.Writer
+	// receiver runs the Receiver controller and serves its endpoint on
+	// 127.0.0.1 (h.hook).
+	receiver bool
+	// notify makes the registry send distribution's notifications to the
+	// Receiver of this name in the test's namespace, with receiverToken as
+	// its bearer token. "" means none.
+	notify string
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
@@ -111,6 +124,20 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, ctx: ctx, env: env, ns: env.Namespace(t), ctrlNS: env.Namespace(t)}
 	regOpts := registry.Options{Observe: opts.observe}
+	var hookLn net.Listener
+	if opts.receiver {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hookLn, h.hook = ln, "http://"+ln.Addr().String()
+		if opts.notify != "" {
+			regOpts.Notify = []registry.NotifyEndpoint{{
+				URL:     h.hook + receiver.WebhookPath(receiverToken, h.ns, opts.notify),
+				Headers: http.Header{"Authorization": {"Bearer " + string(receiverToken)}},
+			}}
+		}
+	}
 	if opts.private {
 		h.user, h.password = "owner", "s3cret"
 		regOpts.HtpasswdFile = registrytest.Htpasswd(t, h.user, h.password)
@@ -170,6 +197,18 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	}
 	if err := h.rec.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: max(opts.concurrent, 2)}); err != nil {
 		t.Fatal(err)
+	}
+	if hookLn != nil {
+		h.receivers = &reconciler.Receivers{
+			Client:    mgr.GetClient(),
+			APIReader: mgr.GetAPIReader(),
+			Events:    mgr.GetEventRecorder("airlock-controller"),
+			Metrics:   reconciler.NewReceiverMetrics(prometheus.NewRegistry()),
+			Mirrors:   h.rec.Mirrors,
+		}
+		if err := h.receivers.SetupWithManager(ctx, mgr, hookLn, controller.Options{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -75,6 +76,13 @@ type options struct {
 	memoryLimitRatio float64
 
 	ui uiOptions
+
+	// The receiver endpoint (Receiver resources), off unless receiverAddr is set.
+	receiverAddr         string
+	receiverTLSCert      string
+	receiverTLSKey       string
+	receiverMaxBody      int64
+	receiverReplayWindow time.Duration
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -122,6 +130,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.finalizerTimeout, "finalizer-timeout", 10*time.Minute, "how long a deleted Release retries a failing prune before it leaves its objects, records a Warning event naming them and removes its finalizer")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "loopback address (for example 127.0.0.1:6060) of the /debug/pprof/ profiles; empty disables them")
 	fs.Float64Var(&o.memoryLimitRatio, "memory-limit-ratio", 0.9, "share of the container's memory limit (cgroup v2 memory.max) set as the Go memory limit, so that the heap is collected before the container is killed; $GOMEMLIMIT, when set, wins")
+	fs.StringVar(&o.receiverAddr, "receiver-addr", "", "address of the receiver endpoint, for example :9292, that serves the Receivers' push notifications from registries and CI jobs; empty disables it and the Receiver controller")
+	fs.StringVar(&o.receiverTLSCert, "receiver-tls-cert", "", "PEM certificate to serve the receiver endpoint over HTTPS; empty means plain HTTP (put it behind a TLS ingress)")
+	fs.StringVar(&o.receiverTLSKey, "receiver-tls-key", "", "PEM private key for --receiver-tls-cert")
+	fs.Int64Var(&o.receiverMaxBody, "receiver-max-body-bytes", reconciler.DefaultReceiverMaxBody, "largest notification body the receiver endpoint reads, in bytes")
+	fs.DurationVar(&o.receiverReplayWindow, "receiver-replay-window", 5*time.Minute, "how far a notification's time may be from the controller's, and how long the receiver endpoint remembers a request to refuse its replay")
 	config.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
@@ -143,6 +156,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := o.ui.load(); err != nil {
 		return err
+	}
+	if (o.receiverTLSCert == "") != (o.receiverTLSKey == "") {
+		return fmt.Errorf("--receiver-tls-cert and --receiver-tls-key go together")
 	}
 	zapOpts.DestWriter = stderr
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
@@ -253,6 +269,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: o.concurrent}); err != nil {
 		return fmt.Errorf("set up the Release controller: %w", err)
+	}
+	if o.receiverAddr != "" {
+		ln, err := net.Listen("tcp", o.receiverAddr)
+		if err != nil {
+			return fmt.Errorf("--receiver-addr %s: %w", o.receiverAddr, err)
+		}
+		rs := &reconciler.Receivers{
+			Client:       mgr.GetClient(),
+			APIReader:    mgr.GetAPIReader(),
+			Events:       mgr.GetEventRecorder("airlock-controller"),
+			Metrics:      reconciler.NewReceiverMetrics(metrics.Registry),
+			Mirrors:      o.mirrors,
+			ReplayWindow: o.receiverReplayWindow,
+			MaxBodyBytes: o.receiverMaxBody,
+			TLSCertFile:  o.receiverTLSCert,
+			TLSKeyFile:   o.receiverTLSKey,
+		}
+		if err := rs.SetupWithManager(ctx, mgr, ln, controller.Options{MaxConcurrentReconciles: 1}); err != nil {
+			return fmt.Errorf("set up the Receiver controller: %w", err)
+		}
+		ctrl.Log.Info("receiver endpoint enabled", "addr", ln.Addr().String(), "tls", o.receiverTLSCert != "")
 	}
 	ctrl.Log.Info("starting airlock-controller", "concurrent", o.concurrent, "allowUnsigned", o.allowUnsigned,
 		"watchLabelSelector", o.watchSelector, "leaderElect", o.leaderElect,

@@ -17,7 +17,8 @@ func TestHelpListsFlags(t *testing.T) {
 	}
 	for _, f := range []string{"-metrics-addr", "-leader-elect", "-concurrent", "-watch-label-selector", "-allow-unsigned", "-kubeconfig", "-zap-encoder",
 		"-default-service-account", "-controller-namespace", "-allow-controller-identity-namespaces", "-allow-controller-identity-namespace-selector", "-no-cross-namespace-refs", "-finalizer-timeout",
-		"-build-max-objects", "-concurrent-builds", "-build-max-file-bytes", "-build-max-total-bytes", "-build-timeout"} {
+		"-build-max-objects", "-concurrent-builds", "-build-max-file-bytes", "-build-max-total-bytes", "-build-timeout",
+		"-receiver-addr", "-receiver-tls-cert", "-receiver-max-body-bytes", "-receiver-replay-window"} {
 		if !strings.Contains(stderr.String(), f) {
 			t.Errorf("help does not list %s", f)
 		}
@@ -35,6 +36,13 @@ func TestBadIdentitySelectorFails(t *testing.T) {
 	err := run(context.Background(), []string{"--allow-controller-identity-namespace-selector", "a in (", "--kubeconfig", "/nonexistent"}, &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "--allow-controller-identity-namespace-selector") {
 		t.Fatalf("err = %v, want one naming --allow-controller-identity-namespace-selector", err)
+	}
+}
+
+func TestReceiverTLSFlagsGoTogether(t *testing.T) {
+	err := run(context.Background(), []string{"--receiver-addr", "127.0.0.1:0", "--receiver-tls-cert", "cert.pem", "--kubeconfig", "/nonexistent"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--receiver-tls-key") {
+		t.Fatalf("err = %v, want one naming --receiver-tls-key", err)
 	}
 }
 

@@ -55,6 +55,25 @@ type Options struct {
 	// Observe sees every request before it is served (tests count requests
 	// by kind with it). nil means none.
 	Observe func(*http.Request)
+	// Notify are the endpoints that distribution sends its notification
+	// envelope to, for every manifest push and every delete (an airlock
+	// Receiver of type distribution). nil means none.
+	Notify []NotifyEndpoint
+}
+
+// NotifyEndpoint is one receiver of the registry's notifications.
+// Distribution queues the events in memory and sends them one by one, again
+// and again until the endpoint accepts each: a registry restart loses what
+// is queued.
+type NotifyEndpoint struct {
+	// URL receives a POST of the envelope
+	// (application/vnd.docker.distribution.events.v2+json).
+	URL string
+	// Headers are sent with every request, for example Authorization:
+	// Bearer TOKEN. nil means none.
+	Headers http.Header
+	// Timeout bounds each request. 0 means 5s.
+	Timeout time.Duration
 }
 
 // NewHandler returns the registry as an http.Handler, with HealthPath
@@ -77,6 +96,23 @@ func NewHandler(ctx context.Context, opts Options) (http.Handler, error) {
 	cfg.Storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}}
 	if opts.HtpasswdFile != "" {
 		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "airlock", "path": opts.HtpasswdFile}}
+	}
+	for i, n := range opts.Notify {
+		timeout := n.Timeout
+		if timeout <= 0 {
+			timeout = 5 * time.Second
+		}
+		cfg.Notifications.Endpoints = append(cfg.Notifications.Endpoints, configuration.Endpoint{
+			Name:      fmt.Sprintf("notify-%d", i),
+			URL:       n.URL,
+			Headers:   n.Headers,
+			Timeout:   timeout,
+			Threshold: 3,
+			Backoff:   time.Second,
+			// Pulls and mounts change nothing a Release resolves; blob
+			// pushes come before the manifest push that names them.
+			Ignore: configuration.Ignore{Actions: []string{"pull", "mount"}, MediaTypes: []string{"application/octet-stream"}},
+		})
 	}
 	secret := make([]byte, 16)
 	if _, err := rand.Read(secret); err != nil {
