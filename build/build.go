@@ -87,6 +87,11 @@ type Options struct {
 	// (and so after Site). Each object's YAML after substitution is bounded
 	// by MaxFileBytes, and all of them by MaxTotalBytes. nil means none.
 	Substitute *Substitution
+
+	// Chart renders the artifact as a Helm chart (RenderChart) instead of
+	// building it with kustomize; Site and Substitute must then be nil.
+	// nil means kustomize.
+	Chart *Chart
 }
 
 func (o Options) withDefaults() Options {
@@ -176,6 +181,9 @@ func Build(ctx context.Context, dir, subPath, digest string, opts Options) ([]*u
 	if err != nil || !info.IsDir() {
 		return nil, fail("", fmt.Errorf("path %q is not a directory in the artifact", subPath))
 	}
+	if IsChart(dir, subPath) && !hasKustomization(filesys.MakeFsOnDisk(), filepath.Join(dir, root)) {
+		return nil, fail("", &hinted{errors.New("the artifact is a Helm chart, not a kustomization"), "set spec.chart on the Release (values go in spec.chart.values)"})
+	}
 	art, err := loadArtifact(dir, opts)
 	if err != nil {
 		return nil, fail("", err)
@@ -224,17 +232,46 @@ func Build(ctx context.Context, dir, subPath, digest string, opts Options) ([]*u
 	return run(ctx, mem, buildRoot, opts, fail)
 }
 
+// Render turns the artifact in dir into objects: with opts.Chart, as a
+// Helm chart (RenderChart, which also returns what it rendered); without,
+// with kustomize (Build).
+func Render(ctx context.Context, dir, subPath, digest string, opts Options) ([]*unstructured.Unstructured, *ChartInfo, error) {
+	if opts.Chart != nil {
+		return RenderChart(ctx, dir, subPath, digest, *opts.Chart, opts)
+	}
+	objs, err := Build(ctx, dir, subPath, digest, opts)
+	return objs, nil, err
+}
+
 // run runs krusty in a goroutine, so that the caller returns when ctx is done.
 func run(ctx context.Context, mem filesys.FileSystem, buildRoot string, opts Options, fail func(string, error) error) ([]*unstructured.Unstructured, error) {
-	type result struct {
-		objs []*unstructured.Unstructured
-		err  error
+	objs, err := inSlot(ctx, opts, fail, func() ([]*unstructured.Unstructured, error) {
+		return kustomize(mem, buildRoot, opts)
+	})
+	if h := (*hinted)(nil); err != nil && !opts.Site.Empty() && !errors.As(err, &h) {
+		return nil, fail("", &hinted{err, "fix the kustomization in the artifact, or the Release's spec.patches, images, components, namePrefix, nameSuffix or commonMetadata layered on top of it"})
 	}
+	if err != nil {
+		return nil, fail("", err)
+	}
+	return objs, nil
+}
+
+// inSlot runs f in a goroutine within one of opts.Slots, so that the caller
+// returns when ctx is done; f then finishes in the background and gives
+// its slot back when it ends. A panic in f is an error. Errors from
+// waiting are passed through fail; f's own are returned as they are.
+func inSlot[T any](ctx context.Context, opts Options, fail func(string, error) error, f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	var zero T
 	if opts.Slots != nil {
 		select {
 		case opts.Slots <- struct{}{}:
 		case <-ctx.Done():
-			return nil, fail("", fmt.Errorf("build stopped while waiting for one of the %d build slots (other builds were running): %w", cap(opts.Slots), ctx.Err()))
+			return zero, fail("", fmt.Errorf("build stopped while waiting for one of the %d build slots (other builds were running): %w", cap(opts.Slots), ctx.Err()))
 		}
 	}
 	done := make(chan result, 1)
@@ -245,23 +282,17 @@ func run(ctx context.Context, mem filesys.FileSystem, buildRoot string, opts Opt
 		}
 		defer func() {
 			if p := recover(); p != nil {
-				r = result{err: fmt.Errorf("kustomize failed: %v", p)}
+				r = result{err: fmt.Errorf("render failed: %v", p)}
 			}
 			done <- r
 		}()
-		r.objs, r.err = kustomize(mem, buildRoot, opts)
+		r.v, r.err = f()
 	}()
 	select {
 	case r := <-done:
-		if h := (*hinted)(nil); r.err != nil && !opts.Site.Empty() && !errors.As(r.err, &h) {
-			return nil, fail("", &hinted{r.err, "fix the kustomization in the artifact, or the Release's spec.patches, images, components, namePrefix, nameSuffix or commonMetadata layered on top of it"})
-		}
-		if r.err != nil {
-			return nil, fail("", r.err)
-		}
-		return r.objs, nil
+		return r.v, r.err
 	case <-ctx.Done():
-		return nil, fail("", fmt.Errorf("build stopped: %w", ctx.Err()))
+		return zero, fail("", fmt.Errorf("build stopped: %w", ctx.Err()))
 	}
 }
 
