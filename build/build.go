@@ -133,6 +133,26 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("build %s of %s: %v: %s", where, e.Digest, e.Err, hint)
 }
 
+// bound is ctx within opts.Timeout, when there is one.
+func (o Options) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if o.Timeout > 0 {
+		return context.WithTimeout(ctx, o.Timeout)
+	}
+	return ctx, func() {}
+}
+
+// failer makes the *Error of a build of digest at subPath: a failure at
+// file ("" when none), with the hint of a *hinted error, else hint.
+func failer(digest, subPath, hint string) func(file string, err error) error {
+	return func(file string, err error) error {
+		e := &Error{Digest: digest, Path: subPath, File: file, Err: err, Hint: hint}
+		if h := (*hinted)(nil); errors.As(err, &h) {
+			e.Hint = h.hint
+		}
+		return e
+	}
+}
+
 // hinted is a failure whose fix is in the Release, not in the artifact.
 type hinted struct {
 	err  error
@@ -161,18 +181,9 @@ func (e *Error) Unwrap() error { return e.Err }
 // before it started (objects, loads, bytes).
 func Build(ctx context.Context, dir, subPath, digest string, opts Options) ([]*unstructured.Unstructured, error) {
 	opts = opts.withDefaults()
-	if opts.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
-		defer cancel()
-	}
-	fail := func(file string, err error) error {
-		e := &Error{Digest: digest, Path: subPath, File: file, Err: err}
-		if h := (*hinted)(nil); errors.As(err, &h) {
-			e.Hint = h.hint
-		}
-		return e
-	}
+	ctx, cancel := opts.bound(ctx)
+	defer cancel()
+	fail := failer(digest, subPath, "")
 	root, err := securePath(subPath)
 	if err != nil {
 		return nil, fail("", err)

@@ -41,8 +41,8 @@ import (
 //     error naming it: nothing is fetched;
 //   - hook templates (helm.sh/hook) are left out unless IncludeHooks, and
 //     nothing is ever run as a hook;
-//   - .Capabilities are Helm's defaults (the Kubernetes version Helm was
-//     built with and its built-in API versions), not the cluster's.
+//   - .Capabilities are not the cluster's: the Kubernetes version is
+//     KubeVersion, and the API versions are Helm's built-in list.
 type Chart struct {
 	// ReleaseName is .Release.Name.
 	ReleaseName string
@@ -139,18 +139,9 @@ func isRegular(p string) bool {
 // Build. Every failure is an *Error; no message quotes a value.
 func RenderChart(ctx context.Context, dir, subPath, digest string, c Chart, opts Options) ([]*unstructured.Unstructured, *ChartInfo, error) {
 	opts = opts.withDefaults()
-	if opts.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
-		defer cancel()
-	}
-	fail := func(file string, err error) error {
-		e := &Error{Digest: digest, Path: subPath, File: file, Err: err, Hint: chartHint}
-		if h := (*hinted)(nil); errors.As(err, &h) {
-			e.Hint = h.hint
-		}
-		return e
-	}
+	ctx, cancel := opts.bound(ctx)
+	defer cancel()
+	fail := failer(digest, subPath, chartHint)
 	if !opts.Site.Empty() || opts.Substitute != nil {
 		return nil, nil, fail("", &hinted{errors.New("spec.patches, images, components, namePrefix, nameSuffix, commonMetadata and postBuild do not apply to a Helm chart"), "set them through the chart's values (spec.chart.values, valuesFrom) instead"})
 	}
@@ -350,6 +341,7 @@ func renderChart(files []*loader.BufferedFile, c Chart, opts Options) ([]*unstru
 		return nil, info, &hinted{fmt.Errorf("chart %s: dependencies: %w", chrt.Name(), err), chartValuesHint}
 	}
 	caps := chartutil.DefaultCapabilities.Copy()
+	caps.KubeVersion = *kubeVersion()
 	if kv := chrt.Metadata.KubeVersion; kv != "" && !chartutil.IsCompatibleRange(kv, caps.KubeVersion.String()) {
 		return nil, info, fmt.Errorf("chart %s requires Kubernetes %s, and renders for %s", chrt.Name(), kv, caps.KubeVersion.String())
 	}
@@ -422,6 +414,17 @@ func renderChart(files []*loader.BufferedFile, c Chart, opts Options) ([]*unstru
 	}
 	sortByInstallOrder(objs[crds:])
 	return objs, info, nil
+}
+
+// KubeVersion is .Capabilities.KubeVersion in a chart's templates: the
+// Kubernetes version of the k8s.io/client-go airlock is built with
+// (v0.37.x stands for v1.37; TestKubeVersionFollowsClientGo keeps it in
+// step with go.mod). Helm's library default is v1.20.0, which charts that
+// require a newer Kubernetes (cert-manager's) refuse.
+const KubeVersion = "v1.37.0"
+
+func kubeVersion() *chartutil.KubeVersion {
+	return &chartutil.KubeVersion{Version: KubeVersion, Major: "1", Minor: strings.Split(KubeVersion, ".")[1]}
 }
 
 // checkVendored makes every dependency in Chart.yaml, at every level, a

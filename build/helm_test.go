@@ -134,7 +134,7 @@ spec:
 	}{{
 		name: "CRDs first, then Helm's install order",
 		files: map[string]string{
-			"Chart.yaml":             simpleChart,
+			"Chart.yaml":             simpleChart + "kubeVersion: '>= 1.22.0-0'\n",
 			"crds/gauges.yaml":       crd,
 			"templates/gauge.yaml":   "apiVersion: example.com/v1\nkind: Gauge\nmetadata: {name: g}\n",
 			"templates/deploy.yaml":  "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n",
@@ -323,5 +323,23 @@ func TestBuildOfAChartSaysSetSpecChart(t *testing.T) {
 	_, err := Build(context.Background(), "../examples/charts", "web", "sha256:example", Options{})
 	if err == nil || !strings.Contains(err.Error(), "is a Helm chart") || !strings.Contains(err.Error(), "set spec.chart") {
 		t.Errorf("err = %v, want a hint to set spec.chart", err)
+	}
+}
+
+// TestKubeVersionFollowsClientGo: KubeVersion is the Kubernetes minor of
+// the k8s.io/client-go in go.mod.
+func TestKubeVersionFollowsClientGo(t *testing.T) {
+	b, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var minor string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "k8s.io/client-go" {
+			minor = strings.Split(f[1], ".")[1]
+		}
+	}
+	if want := "v1." + minor + ".0"; minor == "" || KubeVersion != want {
+		t.Errorf("KubeVersion = %s, go.mod's k8s.io/client-go stands for %s: update KubeVersion", KubeVersion, want)
 	}
 }

@@ -1,8 +1,6 @@
 package reconciler_test
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,16 +23,7 @@ import (
 func (h *harness) pushChart(tag, dir string, files map[string]string) string {
 	h.t.Helper()
 	if dir == "" {
-		dir = h.t.TempDir()
-		for name, content := range files {
-			p := filepath.Join(dir, name)
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				h.t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-				h.t.Fatal(err)
-			}
-		}
+		dir = h.writeTree(files)
 	}
 	ref, err := artifact.ParseReference(h.url() + ":" + tag)
 	if err != nil {
