@@ -79,6 +79,7 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		rberr *RollbackError
 		nlerr *ImageNotInLockError
 		lkerr *ImagesLockError
+		cverr *ValuesFromError
 	)
 	switch {
 	case errors.As(err, &rberr):
@@ -123,6 +124,8 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		return v1alpha1.ReasonImagesLockUntrusted, false
 	case apierrors.IsForbidden(err):
 		return v1alpha1.ReasonForbidden, true
+	case errors.As(err, &cverr):
+		return v1alpha1.ReasonValuesFromFailed, false
 	}
 	return stageReason, false
 }

@@ -253,6 +253,21 @@ func (h *harness) url() string { return "oci://" + h.reg.Addr + "/" + h.ns + "/a
 // push writes files into a directory and pushes it to tag; it returns the digest.
 func (h *harness) push(tag, revision string, files map[string]string, annotations map[string]string) string {
 	h.t.Helper()
+	dir := h.writeTree(files)
+	ref, err := artifact.ParseReference(h.url() + ":" + tag)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	res, err := artifact.Push(h.ctx, ref, dir, artifact.PushOptions{Remote: h.remote(), Source: "https://git.example.com/app", Revision: revision, Annotations: annotations})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return res.Digest
+}
+
+// writeTree writes files (path → content) under a new directory.
+func (h *harness) writeTree(files map[string]string) string {
+	h.t.Helper()
 	dir := h.t.TempDir()
 	for name, content := range files {
 		p := filepath.Join(dir, name)
@@ -263,15 +278,7 @@ func (h *harness) push(tag, revision string, files map[string]string, annotation
 			h.t.Fatal(err)
 		}
 	}
-	ref, err := artifact.ParseReference(h.url() + ":" + tag)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	res, err := artifact.Push(h.ctx, ref, dir, artifact.PushOptions{Remote: h.remote(), Source: "https://git.example.com/app", Revision: revision, Annotations: annotations})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return res.Digest
+	return dir
 }
 
 // sign signs digest with key (the trusted one unless another is given).

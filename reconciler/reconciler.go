@@ -267,7 +267,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.fail(rel, v1alpha1.ReasonPullFailed, err)
 	}
 	defer art.Release()
-	objs, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest, site.build)
+	objs, chart, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest, site.build)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonBuildFailed, err)
 	}
@@ -290,6 +290,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	prev := rel.Status.LastAppliedDigest
 	r.recordApplied(rel, ref, art.Result, v.signers, tr.policies, inv, pruned, pruneErr)
 	r.recordSite(rel, prev, site)
+	recordChart(rel, chart)
 	recordAirGap(rel, v, relocated)
 	r.remember(ctx, rel, ref.Digest, trustID, site.valuesHash(), relocated, art.Manifest, objs)
 	if pruneErr != nil {
@@ -859,7 +860,7 @@ func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, 
 		return nil, err
 	}
 	defer art.Release()
-	objs, err := r.render(ctx, rel, art.Dir, d.digest, opts)
+	objs, _, err := r.render(ctx, rel, art.Dir, d.digest, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -888,15 +889,18 @@ func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, 
 // render builds the artifact extracted in dir at spec.path and prepares
 // the objects for rel: the one place a digest becomes objects, for the
 // pipeline, a rollback and a drift check alike.
-func (r *Reconciler) render(ctx context.Context, rel *v1alpha1.Release, dir, digest string, opts build.Options) ([]*unstructured.Unstructured, error) {
-	objs, err := build.Build(ctx, dir, rel.Spec.Path, digest, opts)
+//
+// A Helm chart (opts.Chart) is rendered instead of built, and info says
+// what was rendered; info is nil for a kustomize build.
+func (r *Reconciler) render(ctx context.Context, rel *v1alpha1.Release, dir, digest string, opts build.Options) (objs []*unstructured.Unstructured, info *build.ChartInfo, err error) {
+	objs, info, err = build.Render(ctx, dir, rel.Spec.Path, digest, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
-		return nil, &build.Error{Digest: digest, Path: rel.Spec.Path, Err: err}
+		return nil, nil, &build.Error{Digest: digest, Path: rel.Spec.Path, Err: err}
 	}
-	return objs, nil
+	return objs, info, nil
 }
 
 // objectsHash is the SHA-256 of objs, in order, as JSON.

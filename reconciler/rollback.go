@@ -110,7 +110,7 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 	if err != nil {
 		return nil, "build", err
 	}
-	objs, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest, site.build)
+	objs, chart, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest, site.build)
 	if err != nil {
 		return nil, "build", err
 	}
@@ -130,6 +130,7 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 	prev := rel.Status.LastAppliedDigest
 	r.recordApplied(rel, ref, art.Result, v.signers, tr.policies, inv, pruned, pruneErr)
 	r.recordSite(rel, prev, site)
+	recordChart(rel, chart)
 	recordAirGap(rel, v, relocated)
 	rel.Status.History[0].RollbackOf = rollbackOf
 	r.remember(ctx, rel, ref.Digest, tr.fingerprint(), site.valuesHash(), relocated, art.Manifest, objs)

@@ -23,7 +23,7 @@ const (
 	secretIndex    = ".airlock.secrets"   // namespace/name of each referenced Secret
 	dependsOnIndex = ".airlock.dependsOn" // namespace/name of each dependency
 	// substituteFromIndex: Kind/namespace/name of each ConfigMap and Secret
-	// of spec.postBuild.substituteFrom.
+	// of spec.postBuild.substituteFrom and spec.chart.valuesFrom.
 	substituteFromIndex = ".airlock.substituteFrom"
 )
 
@@ -56,7 +56,8 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 	}
 
 	if err := idx.IndexField(ctx, &v1alpha1.Release{}, substituteFromIndex, func(o client.Object) []string {
-		return substituteFromKeys(o.(*v1alpha1.Release))
+		rel := o.(*v1alpha1.Release)
+		return append(substituteFromKeys(rel), chartValuesFromKeys(rel)...)
 	}); err != nil {
 		return err
 	}

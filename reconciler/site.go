@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ktypes "sigs.k8s.io/kustomize/api/types"
@@ -26,6 +25,9 @@ type siteInput struct {
 func (s siteInput) valuesHash() string {
 	if s.status == nil {
 		return ""
+	}
+	if s.status.ChartValuesHash != "" {
+		return s.status.ValuesHash + "+chart:" + s.status.ChartValuesHash
 	}
 	return s.status.ValuesHash
 }
@@ -59,13 +61,20 @@ func (r *Reconciler) siteFor(ctx context.Context, rel *v1alpha1.Release) (siteIn
 		}
 		sub = &build.Substitution{Vars: vars, Strict: pb.Strict}
 	}
-	in.build.Site, in.build.Substitute = site, sub
-	if site.Empty() && sub == nil {
+	chart, err := r.chartFor(ctx, rel)
+	if err != nil {
+		return in, err
+	}
+	in.build.Site, in.build.Substitute, in.build.Chart = site, sub, chart
+	if site.Empty() && sub == nil && (chart == nil || len(chart.Values) == 0) {
 		return in, nil
 	}
 	in.status = &v1alpha1.SiteStatus{OverlayHash: site.Hash(), Overlay: site.Summary()}
 	if sub != nil {
 		in.status.ValuesHash = build.ValuesHash(sub.Vars)
+	}
+	if chart != nil {
+		in.status.ChartValuesHash = build.ChartValuesHash(chart.Values)
 	}
 	return in, nil
 }
@@ -81,22 +90,7 @@ func (r *Reconciler) substitutionValues(ctx context.Context, rel *v1alpha1.Relea
 		}
 		for _, ref := range pb.SubstituteFrom {
 			key := types.NamespacedName{Namespace: rel.Namespace, Name: ref.Name}
-			var data map[string]string
-			switch ref.Kind {
-			case "ConfigMap":
-				cm := &corev1.ConfigMap{}
-				err = a.Client.Get(ctx, key, cm)
-				data = cm.Data
-			case "Secret":
-				s := &corev1.Secret{}
-				err = a.Client.Get(ctx, key, s)
-				data = make(map[string]string, len(s.Data))
-				for k, v := range s.Data {
-					data[k] = string(v)
-				}
-			default:
-				return nil, &SpecError{Field: "spec.postBuild.substituteFrom", Err: fmt.Errorf("kind %q is neither ConfigMap nor Secret", ref.Kind)}
-			}
+			data, err := readKeyed(ctx, a.Client, ref.Kind, key)
 			switch {
 			case apierrors.IsNotFound(err) && ref.Optional:
 				continue
@@ -106,7 +100,7 @@ func (r *Reconciler) substitutionValues(ctx context.Context, rel *v1alpha1.Relea
 				return nil, &SubstituteFromError{Kind: ref.Kind, Object: key, Err: err}
 			}
 			for k, v := range data {
-				vars[k] = v
+				vars[k] = string(v)
 			}
 		}
 	}

@@ -60,6 +60,10 @@ const (
 	// spec.postBuild.substituteFrom is missing or unreadable.
 	ReasonSubstituteFromFailed = "SubstituteFromFailed"
 
+	// ReasonValuesFromFailed: a ConfigMap or Secret of spec.chart.valuesFrom
+	// is missing, unreadable, or not a YAML map of values (Helm charts).
+	ReasonValuesFromFailed = "ValuesFromFailed"
+
 	// ReasonImageNotInLock: spec.relocateImages is set and a workload image
 	// is not pinned in the artifact's images lock.
 	ReasonImageNotInLock = "ImageNotInLock"

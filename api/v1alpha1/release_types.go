@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -218,6 +219,81 @@ type ReleaseSpec struct {
 	// the artifact names them.
 	// +optional
 	RelocateImages bool `json:"relocateImages,omitempty"`
+
+	// --- Helm charts as OCI artifacts (issue 14, item 5) ---
+
+	// Chart makes spec.url a Helm chart stored in an OCI registry
+	// (oci://HOST/charts/NAME, the version in spec.ref.tag, semver or
+	// digest), rendered in memory with Helm's template engine instead of
+	// built with kustomize. The chart is resolved to a digest and verified
+	// with spec.verify and the ClusterTrustPolicies like any artifact. No
+	// Helm release Secret is written, hooks are not run, and the render
+	// never reaches the network (lookup returns nothing). Empty means
+	// spec.url is a kustomize artifact.
+	// +optional
+	Chart *ChartSpec `json:"chart,omitempty"`
+}
+
+// ChartSpec is how a Helm chart is rendered for a Release.
+type ChartSpec struct {
+	// Values are inline values, merged over the chart's values.yaml and
+	// over ValuesFrom (they win). Empty means none.
+	// +optional
+	Values *apiextensionsv1.JSON `json:"values,omitempty"`
+	// ValuesFrom reads values files (YAML) from ConfigMaps and Secrets in
+	// the Release's namespace, read as the Release's ServiceAccount, merged
+	// in order: a later entry wins. The values are never logged or
+	// recorded; status records their hash. Empty means none.
+	// +kubebuilder:validation:MaxItems=20
+	// +optional
+	ValuesFrom []ChartValuesReference `json:"valuesFrom,omitempty"`
+	// ReleaseName is .Release.Name in the templates. Empty means the
+	// Release's name. .Release.Namespace is spec.targetNamespace, else the
+	// Release's namespace.
+	// +kubebuilder:validation:MaxLength=53
+	// +optional
+	ReleaseName string `json:"releaseName,omitempty"`
+	// IncludeHooks applies the chart's hook templates (helm.sh/hook) as
+	// plain objects with the rest, once, without Helm's hook ordering or
+	// deletion policies. false leaves them out, and status names them.
+	// +optional
+	IncludeHooks bool `json:"includeHooks,omitempty"`
+	// SkipCRDs leaves out the CRDs of the chart's crds/ directory. false
+	// applies them first, before any other object.
+	// +optional
+	SkipCRDs bool `json:"skipCRDs,omitempty"`
+}
+
+// ChartValuesReference names a values file in a ConfigMap or Secret.
+type ChartValuesReference struct {
+	// Kind is ConfigMap or Secret.
+	// +kubebuilder:validation:Enum=ConfigMap;Secret
+	// +required
+	Kind string `json:"kind"`
+	// Name is the object's name in the Release's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Name string `json:"name"`
+	// ValuesKey is the key holding the values file. Empty means values.yaml.
+	// +optional
+	ValuesKey string `json:"valuesKey,omitempty"`
+	// Optional lets the object or key be missing. false makes either an error.
+	// +optional
+	Optional bool `json:"optional,omitempty"`
+}
+
+// ChartStatus records the Helm chart a Release applied.
+type ChartStatus struct {
+	// Name and Version are the chart's, from its Chart.yaml.
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// AppVersion is the chart's appVersion.
+	// +optional
+	AppVersion string `json:"appVersion,omitempty"`
+	// SkippedHooks names the hook templates left out (spec.chart.includeHooks
+	// is false), at most 20.
+	// +optional
+	SkippedHooks []string `json:"skippedHooks,omitempty"`
 }
 
 // SubstituteAnnotation set to SubstituteDisabled, as an annotation or a
@@ -331,6 +407,12 @@ type SiteStatus struct {
 	// Overlay summarises the overlay, such as "2 patches, 1 image, namePrefix prod-".
 	// +optional
 	Overlay string `json:"overlay,omitempty"`
+	// ChartValuesHash is sha256 over the Helm chart values of spec.chart
+	// (valuesFrom merged with values), as canonical JSON ("sha256:<hex>");
+	// the values themselves are never recorded. Empty when the Release is
+	// not a chart. (Helm charts, issue 14 item 5.)
+	// +optional
+	ChartValuesHash string `json:"chartValuesHash,omitempty"`
 }
 
 // HealthCheckExpr is a custom health check for one apiVersion and kind:
@@ -542,6 +624,13 @@ type ReleaseStatus struct {
 	// when the Release substitutes nothing and has no overlay.
 	// +optional
 	LastAppliedSite *SiteStatus `json:"lastAppliedSite,omitempty"`
+
+	// --- Helm charts (issue 14, item 5) ---
+
+	// LastAppliedChart is the Helm chart of the applied digest. Empty when
+	// the Release is not a chart.
+	// +optional
+	LastAppliedChart *ChartStatus `json:"lastAppliedChart,omitempty"`
 
 	// --- air-gapped sites (issue 12) ---
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/restmapper"
@@ -195,7 +197,13 @@ func previewRollback(ctx context.Context, c *kubeClient, r *v1alpha1.Release, di
 	if _, err := rc.Pull(ctx, ref, dir, artifact.PullOptions{Manifest: manifest}); err != nil {
 		return nil, fmt.Errorf("preview the rollback: %w", err)
 	}
-	objs, err := build.Build(ctx, dir, r.Spec.Path, digest, build.Options{})
+	var opts build.Options
+	if r.Spec.Chart != nil {
+		if opts.Chart, err = previewChart(ctx, c, r); err != nil {
+			return nil, fmt.Errorf("preview the rollback: %w", err)
+		}
+	}
+	objs, _, err := build.Render(ctx, dir, r.Spec.Path, digest, opts)
 	if err != nil {
 		return nil, fmt.Errorf("preview the rollback: %w", err)
 	}
@@ -372,4 +380,45 @@ func unpinRelease(ctx context.Context, out io.Writer, c *kubeClient, r *v1alpha1
 	}
 	fmt.Fprintf(out, "Release %s is un-pinned: spec.ref is %s again\n", key, describeRef(prev))
 	return nil
+}
+
+// previewChart is how the controller renders r's Helm chart, with the
+// values files of spec.chart.valuesFrom read as the user of the CLI.
+func previewChart(ctx context.Context, c *kubeClient, r *v1alpha1.Release) (*build.Chart, error) {
+	var files [][]byte
+	var names []string
+	for _, ref := range r.Spec.Chart.ValuesFrom {
+		key := ref.ValuesKey
+		if key == "" {
+			key = "values.yaml"
+		}
+		resource := map[string]string{"ConfigMap": "configmaps", "Secret": "secrets"}[ref.Kind]
+		if resource == "" {
+			return nil, fmt.Errorf("spec.chart.valuesFrom: kind %q is neither ConfigMap nor Secret", ref.Kind)
+		}
+		where := fmt.Sprintf("%s %s/%s key %s", ref.Kind, r.Namespace, ref.Name, key)
+		u, err := c.dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: resource}).Namespace(r.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) && ref.Optional {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s (spec.chart.valuesFrom): %w", where, err)
+		}
+		v, ok, _ := unstructured.NestedString(u.Object, "data", key)
+		if !ok {
+			if ref.Optional {
+				continue
+			}
+			return nil, fmt.Errorf("%s (spec.chart.valuesFrom): no such key", where)
+		}
+		b := []byte(v)
+		if ref.Kind == "Secret" {
+			if b, err = base64.StdEncoding.DecodeString(v); err != nil {
+				return nil, fmt.Errorf("%s (spec.chart.valuesFrom): not base64", where)
+			}
+		}
+		files = append(files, b)
+		names = append(names, where)
+	}
+	return build.ChartFor(r, files, names)
 }
