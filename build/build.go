@@ -92,6 +92,12 @@ type Options struct {
 	// building it with kustomize; Site and Substitute must then be nil.
 	// nil means kustomize.
 	Chart *Chart
+	// Decrypt holds the keys that decrypt, in memory, before kustomize
+	// runs, the SOPS-encrypted files the build reads: resource files and the
+	// files and envs of secretGenerators (not patches or ConfigMap
+	// generators). nil means no keys: an encrypted file the build reads is
+	// then an error that names it.
+	Decrypt *Decryption
 }
 
 func (o Options) withDefaults() Options {
@@ -233,6 +239,16 @@ func Build(ctx context.Context, dir, subPath, digest string, opts Options) ([]*u
 		if ferr := s.checkCost(buildRoot, c); ferr != nil {
 			return nil, fail(ferr.file, &hinted{ferr.err, siteHint})
 		}
+	}
+	// Every file the build reads is known now, the site's components' too.
+	if err := decryptFiles(ctx, art.mem, s.sops, opts.Decrypt, opts.MaxFileBytes); err != nil {
+		file := ""
+		if d := (*DecryptError)(nil); errors.As(err, &d) {
+			file = d.File
+		}
+		return nil, fail(file, err)
+	}
+	if !opts.Site.Empty() {
 		if mem, buildRoot, err = overlay(art.mem, buildRoot, opts.Site); err != nil {
 			return nil, fail("", err)
 		}

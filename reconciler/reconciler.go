@@ -252,7 +252,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 
 	site, err := r.siteFor(ctx, rel)
 	if err != nil {
-		return r.fail(rel, v1alpha1.ReasonSubstituteFromFailed, err)
+		return r.fail(rel, siteReason(err), err)
 	}
 	if d, objs := r.upToDate(ctx, rel, ref.Digest, trustID, site); d != nil {
 		return r.correctDrift(ctx, rel, d, objs)

@@ -73,6 +73,14 @@ const (
 	ReasonImagesLockUntrusted = "ImagesLockUntrusted"
 )
 
+// Reasons of SOPS decryption (issue 14 item 3).
+const (
+	// ReasonDecryptionKeysFailed: the Secret of spec.decryption.secretRef is
+	// missing, unreadable as the Release's ServiceAccount, or holds no
+	// usable key. A file that does not decrypt is a BuildFailed naming it.
+	ReasonDecryptionKeysFailed = "DecryptionKeysFailed"
+)
+
 // Health values recorded in the history.
 const (
 	HealthHealthy     = "Healthy"

@@ -232,6 +232,16 @@ type ReleaseSpec struct {
 	// spec.url is a kustomize artifact.
 	// +optional
 	Chart *ChartSpec `json:"chart,omitempty"`
+
+	// --- SOPS decryption (issue 14 item 3) ---
+
+	// Decryption decrypts SOPS-encrypted Secrets, and the files of
+	// kustomize's secretGenerator, in memory during the build. Nothing
+	// decrypted is written to disk, logged, or recorded in status or events.
+	// Empty means no decryption: a SOPS-encrypted file the build reads is
+	// then an error that names it.
+	// +optional
+	Decryption *Decryption `json:"decryption,omitempty"`
 }
 
 // ChartSpec is how a Helm chart is rendered for a Release.
@@ -295,6 +305,24 @@ type ChartStatus struct {
 	// +optional
 	SkippedHooks []string `json:"skippedHooks,omitempty"`
 }
+
+// Decryption says how to decrypt SOPS-encrypted files of the artifact.
+type Decryption struct {
+	// Provider is the decryption provider; only sops.
+	// +kubebuilder:validation:Enum=sops
+	// +required
+	Provider string `json:"provider"`
+	// SecretRef names a Secret in the Release's namespace, read as the
+	// Release's ServiceAccount, holding age private keys (keys ending in
+	// .agekey, one or more AGE-SECRET-KEY-1… lines each) and, optionally,
+	// unprotected armored PGP private keys (keys ending in .asc). No cloud
+	// KMS is used.
+	// +required
+	SecretRef LocalObjectReference `json:"secretRef"`
+}
+
+// DecryptionProviderSOPS is the one provider of spec.decryption.
+const DecryptionProviderSOPS = "sops"
 
 // SubstituteAnnotation set to SubstituteDisabled, as an annotation or a
 // label of an object in the artifact, leaves its ${var} references as they are.
