@@ -34,6 +34,7 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/build"
+	"airlock.dev/airlock/notify"
 	"airlock.dev/airlock/reconciler"
 )
 
@@ -73,6 +74,9 @@ type options struct {
 
 	pprofAddr        string
 	memoryLimitRatio float64
+
+	notifyQueueSize   int
+	notifyMaxAttempts int
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -120,6 +124,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.finalizerTimeout, "finalizer-timeout", 10*time.Minute, "how long a deleted Release retries a failing prune before it leaves its objects, records a Warning event naming them and removes its finalizer")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "loopback address (for example 127.0.0.1:6060) of the /debug/pprof/ profiles; empty disables them")
 	fs.Float64Var(&o.memoryLimitRatio, "memory-limit-ratio", 0.9, "share of the container's memory limit (cgroup v2 memory.max) set as the Go memory limit, so that the heap is collected before the container is killed; $GOMEMLIMIT, when set, wins")
+	fs.IntVar(&o.notifyQueueSize, "notify-queue-size", 1000, "most Alert notifications waiting to be sent, retries included; when full the oldest is dropped (airlock_notifications_dropped_total)")
+	fs.IntVar(&o.notifyMaxAttempts, "notify-max-attempts", 6, "attempts per Alert notification before it is given up (an event on the Alert); the delay doubles from 2s up to 2m")
 	config.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
@@ -238,6 +244,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: o.concurrent}); err != nil {
 		return fmt.Errorf("set up the Release controller: %w", err)
+	}
+
+	// Alerts: Release changes go to a bounded queue that the dispatcher
+	// sends from, so that a down endpoint never holds up a reconcile.
+	hostname, _ := os.Hostname()
+	alerts := &reconciler.Alerts{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("airlock-controller"), Hostname: hostname}
+	dispatcher := &notify.Dispatcher{Router: alerts, QueueSize: o.notifyQueueSize, MaxAttempts: o.notifyMaxAttempts,
+		Metrics: notify.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("notify")}
+	if err := mgr.Add(dispatcher); err != nil {
+		return err
+	}
+	r.Notifier = dispatcher
+	if err := alerts.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: 1}); err != nil {
+		return fmt.Errorf("set up the Alert controller: %w", err)
 	}
 	ctrl.Log.Info("starting airlock-controller", "concurrent", o.concurrent, "allowUnsigned", o.allowUnsigned,
 		"watchLabelSelector", o.watchSelector, "leaderElect", o.leaderElect,
