@@ -106,6 +106,8 @@ type harnessOptions struct {
 	// Receiver of this name in the test's namespace, with receiverToken as
 	// its bearer token. "" means none.
 	notify string
+	// setup adds to the manager and the reconciler before they start. nil means nothing.
+	setup func(ctrl.Manager, *reconciler.Reconciler)
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
@@ -194,6 +196,9 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	}
 	if opts.mirrorFrom != "" {
 		h.rec.Mirrors = artifact.Mirrors{opts.mirrorFrom: {Registry: h.reg.Addr, Repository: "airgap"}}
+	}
+	if opts.setup != nil {
+		opts.setup(mgr, h.rec)
 	}
 	if err := h.rec.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: max(opts.concurrent, 2)}); err != nil {
 		t.Fatal(err)

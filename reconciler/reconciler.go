@@ -31,6 +31,7 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/build"
+	"airlock.dev/airlock/notify"
 	"airlock.dev/airlock/verify"
 )
 
@@ -101,6 +102,11 @@ type Reconciler struct {
 	// Build bounds each kustomize build (objects, bytes, duration); the zero
 	// value is build's safe defaults.
 	Build build.Options
+
+	// Notifier is told of the changes Alerts send: a new digest Ready, a
+	// verification failure, a rollback, a drift correction and a prune
+	// (notify.go). It never blocks. nil means none.
+	Notifier notify.Notifier
 
 	keys       keyCache
 	exprs      healthExprCache
@@ -322,6 +328,8 @@ func (r *Reconciler) correctDrift(ctx context.Context, rel *v1alpha1.Release, d 
 		r.Metrics.ObjectsDrifted.WithLabelValues(rel.Namespace, rel.Name).Add(float64(len(drifted)))
 		rel.Status.DriftCorrections += int64(len(drifted))
 		r.event(rel, "Normal", v1alpha1.ReasonDriftCorrected, "CorrectDrift",
+			"corrected %d objects changed outside airlock: %s", len(drifted), strings.Join(names, ", "))
+		r.notify(rel, v1alpha1.AlertEventDriftCorrected, rel.Status.LastAppliedDigest,
 			"corrected %d objects changed outside airlock: %s", len(drifted), strings.Join(names, ", "))
 		r.mu.Lock()
 		d.appliedAt = r.now()
@@ -656,6 +664,7 @@ func (r *Reconciler) prune(ctx context.Context, rel *v1alpha1.Release, a *Applie
 			names = append(names, refName(p))
 		}
 		r.event(rel, "Normal", v1alpha1.ReasonPruned, "Prune", "pruned %d objects no longer in the artifact: %s", len(pruned), strings.Join(names, ", "))
+		r.notify(rel, v1alpha1.AlertEventPruned, rel.Status.LastAttemptedDigest, "pruned %d objects no longer in the artifact: %s", len(pruned), strings.Join(names, ", "))
 	}
 	return pruned, err
 }
@@ -753,6 +762,7 @@ func (r *Reconciler) finalize(ctx context.Context, rel *v1alpha1.Release) (recon
 			pruned, err = a.Prune(ctx, rel.Status.Inventory, nil, key)
 			if len(pruned) > 0 {
 				r.event(rel, "Normal", v1alpha1.ReasonDeleted, "Prune", "Release deleted: pruned %d objects", len(pruned))
+				r.notify(rel, v1alpha1.AlertEventPruned, rel.Status.LastAppliedDigest, "Release deleted: pruned %d objects", len(pruned))
 			}
 		}
 		if err != nil {
@@ -992,6 +1002,7 @@ func (r *Reconciler) announce(before, rel *v1alpha1.Release) {
 		typ = "Warning"
 	}
 	r.event(rel, typ, cur.Reason, "Reconcile", "%s", cur.Message)
+	r.notifyCondition(before, rel, cur)
 }
 
 func (r *Reconciler) event(rel *v1alpha1.Release, typ, reason, action, format string, args ...any) {

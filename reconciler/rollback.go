@@ -64,6 +64,7 @@ func (r *Reconciler) rollback(ctx context.Context, rel *v1alpha1.Release, cause 
 	st.History[0].RolledBack = true
 	rerr := &RollbackError{Failed: entryName(st.History, failed.Digest), Target: entryName(st.History, target.Digest), Cause: cause}
 	r.event(rel, "Warning", v1alpha1.ReasonRolledBack, "Rollback", "%s failed health: rolling back to %s", rerr.Failed, rerr.Target)
+	r.notify(rel, v1alpha1.AlertEventRolledBack, failed.Digest, "%s failed health: rolling back to %s: %v", rerr.Failed, rerr.Target, cause)
 
 	applier, stage, err := r.reapply(ctx, rel, target.Digest, failed.Digest)
 	if err != nil && stage != "prune" {

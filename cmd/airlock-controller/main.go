@@ -35,6 +35,7 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/build"
+	"airlock.dev/airlock/notify"
 	"airlock.dev/airlock/reconciler"
 )
 
@@ -83,6 +84,8 @@ type options struct {
 	receiverTLSKey       string
 	receiverMaxBody      int64
 	receiverReplayWindow time.Duration
+	notifyQueueSize      int
+	notifyMaxAttempts    int
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -135,6 +138,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.receiverTLSKey, "receiver-tls-key", "", "PEM private key for --receiver-tls-cert")
 	fs.Int64Var(&o.receiverMaxBody, "receiver-max-body-bytes", reconciler.DefaultReceiverMaxBody, "largest notification body the receiver endpoint reads, in bytes")
 	fs.DurationVar(&o.receiverReplayWindow, "receiver-replay-window", 5*time.Minute, "how far a notification's time may be from the controller's, and how long the receiver endpoint remembers a request to refuse its replay")
+	fs.IntVar(&o.notifyQueueSize, "notify-queue-size", 1000, "most Alert notifications waiting to be sent, retries included; when full the oldest is dropped (airlock_notifications_dropped_total)")
+	fs.IntVar(&o.notifyMaxAttempts, "notify-max-attempts", 6, "attempts per Alert notification before it is given up (an event on the Alert); the delay doubles from 2s up to 2m")
 	config.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
@@ -290,6 +295,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("set up the Receiver controller: %w", err)
 		}
 		ctrl.Log.Info("receiver endpoint enabled", "addr", ln.Addr().String(), "tls", o.receiverTLSCert != "")
+	}
+
+	// Alerts: Release changes go to a bounded queue that the dispatcher
+	// sends from, so that a down endpoint never holds up a reconcile.
+	hostname, _ := os.Hostname()
+	alerts := &reconciler.Alerts{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("airlock-controller"), Hostname: hostname}
+	dispatcher := &notify.Dispatcher{Router: alerts, QueueSize: o.notifyQueueSize, MaxAttempts: o.notifyMaxAttempts,
+		Metrics: notify.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("notify")}
+	if err := mgr.Add(dispatcher); err != nil {
+		return err
+	}
+	r.Notifier = dispatcher
+	if err := alerts.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: 1}); err != nil {
+		return fmt.Errorf("set up the Alert controller: %w", err)
 	}
 	ctrl.Log.Info("starting airlock-controller", "concurrent", o.concurrent, "allowUnsigned", o.allowUnsigned,
 		"watchLabelSelector", o.watchSelector, "leaderElect", o.leaderElect,
