@@ -79,6 +79,7 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		rberr *RollbackError
 		nlerr *ImageNotInLockError
 		lkerr *ImagesLockError
+		kcerr *KubeConfigError
 	)
 	switch {
 	case errors.As(err, &rberr):
@@ -87,6 +88,8 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		return v1alpha1.ReasonVerificationRequired, true
 	case errors.As(err, &sperr):
 		return v1alpha1.ReasonInvalidSpec, true
+	case errors.As(err, &kcerr):
+		return v1alpha1.ReasonKubeConfigRefused, true
 	case errors.As(err, &saerr):
 		return v1alpha1.ReasonServiceAccountRequired, true
 	case errors.As(err, &nterr):

@@ -109,6 +109,7 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		env = envtestenv.Start(t)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	h := &harness{t: t, ctx: ctx, env: env, ns: env.Namespace(t), ctrlNS: env.Namespace(t)}
 	regOpts := registry.Options{Observe: opts.observe}
 	if opts.private {
@@ -121,10 +122,21 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	h.key, pub = newKey(t)
 	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cosign-keys", Namespace: h.ns}, Data: map[string][]byte{"release.pub": pub}})
 
+	h.rec, h.metrics = h.startController(opts)
+	return h
+}
+
+// startController starts a controller (a manager and its Release
+// reconciler) for the harness's namespace, stopped when the test ends.
+// A test may start more than one.
+func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, *reconciler.Metrics) {
+	t, env, ctx := h.t, h.env, h.ctx
+	t.Helper()
 	var logTo io.Writer = testWriter{t}
 	if opts.logs != nil {
 		logTo = io.MultiWriter(logTo, opts.logs)
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -136,22 +148,23 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.metrics = reconciler.NewMetrics(prometheus.NewRegistry())
+	metrics := reconciler.NewMetrics(prometheus.NewRegistry())
 	artifactCache, err := reconciler.NewCache(filepath.Join(t.TempDir(), "cache"), 8)
 	if err != nil {
 		t.Fatal(err)
 	}
 	artifactCache.MaxBytes = opts.cacheMaxBytes
-	h.rec = &reconciler.Reconciler{
+	rec := &reconciler.Reconciler{
 		Client:     mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),
-		Clients:    &reconciler.Clients{Config: env.Config, Scheme: env.Scheme, Mapper: mgr.GetRESTMapper(), Metrics: h.metrics},
+		Clients:    &reconciler.Clients{Config: env.Config, Scheme: env.Scheme, Mapper: mgr.GetRESTMapper(), Metrics: metrics},
+		Remotes:    &reconciler.RemoteClients{Scheme: env.Scheme, Metrics: metrics},
 		Source:     reconciler.RegistrySource{},
 		Registries: &reconciler.RegistryClients{},
 		Verifier:   reconciler.CosignVerifier{},
 		Cache:      artifactCache,
 		Events:     mgr.GetEventRecorder("airlock-controller"),
-		Metrics:    h.metrics,
+		Metrics:    metrics,
 
 		AllowUnsignedInsecure: opts.allowUnsigned,
 		BackoffBase:           200 * time.Millisecond,
@@ -163,12 +176,12 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		FinalizerTimeout:      opts.finalizerTimeout,
 	}
 	if !opts.tenant {
-		h.rec.ControllerIdentityNamespaces = []string{h.ns}
+		rec.ControllerIdentityNamespaces = []string{h.ns}
 	}
 	if opts.mirrorFrom != "" {
-		h.rec.Mirrors = artifact.Mirrors{opts.mirrorFrom: {Registry: h.reg.Addr, Repository: "airgap"}}
+		rec.Mirrors = artifact.Mirrors{opts.mirrorFrom: {Registry: h.reg.Addr, Repository: "airgap"}}
 	}
-	if err := h.rec.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: max(opts.concurrent, 2)}); err != nil {
+	if err := rec.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: max(opts.concurrent, 2)}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -179,7 +192,7 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 			t.Errorf("manager: %v", err)
 		}
 	})
-	return h
+	return rec, metrics
 }
 
 type testWriter struct{ t testing.TB }

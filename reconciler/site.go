@@ -75,7 +75,9 @@ func (r *Reconciler) siteFor(ctx context.Context, rel *v1alpha1.Release) (siteIn
 func (r *Reconciler) substitutionValues(ctx context.Context, rel *v1alpha1.Release, pb *v1alpha1.PostBuild) (map[string]string, error) {
 	vars := map[string]string{}
 	if len(pb.SubstituteFrom) > 0 {
-		a, err := r.applier(ctx, rel)
+		// Read here, as the Release's identity, also when it applies to a
+		// remote cluster: the values belong to the Release's namespace.
+		c, err := r.localClient(ctx, rel)
 		if err != nil {
 			return nil, err
 		}
@@ -85,11 +87,11 @@ func (r *Reconciler) substitutionValues(ctx context.Context, rel *v1alpha1.Relea
 			switch ref.Kind {
 			case "ConfigMap":
 				cm := &corev1.ConfigMap{}
-				err = a.Client.Get(ctx, key, cm)
+				err = c.Get(ctx, key, cm)
 				data = cm.Data
 			case "Secret":
 				s := &corev1.Secret{}
-				err = a.Client.Get(ctx, key, s)
+				err = c.Get(ctx, key, s)
 				data = make(map[string]string, len(s.Data))
 				for k, v := range s.Data {
 					data[k] = string(v)
