@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -93,6 +94,8 @@ type harnessOptions struct {
 	cluster bool
 	// logs also receives the controller's log output. nil means none.
 	logs io.Writer
+	// shard is the controller's --watch-label-selector. nil means every Release.
+	shard labels.Selector
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
@@ -128,7 +131,7 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 
 // startController starts a controller (a manager and its Release
 // reconciler) for the harness's namespace, stopped when the test ends.
-// A test may start more than one.
+// A test may start more than one, each with its own opts.shard.
 func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, *reconciler.Metrics) {
 	t, env, ctx := h.t, h.env, h.ctx
 	t.Helper()
@@ -141,7 +144,7 @@ func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, 
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
+		Cache:                  reconciler.ShardCache(cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}}, opts.shard),
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 		Logger:                 zap.New(zap.UseDevMode(true), zap.WriteTo(logTo)),
 	})
