@@ -39,7 +39,9 @@ func (r *Reconciler) chartFor(ctx context.Context, rel *v1alpha1.Release) (*buil
 	var files [][]byte
 	var names []string
 	if len(spec.ValuesFrom) > 0 {
-		a, err := r.applier(ctx, rel)
+		// Read on this cluster as the Release's identity, also when it
+		// applies to a remote cluster: the values belong to its namespace.
+		c, err := r.localClient(ctx, rel)
 		if err != nil {
 			return nil, err
 		}
@@ -49,7 +51,7 @@ func (r *Reconciler) chartFor(ctx context.Context, rel *v1alpha1.Release) (*buil
 			if valuesKey == "" {
 				valuesKey = "values.yaml"
 			}
-			data, err := readKeyed(ctx, a.Client, ref.Kind, key)
+			data, err := readKeyed(ctx, c, ref.Kind, key)
 			if err != nil {
 				if apierrors.IsNotFound(err) && ref.Optional {
 					continue

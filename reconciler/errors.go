@@ -80,6 +80,7 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		nlerr *ImageNotInLockError
 		lkerr *ImagesLockError
 		cverr *ValuesFromError
+		kcerr *KubeConfigError
 	)
 	switch {
 	case errors.As(err, &rberr):
@@ -88,6 +89,8 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		return v1alpha1.ReasonVerificationRequired, true
 	case errors.As(err, &sperr):
 		return v1alpha1.ReasonInvalidSpec, true
+	case errors.As(err, &kcerr):
+		return v1alpha1.ReasonKubeConfigRefused, true
 	case errors.As(err, &saerr):
 		return v1alpha1.ReasonServiceAccountRequired, true
 	case errors.As(err, &nterr):

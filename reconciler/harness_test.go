@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -67,6 +68,7 @@ type harness struct {
 	// hook is the receiver endpoint's base URL, http://127.0.0.1:PORT, and
 	// receivers its controller (harnessOptions.receiver).
 	hook      string
+	hookLn    net.Listener
 	receivers *reconciler.Receivers
 }
 
@@ -108,6 +110,8 @@ type harnessOptions struct {
 	notify string
 	// setup adds to the manager and the reconciler before they start. nil means nothing.
 	setup func(ctrl.Manager, *reconciler.Reconciler)
+	// shard is the controller's --watch-label-selector. nil means every Release.
+	shard labels.Selector
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
@@ -124,15 +128,15 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		env = envtestenv.Start(t)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	h := &harness{t: t, ctx: ctx, env: env, ns: env.Namespace(t), ctrlNS: env.Namespace(t)}
 	regOpts := registry.Options{Observe: opts.observe}
-	var hookLn net.Listener
 	if opts.receiver {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		hookLn, h.hook = ln, "http://"+ln.Addr().String()
+		h.hookLn, h.hook = ln, "http://"+ln.Addr().String()
 		if opts.notify != "" {
 			regOpts.Notify = []registry.NotifyEndpoint{{
 				URL:     h.hook + receiver.WebhookPath(receiverToken, h.ns, opts.notify),
@@ -150,37 +154,49 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	h.key, pub = newKey(t)
 	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cosign-keys", Namespace: h.ns}, Data: map[string][]byte{"release.pub": pub}})
 
+	h.rec, h.metrics = h.startController(opts)
+	return h
+}
+
+// startController starts a controller (a manager and its Release
+// reconciler) for the harness's namespace, stopped when the test ends.
+// A test may start more than one, each with its own opts.shard.
+func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, *reconciler.Metrics) {
+	t, env, ctx := h.t, h.env, h.ctx
+	t.Helper()
 	var logTo io.Writer = testWriter{t}
 	if opts.logs != nil {
 		logTo = io.MultiWriter(logTo, opts.logs)
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
+		Cache:                  reconciler.ShardCache(cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}}, opts.shard),
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 		Logger:                 zap.New(zap.UseDevMode(true), zap.WriteTo(logTo)),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.metrics = reconciler.NewMetrics(prometheus.NewRegistry())
+	metrics := reconciler.NewMetrics(prometheus.NewRegistry())
 	artifactCache, err := reconciler.NewCache(filepath.Join(t.TempDir(), "cache"), 8)
 	if err != nil {
 		t.Fatal(err)
 	}
 	artifactCache.MaxBytes = opts.cacheMaxBytes
-	h.rec = &reconciler.Reconciler{
+	rec := &reconciler.Reconciler{
 		Client:     mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),
-		Clients:    &reconciler.Clients{Config: env.Config, Scheme: env.Scheme, Mapper: mgr.GetRESTMapper(), Metrics: h.metrics},
+		Clients:    &reconciler.Clients{Config: env.Config, Scheme: env.Scheme, Mapper: mgr.GetRESTMapper(), Metrics: metrics},
+		Remotes:    &reconciler.RemoteClients{Scheme: env.Scheme, Metrics: metrics},
 		Source:     reconciler.RegistrySource{},
 		Registries: &reconciler.RegistryClients{},
 		Verifier:   reconciler.CosignVerifier{},
 		Cache:      artifactCache,
 		Events:     mgr.GetEventRecorder("airlock-controller"),
-		Metrics:    h.metrics,
+		Metrics:    metrics,
 
 		AllowUnsignedInsecure: opts.allowUnsigned,
 		BackoffBase:           200 * time.Millisecond,
@@ -192,24 +208,24 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		FinalizerTimeout:      opts.finalizerTimeout,
 	}
 	if !opts.tenant {
-		h.rec.ControllerIdentityNamespaces = []string{h.ns}
+		rec.ControllerIdentityNamespaces = []string{h.ns}
 	}
 	if opts.mirrorFrom != "" {
-		h.rec.Mirrors = artifact.Mirrors{opts.mirrorFrom: {Registry: h.reg.Addr, Repository: "airgap"}}
+		rec.Mirrors = artifact.Mirrors{opts.mirrorFrom: {Registry: h.reg.Addr, Repository: "airgap"}}
 	}
 	if opts.setup != nil {
-		opts.setup(mgr, h.rec)
+		opts.setup(mgr, rec)
 	}
-	if err := h.rec.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: max(opts.concurrent, 2)}); err != nil {
+	if err := rec.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: max(opts.concurrent, 2)}); err != nil {
 		t.Fatal(err)
 	}
-	if hookLn != nil {
+	if hookLn := h.hookLn; hookLn != nil && h.receivers == nil {
 		h.receivers = &reconciler.Receivers{
 			Client:    mgr.GetClient(),
 			APIReader: mgr.GetAPIReader(),
 			Events:    mgr.GetEventRecorder("airlock-controller"),
 			Metrics:   reconciler.NewReceiverMetrics(prometheus.NewRegistry()),
-			Mirrors:   h.rec.Mirrors,
+			Mirrors:   rec.Mirrors,
 		}
 		if err := h.receivers.SetupWithManager(ctx, mgr, hookLn, controller.Options{}); err != nil {
 			t.Fatal(err)
@@ -223,7 +239,7 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 			t.Errorf("manager: %v", err)
 		}
 	})
-	return h
+	return rec, metrics
 }
 
 type testWriter struct{ t testing.TB }

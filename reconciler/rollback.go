@@ -111,17 +111,17 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 	if err != nil {
 		return nil, "build", err
 	}
-	objs, chart, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest, site.build)
+	applier, err := r.applier(ctx, rel)
+	if err != nil {
+		return nil, "apply", err
+	}
+	objs, chart, err := r.render(timeoutCtx, rel, applier, art.Dir, ref.Digest, site.build)
 	if err != nil {
 		return nil, "build", err
 	}
 	relocated, err := r.airGap(timeoutCtx, rel, registry, ref, objs, v)
 	if err != nil {
 		return nil, "build", err
-	}
-	applier, err := r.applier(ctx, rel)
-	if err != nil {
-		return nil, "apply", err
 	}
 	if err := applier.Apply(timeoutCtx, objs); err != nil {
 		return nil, "apply", err
@@ -201,7 +201,11 @@ func (r *Reconciler) holdFailed(ctx context.Context, rel *v1alpha1.Release, dige
 		// reapply fails on them and names them.
 		site = siteInput{status: &v1alpha1.SiteStatus{ValuesHash: "unreadable"}}
 	}
-	d, objs := r.upToDate(ctx, rel, st.LastAppliedDigest, trustID, site)
+	applier, err := r.applier(ctx, rel)
+	if err != nil {
+		return r.fail(rel, v1alpha1.ReasonApplyFailed, err), true
+	}
+	d, objs := r.upToDate(ctx, rel, applier, st.LastAppliedDigest, trustID, site)
 	if d == nil {
 		// The digest rolled back to is not in memory as applied with this
 		// spec and trust (a restart, a spec change, a changed trust
@@ -215,10 +219,6 @@ func (r *Reconciler) holdFailed(ctx context.Context, rel *v1alpha1.Release, dige
 			return r.fail(rel, stageReasons[stage], err), true
 		}
 		return r.rolledBackHealth(ctx, rel, applier.Client, reported), true
-	}
-	applier, err := r.applier(ctx, rel)
-	if err != nil {
-		return r.fail(rel, v1alpha1.ReasonApplyFailed, err), true
 	}
 	if out := r.correctDriftOnly(ctx, rel, applier, objs); out != nil {
 		return *out, true

@@ -5,9 +5,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -75,6 +77,24 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 			builder.WithPredicates(readyChangedPredicate())).
 		WithOptions(opts).
 		Complete(r)
+}
+
+// ShardCache limits opts' Release informer to the Releases selector
+// matches: one shard of --watch-label-selector. The controller reads
+// Releases only from that informer, and every watch of another object maps
+// it to Releases by listing that informer, so a shard never reconciles a
+// Release outside its selector. A nil or empty selector means every Release.
+func ShardCache(opts cache.Options, selector labels.Selector) cache.Options {
+	if selector == nil || selector.Empty() {
+		return opts
+	}
+	byObject := make(map[client.Object]cache.ByObject, len(opts.ByObject)+1)
+	for o, b := range opts.ByObject {
+		byObject[o] = b
+	}
+	byObject[&v1alpha1.Release{}] = cache.ByObject{Label: selector}
+	opts.ByObject = byObject
+	return opts
 }
 
 // releasesFor maps an object to the Releases whose index field names it.

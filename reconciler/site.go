@@ -93,13 +93,15 @@ func (r *Reconciler) siteFor(ctx context.Context, rel *v1alpha1.Release) (siteIn
 func (r *Reconciler) substitutionValues(ctx context.Context, rel *v1alpha1.Release, pb *v1alpha1.PostBuild) (map[string]string, error) {
 	vars := map[string]string{}
 	if len(pb.SubstituteFrom) > 0 {
-		a, err := r.applier(ctx, rel)
+		// Read here, as the Release's identity, also when it applies to a
+		// remote cluster: the values belong to the Release's namespace.
+		c, err := r.localClient(ctx, rel)
 		if err != nil {
 			return nil, err
 		}
 		for _, ref := range pb.SubstituteFrom {
 			key := types.NamespacedName{Namespace: rel.Namespace, Name: ref.Name}
-			data, err := readKeyed(ctx, a.Client, ref.Kind, key)
+			data, err := readKeyed(ctx, c, ref.Kind, key)
 			switch {
 			case apierrors.IsNotFound(err) && ref.Optional:
 				continue
@@ -227,12 +229,14 @@ func (r *Reconciler) decryptionKeys(ctx context.Context, rel *v1alpha1.Release, 
 	if d.Provider != v1alpha1.DecryptionProviderSOPS {
 		return nil, &SpecError{Field: "spec.decryption.provider", Err: fmt.Errorf("provider %q is not supported: use %q", d.Provider, v1alpha1.DecryptionProviderSOPS)}
 	}
-	a, err := r.applier(ctx, rel)
+	// Read on this cluster as the Release's identity, also when it applies
+	// to a remote cluster: the keys belong to the Release's namespace.
+	c, err := r.localClient(ctx, rel)
 	if err != nil {
 		return nil, err
 	}
 	s := &corev1.Secret{}
-	switch err := a.Client.Get(ctx, key, s); {
+	switch err := c.Get(ctx, key, s); {
 	case apierrors.IsNotFound(err):
 		return nil, &DecryptionKeysError{Object: key, Err: fmt.Errorf("not found: create it with the site's age key (kubectl create secret generic %s --from-file=site.agekey)", key.Name)}
 	case err != nil:

@@ -71,6 +71,13 @@ const (
 	// signature covers its digest, or the one at the mirror is not the one
 	// signed (swapped).
 	ReasonImagesLockUntrusted = "ImagesLockUntrusted"
+
+	// --- remote clusters (issue 13) ---
+
+	// ReasonKubeConfigRefused: the kubeconfig of spec.kubeConfig does not
+	// parse, or authenticates other than with a static token or a client
+	// certificate held in it (an exec or auth-provider plugin, a file).
+	ReasonKubeConfigRefused = "KubeConfigRefused"
 )
 
 // Reasons of SOPS decryption (issue 14 item 3).

@@ -242,6 +242,41 @@ type ReleaseSpec struct {
 	// then an error that names it.
 	// +optional
 	Decryption *Decryption `json:"decryption,omitempty"`
+	// --- remote clusters (issue 13): one hub delivers to many spokes ---
+
+	// KubeConfig applies the Release to another cluster, whose kubeconfig is
+	// in a Secret of the Release's namespace, as Flux's spec.kubeConfig
+	// does. Apply, prune, drift correction, health (with the Pods of
+	// workloads) and rollback all act on that cluster; the Release and its
+	// status stay here. The kubeconfig may authenticate with a static token
+	// or a client certificate only: exec and auth-provider plugins and file
+	// references are refused. When the Release applies as a ServiceAccount,
+	// the Secret is read as that ServiceAccount here, and the remote
+	// cluster is told to impersonate system:serviceaccount:NAMESPACE:NAME,
+	// so that its own RBAC applies. Empty means this cluster.
+	// +optional
+	KubeConfig *KubeConfigReference `json:"kubeConfig,omitempty"`
+}
+
+// KubeConfigReference names the Secret that holds a remote cluster's kubeconfig.
+type KubeConfigReference struct {
+	// SecretRef is the Secret, in the Release's namespace, and its key.
+	// +required
+	SecretRef SecretKeyReference `json:"secretRef"`
+}
+
+// SecretKeyReference names a key of a Secret in the Release's namespace.
+type SecretKeyReference struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// Key is the key of the kubeconfig in the Secret's data. Empty means
+	// "value", then "value.yaml", as Flux reads it.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // ChartSpec is how a Helm chart is rendered for a Release.
@@ -830,8 +865,8 @@ func (r *Release) GetConditions() []metav1.Condition { return r.Status.Condition
 func (r *Release) SetConditions(c []metav1.Condition) { r.Status.Conditions = c }
 
 // SecretNames are the names of the Secrets the Release references, all in
-// its own namespace: registry credentials, registry certificates and trusted
-// keys, in that order, without repeats.
+// its own namespace: registry credentials, registry certificates, trusted
+// keys and a remote cluster's kubeconfig, in that order, without repeats.
 func (r *Release) SecretNames() []string {
 	var names []string
 	add := func(ref *LocalObjectReference) {
@@ -852,6 +887,9 @@ func (r *Release) SecretNames() []string {
 		if r.Spec.Verify.Upstream != nil {
 			add(&r.Spec.Verify.Upstream.KeysSecretRef)
 		}
+	}
+	if r.Spec.KubeConfig != nil {
+		add(&LocalObjectReference{Name: r.Spec.KubeConfig.SecretRef.Name})
 	}
 	return names
 }

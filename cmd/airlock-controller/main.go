@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,6 +56,7 @@ type options struct {
 	probeAddr      string
 	leaderElect    bool
 	leaderNS       string
+	leaderID       string
 	concurrent     int
 	watchSelector  string
 	allowUnsigned  bool
@@ -86,6 +89,7 @@ type options struct {
 	receiverReplayWindow time.Duration
 	notifyQueueSize      int
 	notifyMaxAttempts    int
+	maxRemoteClients     int
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -96,6 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.probeAddr, "health-addr", ":8081", "address of the /healthz and /readyz probes")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader, so that only one replica reconciles")
 	fs.StringVar(&o.leaderNS, "leader-election-namespace", "", "namespace of the leader election Lease; empty means the controller's own")
+	fs.StringVar(&o.leaderID, "leader-election-id", "", "name of the leader election Lease; empty means airlock-controller.delivery.airlock.dev, or, with --watch-label-selector, a name derived from the selector, so that each shard elects its own leader")
 	fs.IntVar(&o.concurrent, "concurrent", 4, "number of Releases reconciled at once")
 	fs.StringVar(&o.watchSelector, "watch-label-selector", "", "reconcile only the Releases matching this label selector (sharding)")
 	fs.BoolVar(&o.allowUnsigned, "allow-unsigned", false, "apply Releases without spec.verify (INSECURE: the artifact's origin is not checked)")
@@ -140,6 +145,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.receiverReplayWindow, "receiver-replay-window", 5*time.Minute, "how far a notification's time may be from the controller's, and how long the receiver endpoint remembers a request to refuse its replay")
 	fs.IntVar(&o.notifyQueueSize, "notify-queue-size", 1000, "most Alert notifications waiting to be sent, retries included; when full the oldest is dropped (airlock_notifications_dropped_total)")
 	fs.IntVar(&o.notifyMaxAttempts, "notify-max-attempts", 6, "attempts per Alert notification before it is given up (an event on the Alert); the delay doubles from 2s up to 2m")
+	fs.IntVar(&o.maxRemoteClients, "max-remote-clients", 64, "clients of remote clusters (spec.kubeConfig) kept, one per kubeconfig Secret version and ServiceAccount; the least recently used is dropped first")
 	config.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
@@ -201,26 +207,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("connect to Kubernetes: %w: pass --kubeconfig or run in a cluster", err)
 	}
 
-	releaseCache := cache.ByObject{}
+	var shard labels.Selector
 	if o.watchSelector != "" {
-		sel, err := labels.Parse(o.watchSelector)
-		if err != nil {
+		if shard, err = labels.Parse(o.watchSelector); err != nil {
 			return fmt.Errorf("--watch-label-selector %q: %w", o.watchSelector, err)
 		}
-		releaseCache.Label = sel
 	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
-		LeaderElectionID:        "airlock-controller.delivery.airlock.dev",
+		LeaderElectionID:        leaderElectionID(o.leaderID, o.watchSelector),
 		LeaderElectionNamespace: o.leaderNS,
 		PprofBindAddress:        o.pprofAddr,
-		Cache: cache.Options{
-			ByObject:         map[client.Object]cache.ByObject{&v1alpha1.Release{}: releaseCache},
-			DefaultTransform: stripForCache,
-		},
+		Cache:                   reconciler.ShardCache(cache.Options{DefaultTransform: stripForCache}, shard),
 		// Secrets are read uncached: the controller watches their metadata only.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	})
@@ -253,6 +254,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Client:                mgr.GetClient(),
 		APIReader:             mgr.GetAPIReader(),
 		Clients:               &reconciler.Clients{Config: restConfig, Scheme: scheme, Mapper: mgr.GetRESTMapper(), Metrics: m},
+		Remotes:               &reconciler.RemoteClients{Scheme: scheme, Metrics: m, Max: o.maxRemoteClients},
 		Source:                reconciler.RegistrySource{},
 		Registries:            &reconciler.RegistryClients{},
 		Verifier:              reconciler.CosignVerifier{},
@@ -315,4 +317,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"defaultServiceAccount", o.defaultServiceAccount, "controllerNamespace", o.controllerNamespace,
 		"controllerIdentityNamespaces", o.identityNamespaces, "noCrossNamespaceRefs", o.noCrossNamespaceRefs)
 	return mgr.Start(ctx)
+}
+
+// leaderElectionID is the name of the leader election Lease: id when set,
+// else one per shard, so that shards in one namespace do not elect one
+// leader among them all (which would leave every shard but one idle).
+func leaderElectionID(id, watchSelector string) string {
+	switch {
+	case id != "":
+		return id
+	case watchSelector == "":
+		return "airlock-controller.delivery.airlock.dev"
+	}
+	sum := sha256.Sum256([]byte(watchSelector))
+	return "airlock-controller-" + hex.EncodeToString(sum[:])[:10] + ".delivery.airlock.dev"
 }
