@@ -93,6 +93,9 @@ type harnessOptions struct {
 	cluster bool
 	// logs also receives the controller's log output. nil means none.
 	logs io.Writer
+	// receipts writes deployment receipts; its KeySecret's namespace is
+	// set to the controller's. nil writes none.
+	receipts *reconciler.ReceiptWriter
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
@@ -161,6 +164,10 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		DefaultServiceAccount: opts.defaultServiceAccount,
 		NoCrossNamespaceRefs:  opts.noCrossNamespaceRefs,
 		FinalizerTimeout:      opts.finalizerTimeout,
+	}
+	if w := opts.receipts; w != nil {
+		w.KeySecret.Namespace = h.ctrlNS
+		h.rec.Receipts = w
 	}
 	if !opts.tenant {
 		h.rec.ControllerIdentityNamespaces = []string{h.ns}

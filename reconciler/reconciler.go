@@ -101,6 +101,9 @@ type Reconciler struct {
 	// Build bounds each kustomize build (objects, bytes, duration); the zero
 	// value is build's safe defaults.
 	Build build.Options
+	// Receipts writes signed deployment receipts next to the artifacts;
+	// nil writes none.
+	Receipts *ReceiptWriter
 
 	keys       keyCache
 	exprs      healthExprCache
@@ -196,6 +199,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	r.announce(before, rel)
+	r.queueReceipt(ctx, rel)
 	r.Metrics.recordConditions(req.NamespacedName, rel.Status.Conditions)
 	r.Metrics.observe(out.result, start)
 	if out.err != nil {

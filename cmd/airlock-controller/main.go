@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -73,7 +74,15 @@ type options struct {
 
 	pprofAddr        string
 	memoryLimitRatio float64
+
+	// Deployment receipts (issue 15).
+	clusterName      string
+	receiptKeySecret string
 }
+
+// version is set at release build time with -ldflags "-X main.version=…"
+// (hack/image, make release); receipts record it.
+var version = "dev"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
@@ -120,6 +129,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.finalizerTimeout, "finalizer-timeout", 10*time.Minute, "how long a deleted Release retries a failing prune before it leaves its objects, records a Warning event naming them and removes its finalizer")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "loopback address (for example 127.0.0.1:6060) of the /debug/pprof/ profiles; empty disables them")
 	fs.Float64Var(&o.memoryLimitRatio, "memory-limit-ratio", 0.9, "share of the container's memory limit (cgroup v2 memory.max) set as the Go memory limit, so that the heap is collected before the container is killed; $GOMEMLIMIT, when set, wins")
+	fs.StringVar(&o.clusterName, "cluster-name", "", "this cluster's name, recorded in deployment receipts; required with --receipt-key-secret")
+	fs.StringVar(&o.receiptKeySecret, "receipt-key-secret", "", "write a signed deployment receipt next to each artifact when its Release becomes Ready on a new digest or rolls back (a cosign attestation on the sha256-<hex>.att tag; needs push access through the Release's registry credentials): the Secret, in --controller-namespace, with the cluster's cosign key (cosign.key, cosign.password); empty writes none")
 	config.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
@@ -133,6 +144,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--concurrent-builds %d: want 1 or more", o.concurrentBuilds)
 	}
 	o.build.Slots = make(chan struct{}, o.concurrentBuilds)
+	var receipts *reconciler.ReceiptWriter
+	if o.receiptKeySecret != "" {
+		if o.clusterName == "" || o.controllerNamespace == "" {
+			return fmt.Errorf("--receipt-key-secret %s needs --cluster-name and --controller-namespace (or $POD_NAMESPACE)", o.receiptKeySecret)
+		}
+		receipts = &reconciler.ReceiptWriter{Cluster: o.clusterName, Version: version,
+			KeySecret: types.NamespacedName{Namespace: o.controllerNamespace, Name: o.receiptKeySecret}}
+	}
 	if o.pprofAddr != "" {
 		if err := checkLoopback("--pprof-addr", o.pprofAddr); err != nil {
 			return err
@@ -235,6 +254,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		NoCrossNamespaceRefs:                o.noCrossNamespaceRefs,
 		FinalizerTimeout:                    o.finalizerTimeout,
 		Build:                               o.build,
+		Receipts:                            receipts,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: o.concurrent}); err != nil {
 		return fmt.Errorf("set up the Release controller: %w", err)
