@@ -145,3 +145,36 @@ func TestReceiptPushRefusedReleaseReady(t *testing.T) {
 		t.Errorf("status.receipt = %+v, want none", rel.Status.Receipt)
 	}
 }
+
+// A rollback to a digest that is healthy again writes a Rollback receipt
+// for it, naming the digest rolled back from; the failed digest gets none.
+func TestReceiptWrittenOnRollback(t *testing.T) {
+	h, clusterKey := receiptHarness(t)
+	v1 := h.pushSigned("stable", "v1", map[string]string{"a.yaml": configMapYAML("a", map[string]string{"k": "1"})})
+	h.release("app", "stable", rollbackRelease)
+	h.readyAt("app", v1)
+	h.eventually("app", "the Ready receipt", 30*time.Second, func(rel *v1alpha1.Release) bool {
+		return rel.Status.Receipt != nil && rel.Status.Receipt.Event == verify.ReceiptReady
+	})
+
+	v2 := h.pushSigned("stable", "v2", map[string]string{
+		"a.yaml":      configMapYAML("a", map[string]string{"k": "2"}),
+		"deploy.yaml": deploymentYAML("web"),
+	})
+	h.update("app", func(r *v1alpha1.Release) { r.Annotations = map[string]string{"reconcile.airlock.dev/requestedAt": "1"} })
+	h.failsWith("app", v1alpha1.ReasonRolledBack)
+	rel := h.eventually("app", "the Rollback receipt", 30*time.Second, func(rel *v1alpha1.Release) bool {
+		return rel.Status.Receipt != nil && rel.Status.Receipt.Event == verify.ReceiptRollback
+	})
+	if rel.Status.Receipt.ArtifactDigest != v1 {
+		t.Fatalf("status.receipt = %+v, want one for %s", rel.Status.Receipt, v1)
+	}
+	rs := h.receipts(v1, clusterKey)
+	if len(rs.Receipts) != 2 || rs.Receipts[1].Predicate.Event != verify.ReceiptRollback || rs.Receipts[1].Predicate.RollbackOf != v2 ||
+		rs.Receipts[1].Predicate.Health.Result != v1alpha1.HealthHealthy {
+		t.Fatalf("receipts on v1 = %+v, want Ready then Rollback of %s", rs.Receipts, v2)
+	}
+	if rs := h.receipts(v2, clusterKey); len(rs.Receipts) != 0 {
+		t.Fatalf("the failed digest has receipts: %+v", rs.Receipts)
+	}
+}
