@@ -112,6 +112,9 @@ type harnessOptions struct {
 	setup func(ctrl.Manager, *reconciler.Reconciler)
 	// shard is the controller's --watch-label-selector. nil means every Release.
 	shard labels.Selector
+	// receipts writes deployment receipts; its KeySecret's namespace is
+	// set to the controller's. nil writes none.
+	receipts *reconciler.ReceiptWriter
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
@@ -206,6 +209,10 @@ func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, 
 		DefaultServiceAccount: opts.defaultServiceAccount,
 		NoCrossNamespaceRefs:  opts.noCrossNamespaceRefs,
 		FinalizerTimeout:      opts.finalizerTimeout,
+	}
+	if w := opts.receipts; w != nil {
+		w.KeySecret.Namespace = h.ctrlNS
+		rec.Receipts = w
 	}
 	if !opts.tenant {
 		rec.ControllerIdentityNamespaces = []string{h.ns}

@@ -105,6 +105,9 @@ type Reconciler struct {
 	// Build bounds each kustomize build (objects, bytes, duration); the zero
 	// value is build's safe defaults.
 	Build build.Options
+	// Receipts writes signed deployment receipts next to the artifacts;
+	// nil writes none.
+	Receipts *ReceiptWriter
 
 	// Notifier is told of the changes Alerts send: a new digest Ready, a
 	// verification failure, a rollback, a drift correction and a prune
@@ -205,6 +208,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	r.announce(before, rel)
+	r.queueReceipt(ctx, rel)
 	r.Metrics.recordConditions(req.NamespacedName, rel.Status.Conditions)
 	r.Metrics.observe(out.result, start)
 	if out.err != nil {

@@ -64,6 +64,14 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 		return err
 	}
 
+	if w := r.Receipts; w != nil {
+		w.client, w.reader, w.metrics = r.Client, r.APIReader, r.Metrics
+		w.init()
+		if err := mgr.Add(w); err != nil {
+			return err
+		}
+	}
+
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("release").
 		For(&v1alpha1.Release{}, builder.WithPredicates(predicate.Or(

@@ -710,6 +710,14 @@ type ReleaseStatus struct {
 	// --sign-key`).
 	// +optional
 	Chain *ChainOfTrust `json:"chain,omitempty"`
+
+	// --- deployment receipts (issue 15, receipt_types.go) ---
+
+	// Receipt is the last signed deployment receipt the controller stored
+	// next to the artifact (--receipt-key-secret): nil when receipts are
+	// off or none was written yet.
+	// +optional
+	Receipt *ReceiptStatus `json:"receipt,omitempty"`
 }
 
 // MaxRelocatedImages bounds status.relocatedImages.

@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -90,7 +91,14 @@ type options struct {
 	notifyQueueSize      int
 	notifyMaxAttempts    int
 	maxRemoteClients     int
+	// Deployment receipts (issue 15).
+	clusterName      string
+	receiptKeySecret string
 }
+
+// version is set at release build time with -ldflags "-X main.version=…"
+// (hack/image, make release); receipts record it.
+var version = "dev"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
@@ -146,6 +154,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.notifyQueueSize, "notify-queue-size", 1000, "most Alert notifications waiting to be sent, retries included; when full the oldest is dropped (airlock_notifications_dropped_total)")
 	fs.IntVar(&o.notifyMaxAttempts, "notify-max-attempts", 6, "attempts per Alert notification before it is given up (an event on the Alert); the delay doubles from 2s up to 2m")
 	fs.IntVar(&o.maxRemoteClients, "max-remote-clients", 64, "clients of remote clusters (spec.kubeConfig) kept, one per kubeconfig Secret version and ServiceAccount; the least recently used is dropped first")
+	fs.StringVar(&o.clusterName, "cluster-name", "", "this cluster's name, recorded in deployment receipts; required with --receipt-key-secret")
+	fs.StringVar(&o.receiptKeySecret, "receipt-key-secret", "", "write a signed deployment receipt next to each artifact when its Release becomes Ready on a new digest or rolls back (a cosign attestation on the sha256-<hex>.att tag; needs push access through the Release's registry credentials): the Secret, in --controller-namespace, with the cluster's cosign key (cosign.key, cosign.password); empty writes none")
 	config.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
@@ -160,6 +170,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--concurrent-builds %d: want 1 or more", o.concurrentBuilds)
 	}
 	o.build.Slots = make(chan struct{}, o.concurrentBuilds)
+	var receipts *reconciler.ReceiptWriter
+	if o.receiptKeySecret != "" {
+		if o.clusterName == "" || o.controllerNamespace == "" {
+			return fmt.Errorf("--receipt-key-secret %s needs --cluster-name and --controller-namespace (or $POD_NAMESPACE)", o.receiptKeySecret)
+		}
+		receipts = &reconciler.ReceiptWriter{Cluster: o.clusterName, Version: version,
+			KeySecret: types.NamespacedName{Namespace: o.controllerNamespace, Name: o.receiptKeySecret}}
+	}
 	if o.pprofAddr != "" {
 		if err := checkLoopback("--pprof-addr", o.pprofAddr); err != nil {
 			return err
@@ -273,6 +291,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		NoCrossNamespaceRefs:                o.noCrossNamespaceRefs,
 		FinalizerTimeout:                    o.finalizerTimeout,
 		Build:                               o.build,
+		Receipts:                            receipts,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: o.concurrent}); err != nil {
 		return fmt.Errorf("set up the Release controller: %w", err)

@@ -175,8 +175,10 @@ type Server struct {
 	requests atomic.Int64
 	conns    atomic.Int64
 	failWith atomic.Int32
-	done     chan error
-	unlock   func()
+	// refuseWrites answers every write with 403 (RefuseWrites).
+	refuseWrites atomic.Bool
+	done         chan error
+	unlock       func()
 }
 
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves until Close.
@@ -252,6 +254,12 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 			http.Error(w, "injected failure", int(code))
 			return
 		}
+		if s.refuseWrites.Load() && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"errors":[{"code":"DENIED","message":"this registry is read-only"}]}`)
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 }
@@ -265,6 +273,11 @@ func (s *Server) Connections() int64 { return s.conns.Load() }
 // FailWith makes every request answer with the HTTP status code; 0 restores
 // normal service. Tests use it to simulate a broken registry.
 func (s *Server) FailWith(code int) { s.failWith.Store(int32(code)) }
+
+// RefuseWrites makes every request but GET and HEAD answer 403 DENIED, as
+// a read-only registry or credentials without push rights do; false
+// restores writes.
+func (s *Server) RefuseWrites(on bool) { s.refuseWrites.Store(on) }
 
 // Wait blocks until the server stops and returns why.
 func (s *Server) Wait() error { return <-s.done }
