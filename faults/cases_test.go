@@ -281,7 +281,7 @@ func leads(w *world, c *controller) bool {
 func leaseHolder(w *world) string {
 	w.t.Helper()
 	var l coordinationv1.Lease
-	key := types.NamespacedName{Namespace: w.ns, Name: "airlock-controller.delivery.airlock.dev"}
+	key := types.NamespacedName{Namespace: w.ns, Name: leaseName}
 	if err := w.s.env.Client.Get(w.ctx, key, &l); err != nil {
 		w.t.Fatalf("get the leader election Lease %s: %v", key, err)
 	}
@@ -290,3 +290,7 @@ func leaseHolder(w *world) string {
 	}
 	return *l.Spec.HolderIdentity
 }
+
+// leaseName is the leader election Lease of a world's controllers
+// (--leader-election-id).
+const leaseName = "airlock-controller.delivery.airlock.dev"

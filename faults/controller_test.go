@@ -76,6 +76,9 @@ func (w *world) startController(name string) *controller {
 		args: []string{
 			"--kubeconfig", kcPath,
 			"--leader-elect", "--leader-election-namespace", w.ns,
+			// The Lease the cases read: one per world's namespace already,
+			// so the shard's selector need not name it.
+			"--leader-election-id", leaseName,
 			// The world's namespace is the controller's own, where it may
 			// apply as itself, as the install's airlock-system is.
 			"--controller-namespace", w.ns, "--no-cross-namespace-refs",
