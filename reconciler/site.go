@@ -2,15 +2,12 @@ package reconciler
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	ktypes "sigs.k8s.io/kustomize/api/types"
-	"sigs.k8s.io/kustomize/kyaml/resid"
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/build"
@@ -32,17 +29,7 @@ func (s siteInput) valuesHash() string {
 
 // SubstituteFromError is a ConfigMap or Secret of spec.postBuild.substituteFrom
 // that cannot be read. It never carries a value.
-type SubstituteFromError struct {
-	Kind   string
-	Object types.NamespacedName
-	Err    error
-}
-
-func (e *SubstituteFromError) Error() string {
-	return fmt.Sprintf("%s %s (spec.postBuild.substituteFrom): %v", e.Kind, e.Object, e.Err)
-}
-
-func (e *SubstituteFromError) Unwrap() error { return e.Err }
+type SubstituteFromError = build.SubstituteFromError
 
 // siteFor reads the Release's substitution values and overlay. The
 // ConfigMaps and Secrets of substituteFrom are read as the Release's
@@ -50,16 +37,19 @@ func (e *SubstituteFromError) Unwrap() error { return e.Err }
 // ServiceAccount may not read.
 func (r *Reconciler) siteFor(ctx context.Context, rel *v1alpha1.Release) (siteInput, error) {
 	in := siteInput{build: r.Build}
-	site := siteOf(rel)
-	var sub *build.Substitution
-	if pb := rel.Spec.PostBuild; pb != nil {
-		vars, err := r.substitutionValues(ctx, rel, pb)
-		if err != nil {
-			return in, err
-		}
-		sub = &build.Substitution{Vars: vars, Strict: pb.Strict}
+	read, err := r.valueReader(ctx, rel)
+	if err != nil {
+		return in, err
 	}
-	in.build.Site, in.build.Substitute = site, sub
+	opts, err := build.ReleaseOptions(ctx, rel, r.Build, read)
+	if fe := (*build.FieldError)(nil); errors.As(err, &fe) {
+		return in, &SpecError{Field: fe.Field, Err: fe.Err}
+	}
+	if err != nil {
+		return in, err
+	}
+	in.build = opts
+	site, sub := opts.Site, opts.Substitute
 	if site.Empty() && sub == nil {
 		return in, nil
 	}
@@ -70,81 +60,30 @@ func (r *Reconciler) siteFor(ctx context.Context, rel *v1alpha1.Release) (siteIn
 	return in, nil
 }
 
-// substitutionValues merges substituteFrom in order, then substitute, as
-// Flux does: a later source wins.
-func (r *Reconciler) substitutionValues(ctx context.Context, rel *v1alpha1.Release, pb *v1alpha1.PostBuild) (map[string]string, error) {
-	vars := map[string]string{}
-	if len(pb.SubstituteFrom) > 0 {
-		a, err := r.applier(ctx, rel)
-		if err != nil {
-			return nil, err
+// valueReader reads the ConfigMaps and Secrets of substituteFrom through
+// the Release's applier (nil when the Release reads none).
+func (r *Reconciler) valueReader(ctx context.Context, rel *v1alpha1.Release) (build.ValueReader, error) {
+	if rel.Spec.PostBuild == nil || len(rel.Spec.PostBuild.SubstituteFrom) == 0 {
+		return nil, nil
+	}
+	a, err := r.applier(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, kind string, key types.NamespacedName) (map[string]string, error) {
+		if kind == "ConfigMap" {
+			cm := &corev1.ConfigMap{}
+			err := a.Client.Get(ctx, key, cm)
+			return cm.Data, err
 		}
-		for _, ref := range pb.SubstituteFrom {
-			key := types.NamespacedName{Namespace: rel.Namespace, Name: ref.Name}
-			var data map[string]string
-			switch ref.Kind {
-			case "ConfigMap":
-				cm := &corev1.ConfigMap{}
-				err = a.Client.Get(ctx, key, cm)
-				data = cm.Data
-			case "Secret":
-				s := &corev1.Secret{}
-				err = a.Client.Get(ctx, key, s)
-				data = make(map[string]string, len(s.Data))
-				for k, v := range s.Data {
-					data[k] = string(v)
-				}
-			default:
-				return nil, &SpecError{Field: "spec.postBuild.substituteFrom", Err: fmt.Errorf("kind %q is neither ConfigMap nor Secret", ref.Kind)}
-			}
-			switch {
-			case apierrors.IsNotFound(err) && ref.Optional:
-				continue
-			case apierrors.IsNotFound(err):
-				return nil, &SubstituteFromError{Kind: ref.Kind, Object: key, Err: fmt.Errorf("not found: create it, or mark it optional")}
-			case err != nil:
-				return nil, &SubstituteFromError{Kind: ref.Kind, Object: key, Err: err}
-			}
-			for k, v := range data {
-				vars[k] = v
-			}
+		s := &corev1.Secret{}
+		err := a.Client.Get(ctx, key, s)
+		data := make(map[string]string, len(s.Data))
+		for k, v := range s.Data {
+			data[k] = string(v)
 		}
-	}
-	for k, v := range pb.Substitute {
-		vars[k] = v
-	}
-	return vars, nil
-}
-
-// siteOf is the Release's overlay in kustomize's types.
-func siteOf(rel *v1alpha1.Release) *build.Site {
-	s := &build.Site{
-		Components: rel.Spec.Components,
-		NamePrefix: rel.Spec.NamePrefix,
-		NameSuffix: rel.Spec.NameSuffix,
-	}
-	for _, p := range rel.Spec.Patches {
-		kp := ktypes.Patch{Patch: p.Patch}
-		if t := p.Target; t != nil {
-			kp.Target = &ktypes.Selector{
-				ResId: resid.ResId{
-					Gvk:       resid.Gvk{Group: t.Group, Version: t.Version, Kind: t.Kind},
-					Name:      t.Name,
-					Namespace: t.Namespace,
-				},
-				AnnotationSelector: t.AnnotationSelector,
-				LabelSelector:      t.LabelSelector,
-			}
-		}
-		s.Patches = append(s.Patches, kp)
-	}
-	for _, i := range rel.Spec.Images {
-		s.Images = append(s.Images, ktypes.Image{Name: i.Name, NewName: i.NewName, NewTag: i.NewTag, Digest: i.Digest})
-	}
-	if m := rel.Spec.CommonMetadata; m != nil {
-		s.Labels, s.Annotations = m.Labels, m.Annotations
-	}
-	return s
+		return data, err
+	}, nil
 }
 
 // recordSite writes what the site layered on top of the applied digest to

@@ -54,7 +54,7 @@ func TestSitesExample(t *testing.T) {
 				vars[k] = v
 			}
 			objs, err := build.Build(context.Background(), "../examples/sites/app", rel.Spec.Path, "sha256:example",
-				build.Options{Site: siteOf(&rel), Substitute: &build.Substitution{Vars: vars, Strict: rel.Spec.PostBuild.Strict}})
+				build.Options{Site: build.ReleaseSite(&rel), Substitute: &build.Substitution{Vars: vars, Strict: rel.Spec.PostBuild.Strict}})
 			if err != nil {
 				t.Fatal(err)
 			}
