@@ -223,17 +223,8 @@ func maskSecret(live, dry map[string]any) {
 
 func printReleaseDiff(w io.Writer, d *releaseDiff) {
 	fmt.Fprintf(w, "Diff of Release %s against %s\n", d.Release, d.Digest)
-	if len(d.Signers) > 0 {
-		fmt.Fprintf(w, "Verified: signed by %s\n", signersText(d.Signers))
-	} else {
-		fmt.Fprintln(w, "Verified: no: the Release has no spec.verify and no ClusterTrustPolicy covers it; the controller applies it only if it runs with --allow-unsigned")
-	}
-	list := func(title string, names []string) {
-		fmt.Fprintf(w, "%s (%d):\n", title, len(names))
-		for _, n := range names {
-			fmt.Fprintf(w, "  %s\n", n)
-		}
-	}
+	printVerified(w, d.Digest, d.Signers)
+	list := func(title string, names []string) { printObjects(w, title, names) }
 	list("Added", d.Added)
 	fmt.Fprintf(w, "Changed (%d):\n", len(d.Changed))
 	for _, c := range d.Changed {
@@ -248,4 +239,21 @@ func printReleaseDiff(w io.Writer, d *releaseDiff) {
 		list("Left in place (spec.prune is false)", d.LeftInPlace)
 	}
 	fmt.Fprintf(w, "Unchanged: %d objects\n", d.Unchanged)
+}
+
+// printVerified says who signed digest, or that nobody had to.
+func printVerified(w io.Writer, digest string, signers []foundSigner) {
+	if len(signers) > 0 {
+		fmt.Fprintf(w, "Verified: %s signed by %s\n", digest, signersText(signers))
+	} else {
+		fmt.Fprintln(w, "Verified: no: the Release has no spec.verify and no ClusterTrustPolicy covers it; the controller applies it only if it runs with --allow-unsigned")
+	}
+}
+
+// printObjects is a titled, counted list of objects.
+func printObjects(w io.Writer, title string, names []string) {
+	fmt.Fprintf(w, "%s (%d):\n", title, len(names))
+	for _, n := range names {
+		fmt.Fprintf(w, "  %s\n", n)
+	}
 }

@@ -101,7 +101,9 @@ func TestDiffRelease(t *testing.T) {
 		}
 	}
 	fp := d.Signers[0].Fingerprint
-	golden(t, "diff", strings.NewReplacer(ns, "NS", d.Digest, "DIGEST", shortHex(d.Digest), "SHORT", shortFingerprint(fp), "FP").Replace(out))
+	placeholders := strings.NewReplacer(ns, "NS", d.Digest, "DIGEST", shortHex(d.Digest), "SHORT", fp, "FP", shortFingerprint(fp), "FP")
+	golden(t, "diff", placeholders.Replace(out))
+	golden(t, "diff.json", placeholders.Replace(jout))
 
 	// The applied digest changes nothing: exit 0.
 	out, stderr, code = airlock(t, append(base, "--ref", "@"+v1)...)

@@ -143,17 +143,8 @@ func printPreview(w io.Writer, r *v1alpha1.Release, target v1alpha1.HistoryEntry
 	fmt.Fprintf(w, "Rollback of Release %s/%s\n", r.Namespace, r.Name)
 	fmt.Fprintf(w, "  from: %s%s\n", noneIfEmpty(r.Status.LastAppliedDigest), revisionNote(r.Status.LastAppliedRevision))
 	fmt.Fprintf(w, "  to:   %s%s, applied %s ago, health %s\n", target.Digest, revisionNote(target.Revision), age(target.AppliedAt), noneIfEmpty(target.Health))
-	if len(p.Signers) > 0 {
-		fmt.Fprintf(w, "Verified: %s signed by %s\n", target.Digest, signersText(p.Signers))
-	} else {
-		fmt.Fprintln(w, "Verified: no: the Release has no spec.verify and no ClusterTrustPolicy covers it; the controller applies it only if it runs with --allow-unsigned")
-	}
-	list := func(title string, names []string) {
-		fmt.Fprintf(w, "%s (%d):\n", title, len(names))
-		for _, n := range names {
-			fmt.Fprintf(w, "  %s\n", n)
-		}
-	}
+	printVerified(w, target.Digest, p.Signers)
+	list := func(title string, names []string) { printObjects(w, title, names) }
 	list("Added", p.Added)
 	list("Changed", p.changedNames())
 	if p.PruneDisabled {
