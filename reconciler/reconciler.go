@@ -893,7 +893,7 @@ func (r *Reconciler) render(ctx context.Context, rel *v1alpha1.Release, dir, dig
 	if err != nil {
 		return nil, err
 	}
-	if err := Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
+	if err := build.Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
 		return nil, &build.Error{Digest: digest, Path: rel.Spec.Path, Err: err}
 	}
 	return objs, nil

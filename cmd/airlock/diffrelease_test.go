@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,25 @@ func TestDiffRelease(t *testing.T) {
 	}
 	v1 := pushSigned("v1", map[string]string{"same.yaml": same, "settings.yaml": cmYAML("settings", "1"), "old.yaml": cmYAML("old", "0"), "creds.yaml": secretYAML(oldSecret)})
 	pushSigned("v2", map[string]string{"same.yaml": same, "settings.yaml": cmYAML("settings", "2"), "extra.yaml": cmYAML("extra", "0"), "creds.yaml": secretYAML(newSecret)})
+	// v4 adds a CRD and an object of its kind, which the cluster does not
+	// serve yet: both are to be added.
+	crd := `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.diffrel.example.com
+spec:
+  group: diffrel.example.com
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`
+	widget := "apiVersion: diffrel.example.com/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n"
+	pushSigned("v4", map[string]string{"same.yaml": same, "settings.yaml": cmYAML("settings", "1"), "old.yaml": cmYAML("old", "0"), "creds.yaml": secretYAML(oldSecret), "crd.yaml": crd, "widget.yaml": widget})
 	unsigned := pushDir(t, url+":v3", "v3", map[string]string{"same.yaml": same})
 	startController(t, env, ns)
 	wait := false
@@ -109,6 +129,16 @@ func TestDiffRelease(t *testing.T) {
 	out, stderr, code = airlock(t, append(base, "--ref", "@"+v1)...)
 	if code != 0 || !strings.Contains(out, "Unchanged: 4 objects") {
 		t.Errorf("diff against the applied %s exited %d, want 0 and 4 unchanged: %s%s", v1, code, out, stderr)
+	}
+
+	jout, stderr, code = airlock(t, append(base, "--ref", "v4", "-o", "json")...)
+	d = releaseDiff{}
+	if err := json.Unmarshal([]byte(jout), &d); code != 1 || err != nil {
+		t.Fatalf("diff against v4 exited %d (%v), want 1: %s%s", code, err, jout, stderr)
+	}
+	sort.Strings(d.Added)
+	if want := []string{"CustomResourceDefinition widgets.diffrel.example.com", "Widget " + ns + "/w1"}; !reflect.DeepEqual(d.Added, want) || len(d.Changed)+len(d.Pruned) != 0 {
+		t.Errorf("diff against v4: added %v, changed %v, pruned %v; want only %v added", d.Added, d.Changed, d.Pruned, want)
 	}
 
 	// An unsigned candidate is refused, named, with exit 2.

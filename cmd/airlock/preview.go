@@ -112,35 +112,26 @@ func previewDigest(ctx context.Context, c *kubeClient, r *v1alpha1.Release, tag,
 	p := &digestPreview{Digest: ref.Digest, PruneDisabled: !r.PruneEnabled(), Signers: signers}
 	keep := map[v1alpha1.ObjectRef]bool{}
 	var errs []error
+	if err := build.Prepare(objs, mapper, r.Spec.TargetNamespace, r.Namespace, types.NamespacedName{Namespace: r.Namespace, Name: r.Name}); err != nil {
+		return nil, fmt.Errorf("preview %s: %w", ref.Digest, err)
+	}
 	for _, o := range objs {
 		gvk := o.GroupVersionKind()
-		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: map kind: %w", gvk.Kind, o.GetName(), err))
-			continue
-		}
-		res := c.dyn.Resource(m.Resource)
-		var ri = res.Namespace("")
-		if m.Scope.Name() == meta.RESTScopeNameNamespace {
-			switch {
-			case r.Spec.TargetNamespace != "":
-				o.SetNamespace(r.Spec.TargetNamespace)
-			case o.GetNamespace() == "":
-				o.SetNamespace(r.Namespace)
-			}
-			ri = res.Namespace(o.GetNamespace())
-		} else {
-			o.SetNamespace("")
-		}
-		labels := o.GetLabels()
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		labels[v1alpha1.NameLabel], labels[v1alpha1.NamespaceLabel] = r.Name, r.Namespace
-		o.SetLabels(labels)
 		id := v1alpha1.ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName()}
 		keep[id] = true
 		name := objectRefName(id)
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if meta.IsNoMatchError(err) {
+			// Prepare found its kind in a CRD of the candidate that the
+			// cluster does not serve yet: no such object can be live.
+			p.Added = append(p.Added, name)
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: map kind: %w", name, err))
+			continue
+		}
+		ri := c.dyn.Resource(m.Resource).Namespace(o.GetNamespace())
 		live, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("read %s: %w", name, err))
