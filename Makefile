@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 GO ?= go
 export CGO_ENABLED ?= 1
 
-.PHONY: help build quickstart demo test lint generate bench envtest clean
+.PHONY: help build quickstart demo test lint generate bench envtest clean release
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -14,6 +14,9 @@ help: ## show the targets
 build: ## build bin/airlock and bin/airlock-controller (release flags)
 	$(GO) build -trimpath -ldflags="-s -w" -o bin/airlock ./cmd/airlock
 	@if [ -d cmd/airlock-controller ]; then CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o bin/airlock-controller ./cmd/airlock-controller; fi
+
+release: ## signed release in dist/VERSION: static CLIs (linux, darwin x amd64, arm64), controller image, SBOM, SHA256SUMS (RELEASE_KEY=release.key)
+	hack/release.sh
 
 quickstart: ## the main job: registry, local cluster with Pods, controller; sign, deliver, roll out, prune, roll back a crash, refuse unsigned
 	hack/quickstart.sh

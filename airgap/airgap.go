@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"airlock.dev/airlock/artifact"
@@ -111,8 +112,9 @@ func pin(ctx context.Context, ref artifact.Reference, opts RelocateOptions) (art
 }
 
 // contentImages pulls an artifact into a temporary directory (pull
-// extracts it safely), renders path inside it with kustomize, offline, and
-// lists the images of its workloads. ctx stops the build (Ctrl-C, SIGTERM).
+// extracts it safely), renders path inside it with kustomize, or with
+// Helm's template engine when it is a Helm chart (chartForImages), offline,
+// and lists the images of its workloads. ctx stops the build (Ctrl-C, SIGTERM).
 func contentImages(ctx context.Context, path string, pull func(dir string) (*artifact.PullResult, error)) ([]string, error) {
 	tmp, err := os.MkdirTemp("", "airlock-images-")
 	if err != nil {
@@ -123,7 +125,11 @@ func contentImages(ctx context.Context, path string, pull func(dir string) (*art
 	if err != nil {
 		return nil, err
 	}
-	objs, err := build.Build(ctx, pulled.Path, path, pulled.Digest, build.Options{})
+	opts := build.Options{}
+	if build.IsChart(pulled.Path, path) {
+		opts.Chart = &chartForImages
+	}
+	objs, info, err := build.Render(ctx, pulled.Path, path, pulled.Digest, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +137,32 @@ func contentImages(ctx context.Context, path string, pull func(dir string) (*art
 	for _, o := range objs {
 		maps = append(maps, o.Object)
 	}
-	return artifact.Images(maps), nil
+	images := artifact.Images(maps)
+	if info != nil {
+		images = union(images, info.Images)
+	}
+	return images, nil
+}
+
+// chartForImages is how a Helm chart is rendered to find its images: with
+// its default values (what a site's values change is not known here, so
+// an image only a site's values name must be listed in the chart's
+// artifacthub.io/images annotation), and with its hook templates, which
+// run images too.
+var chartForImages = build.Chart{ReleaseName: "airlock-images", Namespace: "default", IncludeHooks: true}
+
+// union is the members of a and b, sorted, without repeats.
+func union(a, b []string) []string {
+	seen := make(map[string]bool, len(a)+len(b))
+	var out []string
+	for _, s := range append(append([]string{}, a...), b...) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // ImportOptions configures Import.

@@ -43,6 +43,9 @@ var ErrEmpty = errors.New("nothing to pack")
 type PackOptions struct {
 	// IgnorePaths are extra gitignore patterns. nil means none.
 	IgnorePaths []string
+	// Prefix is a directory that holds every entry in the archive, as the
+	// chart's name does in a Helm chart archive. "" means none.
+	Prefix string
 }
 
 // PackResult describes a packed layer.
@@ -155,9 +158,17 @@ func Pack(ctx context.Context, path string, w io.Writer, opts PackOptions) (*Pac
 	tw := tar.NewWriter(gz)
 	res := &PackResult{Skipped: skipped}
 	buf := make([]byte, 256<<10)
+	if opts.Prefix != "" {
+		if err := tw.WriteHeader(&tar.Header{Name: opts.Prefix + "/", ModTime: epoch, Format: tar.FormatPAX, Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+			return nil, err
+		}
+	}
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if opts.Prefix != "" {
+			f.rel = opts.Prefix + "/" + f.rel
 		}
 		hdr := &tar.Header{Name: f.rel, ModTime: epoch, Format: tar.FormatPAX}
 		if f.dir {

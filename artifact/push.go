@@ -78,6 +78,17 @@ func Push(ctx context.Context, ref Reference, path string, opts PushOptions) (*P
 
 // Push is Push through this client (opts.Remote is not used).
 func (c *Client) Push(ctx context.Context, ref Reference, path string, opts PushOptions) (*PushResult, error) {
+	return c.push(ctx, ref, path, opts, mediaTypes{config: ConfigMediaType, configBody: emptyConfig, layer: ContentMediaType})
+}
+
+// mediaTypes are what an artifact's manifest says its config and layer are.
+type mediaTypes struct {
+	config     string
+	configBody []byte
+	layer      string
+}
+
+func (c *Client) push(ctx context.Context, ref Reference, path string, opts PushOptions, types mediaTypes) (*PushResult, error) {
 	if ref.Digest != "" {
 		return nil, fmt.Errorf("push %s: push takes a tag, not a digest (the digest comes from the content)", ref)
 	}
@@ -108,10 +119,10 @@ func (c *Client) Push(ctx context.Context, ref Reference, path string, opts Push
 	if err != nil {
 		return nil, err
 	}
-	configDesc := ocispec.Descriptor{MediaType: ConfigMediaType, Digest: digest.FromBytes(emptyConfig), Size: int64(len(emptyConfig))}
-	layerDesc := ocispec.Descriptor{MediaType: ContentMediaType, Digest: packed.Digest, Size: packed.Size}
+	configDesc := ocispec.Descriptor{MediaType: types.config, Digest: digest.FromBytes(types.configBody), Size: int64(len(types.configBody))}
+	layerDesc := ocispec.Descriptor{MediaType: types.layer, Digest: packed.Digest, Size: packed.Size}
 
-	if err := pushBlob(ctx, repo, configDesc, bytes.NewReader(emptyConfig)); err != nil {
+	if err := pushBlob(ctx, repo, configDesc, bytes.NewReader(types.configBody)); err != nil {
 		return nil, classify("push config of", ref, err)
 	}
 	body := progress.Reader(layerFile, opts.Progress, "pushing "+ref.Name(), packed.Size)

@@ -8,6 +8,8 @@ import (
 
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/resid"
+
+	"airlock.dev/airlock/internal/sopstest"
 )
 
 // typicalApp is an overlay over a base: a Deployment, a Service, a
@@ -118,9 +120,30 @@ func siteApp(n int) map[string]string {
 	return map[string]string{"kustomization.yaml": "resources: [app.yaml]\n", "app.yaml": b.String()}
 }
 
+// sopsApp is siteApp(n-secrets) and secrets Secrets, each in its own file
+// SOPS-encrypted for recipient (data and stringData only), so n objects.
+func sopsApp(b *testing.B, n, secrets int, recipient string) map[string]string {
+	files := siteApp(n - secrets)
+	res := []string{"app.yaml"}
+	for i := 0; i < secrets; i++ {
+		name := fmt.Sprintf("secret%d.yaml", i)
+		plain := fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: db%d}\nstringData:\n  password: pw-%d\n  user: ${REGION}-user\n", i, i)
+		if recipient != "" {
+			files[name] = encrypt(b, plain, sopstest.YAML, sopstest.Recipients{Age: []string{recipient}}, "^(data|stringData)$")
+		} else {
+			files[name] = plain
+		}
+		res = append(res, name)
+	}
+	files["kustomization.yaml"] = "resources: [" + strings.Join(res, ", ") + "]\n"
+	return files
+}
+
 // BenchmarkSite is the build of 500 objects without a site, with
 // substitution, and with substitution and an overlay (a patch, an image
-// override, a name prefix and common labels).
+// override, a name prefix and common labels); and of 500 objects of which
+// 10 or 100 are Secrets, each in its own file, plain and substituted, or
+// SOPS-encrypted (age), decrypted and substituted.
 func BenchmarkSite(b *testing.B) {
 	sub := &Substitution{Vars: map[string]string{"HOST": "db.prod.example", "REGION": "north", "REPLICAS": "3"}, Strict: true}
 	site := &Site{
@@ -147,5 +170,27 @@ func BenchmarkSite(b *testing.B) {
 				}
 			}
 		})
+	}
+	key := newSiteKey(b)
+	for _, secrets := range []int{10, 100} {
+		for _, tc := range []struct {
+			name      string
+			recipient string
+			opts      Options
+		}{
+			{"plain substituted", "", Options{Substitute: sub}},
+			{"SOPS decrypted substituted", key.recipient, Options{Substitute: sub, Decrypt: key.keys(b)}},
+		} {
+			b.Run(fmt.Sprintf("500 objects %d Secrets %s", secrets, tc.name), func(b *testing.B) {
+				dir := writeTree(b, sopsApp(b, 500, secrets, tc.recipient))
+				b.ReportAllocs()
+				for b.Loop() {
+					objs, err := Build(context.Background(), dir, "", "sha256:abc", tc.opts)
+					if err != nil || len(objs) != 500 {
+						b.Fatalf("%d objects, %v", len(objs), err)
+					}
+				}
+			})
+		}
 	}
 }

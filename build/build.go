@@ -87,6 +87,17 @@ type Options struct {
 	// (and so after Site). Each object's YAML after substitution is bounded
 	// by MaxFileBytes, and all of them by MaxTotalBytes. nil means none.
 	Substitute *Substitution
+
+	// Chart renders the artifact as a Helm chart (RenderChart) instead of
+	// building it with kustomize; Site and Substitute must then be nil.
+	// nil means kustomize.
+	Chart *Chart
+	// Decrypt holds the keys that decrypt, in memory, before kustomize
+	// runs, the SOPS-encrypted files the build reads: resource files and the
+	// files and envs of secretGenerators (not patches or ConfigMap
+	// generators). nil means no keys: an encrypted file the build reads is
+	// then an error that names it.
+	Decrypt *Decryption
 }
 
 func (o Options) withDefaults() Options {
@@ -128,6 +139,26 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("build %s of %s: %v: %s", where, e.Digest, e.Err, hint)
 }
 
+// bound is ctx within opts.Timeout, when there is one.
+func (o Options) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if o.Timeout > 0 {
+		return context.WithTimeout(ctx, o.Timeout)
+	}
+	return ctx, func() {}
+}
+
+// failer makes the *Error of a build of digest at subPath: a failure at
+// file ("" when none), with the hint of a *hinted error, else hint.
+func failer(digest, subPath, hint string) func(file string, err error) error {
+	return func(file string, err error) error {
+		e := &Error{Digest: digest, Path: subPath, File: file, Err: err, Hint: hint}
+		if h := (*hinted)(nil); errors.As(err, &h) {
+			e.Hint = h.hint
+		}
+		return e
+	}
+}
+
 // hinted is a failure whose fix is in the Release, not in the artifact.
 type hinted struct {
 	err  error
@@ -156,18 +187,9 @@ func (e *Error) Unwrap() error { return e.Err }
 // before it started (objects, loads, bytes).
 func Build(ctx context.Context, dir, subPath, digest string, opts Options) ([]*unstructured.Unstructured, error) {
 	opts = opts.withDefaults()
-	if opts.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
-		defer cancel()
-	}
-	fail := func(file string, err error) error {
-		e := &Error{Digest: digest, Path: subPath, File: file, Err: err}
-		if h := (*hinted)(nil); errors.As(err, &h) {
-			e.Hint = h.hint
-		}
-		return e
-	}
+	ctx, cancel := opts.bound(ctx)
+	defer cancel()
+	fail := failer(digest, subPath, "")
 	root, err := securePath(subPath)
 	if err != nil {
 		return nil, fail("", err)
@@ -175,6 +197,9 @@ func Build(ctx context.Context, dir, subPath, digest string, opts Options) ([]*u
 	info, err := os.Stat(filepath.Join(dir, root))
 	if err != nil || !info.IsDir() {
 		return nil, fail("", fmt.Errorf("path %q is not a directory in the artifact", subPath))
+	}
+	if IsChart(dir, subPath) && !hasKustomization(filesys.MakeFsOnDisk(), filepath.Join(dir, root)) {
+		return nil, fail("", &hinted{errors.New("the artifact is a Helm chart, not a kustomization"), "set spec.chart on the Release (values go in spec.chart.values)"})
 	}
 	art, err := loadArtifact(dir, opts)
 	if err != nil {
@@ -214,6 +239,16 @@ func Build(ctx context.Context, dir, subPath, digest string, opts Options) ([]*u
 		if ferr := s.checkCost(buildRoot, c); ferr != nil {
 			return nil, fail(ferr.file, &hinted{ferr.err, siteHint})
 		}
+	}
+	// Every file the build reads is known now, the site's components' too.
+	if err := decryptFiles(ctx, art.mem, s.sops, opts.Decrypt, opts.MaxFileBytes); err != nil {
+		file := ""
+		if d := (*DecryptError)(nil); errors.As(err, &d) {
+			file = d.File
+		}
+		return nil, fail(file, err)
+	}
+	if !opts.Site.Empty() {
 		if mem, buildRoot, err = overlay(art.mem, buildRoot, opts.Site); err != nil {
 			return nil, fail("", err)
 		}
@@ -224,17 +259,46 @@ func Build(ctx context.Context, dir, subPath, digest string, opts Options) ([]*u
 	return run(ctx, mem, buildRoot, opts, fail)
 }
 
+// Render turns the artifact in dir into objects: with opts.Chart, as a
+// Helm chart (RenderChart, which also returns what it rendered); without,
+// with kustomize (Build).
+func Render(ctx context.Context, dir, subPath, digest string, opts Options) ([]*unstructured.Unstructured, *ChartInfo, error) {
+	if opts.Chart != nil {
+		return RenderChart(ctx, dir, subPath, digest, *opts.Chart, opts)
+	}
+	objs, err := Build(ctx, dir, subPath, digest, opts)
+	return objs, nil, err
+}
+
 // run runs krusty in a goroutine, so that the caller returns when ctx is done.
 func run(ctx context.Context, mem filesys.FileSystem, buildRoot string, opts Options, fail func(string, error) error) ([]*unstructured.Unstructured, error) {
-	type result struct {
-		objs []*unstructured.Unstructured
-		err  error
+	objs, err := inSlot(ctx, opts, fail, func() ([]*unstructured.Unstructured, error) {
+		return kustomize(mem, buildRoot, opts)
+	})
+	if h := (*hinted)(nil); err != nil && !opts.Site.Empty() && !errors.As(err, &h) {
+		return nil, fail("", &hinted{err, "fix the kustomization in the artifact, or the Release's spec.patches, images, components, namePrefix, nameSuffix or commonMetadata layered on top of it"})
 	}
+	if err != nil {
+		return nil, fail("", err)
+	}
+	return objs, nil
+}
+
+// inSlot runs f in a goroutine within one of opts.Slots, so that the caller
+// returns when ctx is done; f then finishes in the background and gives
+// its slot back when it ends. A panic in f is an error. Errors from
+// waiting are passed through fail; f's own are returned as they are.
+func inSlot[T any](ctx context.Context, opts Options, fail func(string, error) error, f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	var zero T
 	if opts.Slots != nil {
 		select {
 		case opts.Slots <- struct{}{}:
 		case <-ctx.Done():
-			return nil, fail("", fmt.Errorf("build stopped while waiting for one of the %d build slots (other builds were running): %w", cap(opts.Slots), ctx.Err()))
+			return zero, fail("", fmt.Errorf("build stopped while waiting for one of the %d build slots (other builds were running): %w", cap(opts.Slots), ctx.Err()))
 		}
 	}
 	done := make(chan result, 1)
@@ -245,23 +309,17 @@ func run(ctx context.Context, mem filesys.FileSystem, buildRoot string, opts Opt
 		}
 		defer func() {
 			if p := recover(); p != nil {
-				r = result{err: fmt.Errorf("kustomize failed: %v", p)}
+				r = result{err: fmt.Errorf("render failed: %v", p)}
 			}
 			done <- r
 		}()
-		r.objs, r.err = kustomize(mem, buildRoot, opts)
+		r.v, r.err = f()
 	}()
 	select {
 	case r := <-done:
-		if h := (*hinted)(nil); r.err != nil && !opts.Site.Empty() && !errors.As(r.err, &h) {
-			return nil, fail("", &hinted{r.err, "fix the kustomization in the artifact, or the Release's spec.patches, images, components, namePrefix, nameSuffix or commonMetadata layered on top of it"})
-		}
-		if r.err != nil {
-			return nil, fail("", r.err)
-		}
-		return r.objs, nil
+		return r.v, r.err
 	case <-ctx.Done():
-		return nil, fail("", fmt.Errorf("build stopped: %w", ctx.Err()))
+		return zero, fail("", fmt.Errorf("build stopped: %w", ctx.Err()))
 	}
 }
 

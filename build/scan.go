@@ -36,6 +36,9 @@ type scanner struct {
 	files  map[string]int64 // objects in each YAML file checked
 	dirs   map[string]cost  // expansion of each kustomization checked
 	active map[string]bool  // kustomizations being checked, to find cycles
+	// sops holds the files kustomize reads that may be SOPS-encrypted:
+	// resource files and the files of secretGenerators.
+	sops map[string]sopsKind
 }
 
 // cost is what one load of a kustomization costs kustomize, counting
@@ -69,6 +72,7 @@ func newScanner(art *artifact, opts Options) *scanner {
 	return &scanner{
 		art: art, opts: opts, rf: rf, rmf: resmap.NewFactory(rf),
 		files: map[string]int64{}, dirs: map[string]cost{}, active: map[string]bool{},
+		sops: map[string]sopsKind{},
 	}
 }
 
@@ -279,6 +283,7 @@ func (s *scanner) kustomization(dir string) (cost, *fileError) {
 			if ferr != nil {
 				return cost{}, ferr
 			}
+			s.sops[p] = sopsResource
 			c.add(cost{objects: n, bytes: s.size(p)})
 		}
 	}
@@ -330,14 +335,14 @@ func (s *scanner) kustomization(dir string) (cost, *fileError) {
 	}
 	// Generators read files as data.
 	for i, g := range k.ConfigMapGenerator {
-		gc, ferr := s.generator(kfile, dir, fmt.Sprintf("configMapGenerator[%d]", i), g.GeneratorArgs)
+		gc, ferr := s.generator(kfile, dir, fmt.Sprintf("configMapGenerator[%d]", i), g.GeneratorArgs, false)
 		if ferr != nil {
 			return cost{}, ferr
 		}
 		c.add(gc)
 	}
 	for i, g := range k.SecretGenerator {
-		gc, ferr := s.generator(kfile, dir, fmt.Sprintf("secretGenerator[%d]", i), g.GeneratorArgs)
+		gc, ferr := s.generator(kfile, dir, fmt.Sprintf("secretGenerator[%d]", i), g.GeneratorArgs, true)
 		if ferr != nil {
 			return cost{}, ferr
 		}
@@ -387,8 +392,9 @@ func (s *scanner) isInlinePatch(e string) bool {
 	return err == nil
 }
 
-// generator checks a ConfigMap or Secret generator's files and the keys it makes.
-func (s *scanner) generator(kfile, dir, field string, g types.GeneratorArgs) (cost, *fileError) {
+// generator checks a ConfigMap or Secret generator's files and the keys it
+// makes; a Secret generator's files may be SOPS-encrypted.
+func (s *scanner) generator(kfile, dir, field string, g types.GeneratorArgs, secret bool) (cost, *fileError) {
 	c := cost{objects: 1}
 	keys := len(g.LiteralSources) + len(g.FileSources)
 	for _, src := range g.FileSources {
@@ -405,6 +411,9 @@ func (s *scanner) generator(kfile, dir, field string, g types.GeneratorArgs) (co
 			return cost{}, ferr
 		}
 		c.bytes = sat(c.bytes, s.size(fp))
+		if secret {
+			s.sops[fp] = sopsFile
+		}
 	}
 	envs := g.EnvSources
 	if g.EnvSource != "" {
@@ -416,6 +425,9 @@ func (s *scanner) generator(kfile, dir, field string, g types.GeneratorArgs) (co
 			return cost{}, ferr
 		}
 		b, _ := s.art.mem.ReadFile(fp)
+		if secret {
+			s.sops[fp] = sopsEnv
+		}
 		keys += bytes.Count(b, []byte("\n")) + 1
 		c.bytes = sat(c.bytes, int64(len(b)))
 	}
@@ -503,7 +515,7 @@ func (s *scanner) plugins(kfile, dir, field, entry string) (cost, *fileError) {
 		case "HelmChartInflationGenerator":
 			return cost{}, &fileError{rel(where), fmt.Errorf("%s runs helm, which a build never runs: render the chart (helm template) and put its output in the artifact", sub)}
 		case "ConfigMapGenerator", "SecretGenerator":
-			gc, ferr := s.generator(kfile, dir, sub, pc.GeneratorArgs)
+			gc, ferr := s.generator(kfile, dir, sub, pc.GeneratorArgs, gvk.Kind == "SecretGenerator")
 			if ferr != nil {
 				return cost{}, ferr
 			}

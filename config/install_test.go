@@ -72,7 +72,7 @@ func TestInstallManifests(t *testing.T) {
 			t.Errorf("%s %s lacks the label app.kubernetes.io/part-of=airlock", u.GetKind(), u.GetName())
 		}
 	}
-	want := "Namespace/airlock-system CustomResourceDefinition/clustertrustpolicies.delivery.airlock.dev CustomResourceDefinition/releases.delivery.airlock.dev ServiceAccount/airlock-controller Role/airlock-leader-election ClusterRole/airlock-controller RoleBinding/airlock-controller-applier RoleBinding/airlock-leader-election ClusterRoleBinding/airlock-controller Service/airlock-controller-metrics Deployment/airlock-controller"
+	want := "Namespace/airlock-system CustomResourceDefinition/alerts.delivery.airlock.dev CustomResourceDefinition/clustertrustpolicies.delivery.airlock.dev CustomResourceDefinition/receivers.delivery.airlock.dev CustomResourceDefinition/releases.delivery.airlock.dev ServiceAccount/airlock-controller Role/airlock-leader-election ClusterRole/airlock-controller RoleBinding/airlock-controller-applier RoleBinding/airlock-leader-election ClusterRoleBinding/airlock-controller Service/airlock-controller-metrics Deployment/airlock-controller"
 	if got := strings.Join(kinds, " "); got != want {
 		t.Errorf("install.yaml objects:\n got %s\nwant %s", got, want)
 	}

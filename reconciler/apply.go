@@ -82,6 +82,8 @@ func stages(objs []*unstructured.Unstructured) (first, rest []*unstructured.Unst
 type Applier struct {
 	// Client acts as the controller or as the Release's ServiceAccount; uncached.
 	Client client.Client
+	// Mapper maps kinds as Client's cluster serves them.
+	Mapper meta.RESTMapper
 	// Force recreates objects whose change touches an immutable field.
 	Force bool
 	// Timeout bounds each wait (CRD established, object deleted).

@@ -79,6 +79,8 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		rberr *RollbackError
 		nlerr *ImageNotInLockError
 		lkerr *ImagesLockError
+		cverr *ValuesFromError
+		kcerr *KubeConfigError
 	)
 	switch {
 	case errors.As(err, &rberr):
@@ -87,6 +89,8 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		return v1alpha1.ReasonVerificationRequired, true
 	case errors.As(err, &sperr):
 		return v1alpha1.ReasonInvalidSpec, true
+	case errors.As(err, &kcerr):
+		return v1alpha1.ReasonKubeConfigRefused, true
 	case errors.As(err, &saerr):
 		return v1alpha1.ReasonServiceAccountRequired, true
 	case errors.As(err, &nterr):
@@ -123,6 +127,8 @@ func classify(err error, stageReason string) (reason string, stalled bool) {
 		return v1alpha1.ReasonImagesLockUntrusted, false
 	case apierrors.IsForbidden(err):
 		return v1alpha1.ReasonForbidden, true
+	case errors.As(err, &cverr):
+		return v1alpha1.ReasonValuesFromFailed, false
 	}
 	return stageReason, false
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -34,6 +36,7 @@ import (
 	"airlock.dev/airlock/internal/envtestenv"
 	"airlock.dev/airlock/internal/registry"
 	"airlock.dev/airlock/internal/registrytest"
+	"airlock.dev/airlock/receiver"
 	"airlock.dev/airlock/reconciler"
 	"airlock.dev/airlock/verify"
 )
@@ -62,6 +65,11 @@ type harness struct {
 	metrics *reconciler.Metrics
 	// user and password are the registry's only account when it has one.
 	user, password string
+	// hook is the receiver endpoint's base URL, http://127.0.0.1:PORT, and
+	// receivers its controller (harnessOptions.receiver).
+	hook      string
+	hookLn    net.Listener
+	receivers *reconciler.Receivers
 }
 
 type harnessOptions struct {
@@ -93,6 +101,20 @@ type harnessOptions struct {
 	cluster bool
 	// logs also receives the controller's log output. nil means none.
 	logs io.Writer
+	// receiver runs the Receiver controller and serves its endpoint on
+	// 127.0.0.1 (h.hook).
+	receiver bool
+	// notify makes the registry send distribution's notifications to the
+	// Receiver of this name in the test's namespace, with receiverToken as
+	// its bearer token. "" means none.
+	notify string
+	// setup adds to the manager and the reconciler before they start. nil means nothing.
+	setup func(ctrl.Manager, *reconciler.Reconciler)
+	// shard is the controller's --watch-label-selector. nil means every Release.
+	shard labels.Selector
+	// receipts writes deployment receipts; its KeySecret's namespace is
+	// set to the controller's. nil writes none.
+	receipts *reconciler.ReceiptWriter
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
@@ -109,8 +131,22 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		env = envtestenv.Start(t)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	h := &harness{t: t, ctx: ctx, env: env, ns: env.Namespace(t), ctrlNS: env.Namespace(t)}
 	regOpts := registry.Options{Observe: opts.observe}
+	if opts.receiver {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.hookLn, h.hook = ln, "http://"+ln.Addr().String()
+		if opts.notify != "" {
+			regOpts.Notify = []registry.NotifyEndpoint{{
+				URL:     h.hook + receiver.WebhookPath(receiverToken, h.ns, opts.notify),
+				Headers: http.Header{"Authorization": {"Bearer " + string(receiverToken)}},
+			}}
+		}
+	}
 	if opts.private {
 		h.user, h.password = "owner", "s3cret"
 		regOpts.HtpasswdFile = registrytest.Htpasswd(t, h.user, h.password)
@@ -121,37 +157,49 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	h.key, pub = newKey(t)
 	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cosign-keys", Namespace: h.ns}, Data: map[string][]byte{"release.pub": pub}})
 
+	h.rec, h.metrics = h.startController(opts)
+	return h
+}
+
+// startController starts a controller (a manager and its Release
+// reconciler) for the harness's namespace, stopped when the test ends.
+// A test may start more than one, each with its own opts.shard.
+func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, *reconciler.Metrics) {
+	t, env, ctx := h.t, h.env, h.ctx
+	t.Helper()
 	var logTo io.Writer = testWriter{t}
 	if opts.logs != nil {
 		logTo = io.MultiWriter(logTo, opts.logs)
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
+		Cache:                  reconciler.ShardCache(cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}}, opts.shard),
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 		Logger:                 zap.New(zap.UseDevMode(true), zap.WriteTo(logTo)),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.metrics = reconciler.NewMetrics(prometheus.NewRegistry())
+	metrics := reconciler.NewMetrics(prometheus.NewRegistry())
 	artifactCache, err := reconciler.NewCache(filepath.Join(t.TempDir(), "cache"), 8)
 	if err != nil {
 		t.Fatal(err)
 	}
 	artifactCache.MaxBytes = opts.cacheMaxBytes
-	h.rec = &reconciler.Reconciler{
+	rec := &reconciler.Reconciler{
 		Client:     mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),
-		Clients:    &reconciler.Clients{Config: env.Config, Scheme: env.Scheme, Mapper: mgr.GetRESTMapper(), Metrics: h.metrics},
+		Clients:    &reconciler.Clients{Config: env.Config, Scheme: env.Scheme, Mapper: mgr.GetRESTMapper(), Metrics: metrics},
+		Remotes:    &reconciler.RemoteClients{Scheme: env.Scheme, Metrics: metrics},
 		Source:     reconciler.RegistrySource{},
 		Registries: &reconciler.RegistryClients{},
 		Verifier:   reconciler.CosignVerifier{},
 		Cache:      artifactCache,
 		Events:     mgr.GetEventRecorder("airlock-controller"),
-		Metrics:    h.metrics,
+		Metrics:    metrics,
 
 		AllowUnsignedInsecure: opts.allowUnsigned,
 		BackoffBase:           200 * time.Millisecond,
@@ -162,14 +210,33 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		NoCrossNamespaceRefs:  opts.noCrossNamespaceRefs,
 		FinalizerTimeout:      opts.finalizerTimeout,
 	}
+	if w := opts.receipts; w != nil {
+		w.KeySecret.Namespace = h.ctrlNS
+		rec.Receipts = w
+	}
 	if !opts.tenant {
-		h.rec.ControllerIdentityNamespaces = []string{h.ns}
+		rec.ControllerIdentityNamespaces = []string{h.ns}
 	}
 	if opts.mirrorFrom != "" {
-		h.rec.Mirrors = artifact.Mirrors{opts.mirrorFrom: {Registry: h.reg.Addr, Repository: "airgap"}}
+		rec.Mirrors = artifact.Mirrors{opts.mirrorFrom: {Registry: h.reg.Addr, Repository: "airgap"}}
 	}
-	if err := h.rec.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: max(opts.concurrent, 2)}); err != nil {
+	if opts.setup != nil {
+		opts.setup(mgr, rec)
+	}
+	if err := rec.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: max(opts.concurrent, 2)}); err != nil {
 		t.Fatal(err)
+	}
+	if hookLn := h.hookLn; hookLn != nil && h.receivers == nil {
+		h.receivers = &reconciler.Receivers{
+			Client:    mgr.GetClient(),
+			APIReader: mgr.GetAPIReader(),
+			Events:    mgr.GetEventRecorder("airlock-controller"),
+			Metrics:   reconciler.NewReceiverMetrics(prometheus.NewRegistry()),
+			Mirrors:   rec.Mirrors,
+		}
+		if err := h.receivers.SetupWithManager(ctx, mgr, hookLn, controller.Options{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
@@ -179,7 +246,7 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 			t.Errorf("manager: %v", err)
 		}
 	})
-	return h
+	return rec, metrics
 }
 
 type testWriter struct{ t testing.TB }
@@ -214,6 +281,21 @@ func (h *harness) url() string { return "oci://" + h.reg.Addr + "/" + h.ns + "/a
 // push writes files into a directory and pushes it to tag; it returns the digest.
 func (h *harness) push(tag, revision string, files map[string]string, annotations map[string]string) string {
 	h.t.Helper()
+	dir := h.writeTree(files)
+	ref, err := artifact.ParseReference(h.url() + ":" + tag)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	res, err := artifact.Push(h.ctx, ref, dir, artifact.PushOptions{Remote: h.remote(), Source: "https://git.example.com/app", Revision: revision, Annotations: annotations})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return res.Digest
+}
+
+// writeTree writes files (path → content) under a new directory.
+func (h *harness) writeTree(files map[string]string) string {
+	h.t.Helper()
 	dir := h.t.TempDir()
 	for name, content := range files {
 		p := filepath.Join(dir, name)
@@ -224,15 +306,7 @@ func (h *harness) push(tag, revision string, files map[string]string, annotation
 			h.t.Fatal(err)
 		}
 	}
-	ref, err := artifact.ParseReference(h.url() + ":" + tag)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	res, err := artifact.Push(h.ctx, ref, dir, artifact.PushOptions{Remote: h.remote(), Source: "https://git.example.com/app", Revision: revision, Annotations: annotations})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return res.Digest
+	return dir
 }
 
 // sign signs digest with key (the trusted one unless another is given).

@@ -86,6 +86,8 @@ func assessHealth(ctx context.Context, c client.Reader, inv []v1alpha1.ObjectRef
 		var res *status.Result
 		if hc := checks[[2]string{live.GetAPIVersion(), ref.Kind}]; hc != nil {
 			res, err = hc.evaluate(ctx, live)
+		} else if b := builtinHealth(live); b != nil {
+			res = b
 		} else {
 			res, err = status.Compute(live)
 		}

@@ -23,6 +23,8 @@ type Metrics struct {
 	ObjectsDrifted    *prometheus.CounterVec
 	APIWrites         *prometheus.CounterVec
 	Rollbacks         *prometheus.CounterVec
+	// Receipts counts deployment receipt writes (issue 15).
+	Receipts *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -62,8 +64,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Automatic rollbacks after a digest failed health, by Release and result (success: the earlier digest is applied and healthy; failure: the rollback failed and the Release is Stalled).",
 		}, []string{"namespace", "name", "result"}),
 	}
+	m.Receipts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "airlock_receipts_total",
+		Help: "Deployment receipt writes by result (success: stored; failure: a try failed and is retried; dropped: given up after the last try, or the queue was full).",
+	}, []string{"result"})
 	reg.MustRegister(m.ReconcileDuration, m.Condition, m.RegistryRequests, m.ObjectsApplied,
-		m.ObjectsPruned, m.ObjectsDrifted, m.APIWrites, m.Rollbacks)
+		m.ObjectsPruned, m.ObjectsDrifted, m.APIWrites, m.Rollbacks, m.Receipts)
 	return m
 }
 

@@ -31,6 +31,7 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/build"
+	"airlock.dev/airlock/notify"
 	"airlock.dev/airlock/verify"
 )
 
@@ -43,6 +44,9 @@ type Reconciler struct {
 	// Clients apply, read and prune a Release's objects, as the controller
 	// or as the Release's ServiceAccount.
 	Clients *Clients
+	// Remotes are the clients of remote clusters, for Releases with
+	// spec.kubeConfig. nil refuses such Releases with InvalidSpec.
+	Remotes *RemoteClients
 	// Source resolves and pulls artifacts.
 	Source Source
 	// Registries keeps registry clients across reconciles, one per registry
@@ -101,6 +105,14 @@ type Reconciler struct {
 	// Build bounds each kustomize build (objects, bytes, duration); the zero
 	// value is build's safe defaults.
 	Build build.Options
+	// Receipts writes signed deployment receipts next to the artifacts;
+	// nil writes none.
+	Receipts *ReceiptWriter
+
+	// Notifier is told of the changes Alerts send: a new digest Ready, a
+	// verification failure, a rollback, a drift correction and a prune
+	// (notify.go). It never blocks. nil means none.
+	Notifier notify.Notifier
 
 	keys       keyCache
 	exprs      healthExprCache
@@ -196,6 +208,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	r.announce(before, rel)
+	r.queueReceipt(ctx, rel)
 	r.Metrics.recordConditions(req.NamespacedName, rel.Status.Conditions)
 	r.Metrics.observe(out.result, start)
 	if out.err != nil {
@@ -252,10 +265,17 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 
 	site, err := r.siteFor(ctx, rel)
 	if err != nil {
-		return r.fail(rel, v1alpha1.ReasonSubstituteFromFailed, err)
+		return r.fail(rel, siteReason(err), err)
 	}
-	if d, objs := r.upToDate(ctx, rel, ref.Digest, trustID, site); d != nil {
-		return r.correctDrift(ctx, rel, d, objs)
+	// The cluster the objects go to: this one, or spec.kubeConfig's. Every
+	// stage below (build's kind mapping, apply, prune, drift, health)
+	// acts through it.
+	applier, err := r.applier(ctx, rel)
+	if err != nil {
+		return r.fail(rel, v1alpha1.ReasonApplyFailed, err)
+	}
+	if d, objs := r.upToDate(ctx, rel, applier, ref.Digest, trustID, site); d != nil {
+		return r.correctDrift(ctx, rel, applier, d, objs)
 	}
 
 	v, err := r.verify(timeoutCtx, rel, registry, ref, tr)
@@ -267,13 +287,9 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 		return r.fail(rel, v1alpha1.ReasonPullFailed, err)
 	}
 	defer art.Release()
-	objs, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest, site.build)
+	objs, chart, err := r.render(timeoutCtx, rel, applier, art.Dir, ref.Digest, site.build)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonBuildFailed, err)
-	}
-	applier, err := r.applier(ctx, rel)
-	if err != nil {
-		return r.fail(rel, v1alpha1.ReasonApplyFailed, err)
 	}
 	relocated, err := r.airGap(timeoutCtx, rel, registry, ref, objs, v)
 	if err != nil {
@@ -290,6 +306,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 	prev := rel.Status.LastAppliedDigest
 	r.recordApplied(rel, ref, art.Result, v.signers, tr.policies, inv, pruned, pruneErr)
 	r.recordSite(rel, prev, site)
+	recordChart(rel, chart)
 	recordAirGap(rel, v, relocated)
 	r.remember(ctx, rel, ref.Digest, trustID, site.valuesHash(), relocated, art.Manifest, objs)
 	if pruneErr != nil {
@@ -301,11 +318,7 @@ func (r *Reconciler) pipeline(ctx context.Context, rel *v1alpha1.Release) outcom
 // correctDrift is the pipeline for an unchanged digest and spec: find the
 // objects (objs, rebuilt as d applied them) changed outside airlock with a
 // dry-run apply and apply them again.
-func (r *Reconciler) correctDrift(ctx context.Context, rel *v1alpha1.Release, d *desiredState, objs []*unstructured.Unstructured) outcome {
-	applier, err := r.applier(ctx, rel)
-	if err != nil {
-		return r.fail(rel, v1alpha1.ReasonApplyFailed, err)
-	}
+func (r *Reconciler) correctDrift(ctx context.Context, rel *v1alpha1.Release, applier *Applier, d *desiredState, objs []*unstructured.Unstructured) outcome {
 	drifted, err := applier.Drifted(ctx, objs)
 	if err != nil {
 		return r.fail(rel, v1alpha1.ReasonApplyFailed, err)
@@ -321,6 +334,8 @@ func (r *Reconciler) correctDrift(ctx context.Context, rel *v1alpha1.Release, d 
 		r.Metrics.ObjectsDrifted.WithLabelValues(rel.Namespace, rel.Name).Add(float64(len(drifted)))
 		rel.Status.DriftCorrections += int64(len(drifted))
 		r.event(rel, "Normal", v1alpha1.ReasonDriftCorrected, "CorrectDrift",
+			"corrected %d objects changed outside airlock: %s", len(drifted), strings.Join(names, ", "))
+		r.notify(rel, v1alpha1.AlertEventDriftCorrected, rel.Status.LastAppliedDigest,
 			"corrected %d objects changed outside airlock: %s", len(drifted), strings.Join(names, ", "))
 		r.mu.Lock()
 		d.appliedAt = r.now()
@@ -631,16 +646,39 @@ func (r *Reconciler) pull(ctx context.Context, c *artifact.Client, ref artifact.
 	})
 }
 
+// applier acts on the cluster rel's objects go to, as rel's identity:
+// this cluster as its ServiceAccount (or the controller), or the remote
+// cluster of spec.kubeConfig.
 func (r *Reconciler) applier(ctx context.Context, rel *v1alpha1.Release) (*Applier, error) {
 	sa, err := r.serviceAccount(ctx, rel)
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.Clients.For(rel.Namespace, sa)
+	a := &Applier{Force: rel.Spec.Force, Timeout: rel.GetTimeout(), Metrics: r.Metrics}
+	if rel.Spec.KubeConfig != nil {
+		rc, err := r.remoteTarget(ctx, rel, sa)
+		if err != nil {
+			return nil, err
+		}
+		a.Client, a.Mapper = rc.client, rc.mapper
+		return a, nil
+	}
+	if a.Client, err = r.Clients.For(rel.Namespace, sa); err != nil {
+		return nil, err
+	}
+	a.Mapper = r.Clients.Mapper
+	return a, nil
+}
+
+// localClient reads this cluster as rel's identity (its ServiceAccount or
+// the controller), whichever cluster rel applies to: for the objects a
+// Release references in its own namespace.
+func (r *Reconciler) localClient(ctx context.Context, rel *v1alpha1.Release) (ctrl.Client, error) {
+	sa, err := r.serviceAccount(ctx, rel)
 	if err != nil {
 		return nil, err
 	}
-	return &Applier{Client: c, Force: rel.Spec.Force, Timeout: rel.GetTimeout(), Metrics: r.Metrics}, nil
+	return r.Clients.For(rel.Namespace, sa)
 }
 
 // prune deletes what the previous inventory had and inv lacks, when spec.prune is on.
@@ -655,6 +693,7 @@ func (r *Reconciler) prune(ctx context.Context, rel *v1alpha1.Release, a *Applie
 			names = append(names, refName(p))
 		}
 		r.event(rel, "Normal", v1alpha1.ReasonPruned, "Prune", "pruned %d objects no longer in the artifact: %s", len(pruned), strings.Join(names, ", "))
+		r.notify(rel, v1alpha1.AlertEventPruned, rel.Status.LastAttemptedDigest, "pruned %d objects no longer in the artifact: %s", len(pruned), strings.Join(names, ", "))
 	}
 	return pruned, err
 }
@@ -752,6 +791,7 @@ func (r *Reconciler) finalize(ctx context.Context, rel *v1alpha1.Release) (recon
 			pruned, err = a.Prune(ctx, rel.Status.Inventory, nil, key)
 			if len(pruned) > 0 {
 				r.event(rel, "Normal", v1alpha1.ReasonDeleted, "Prune", "Release deleted: pruned %d objects", len(pruned))
+				r.notify(rel, v1alpha1.AlertEventPruned, rel.Status.LastAppliedDigest, "Release deleted: pruned %d objects", len(pruned))
 			}
 		}
 		if err != nil {
@@ -819,7 +859,7 @@ func (r *Reconciler) abandonPrune(rel *v1alpha1.Release, pruned []v1alpha1.Objec
 // applies the digest in full (verified, pulled, built, applied, pruned),
 // when they changed, when the rebuild fails, or when it no longer yields the
 // objects applied.
-func (r *Reconciler) upToDate(ctx context.Context, rel *v1alpha1.Release, digest, trust string, site siteInput) (*desiredState, []*unstructured.Unstructured) {
+func (r *Reconciler) upToDate(ctx context.Context, rel *v1alpha1.Release, a *Applier, digest, trust string, site siteInput) (*desiredState, []*unstructured.Unstructured) {
 	key := ctrl.ObjectKeyFromObject(rel)
 	r.mu.Lock()
 	d := r.desired[key]
@@ -828,7 +868,7 @@ func (r *Reconciler) upToDate(ctx context.Context, rel *v1alpha1.Release, digest
 		rel.Status.LastAppliedDigest != digest || rel.Status.LastAppliedGeneration != rel.Generation {
 		return nil, nil
 	}
-	objs, err := r.desiredObjects(ctx, rel, d, site.build)
+	objs, err := r.desiredObjects(ctx, rel, a, d, site.build)
 	if err != nil {
 		log.FromContext(ctx).Info("rebuilding the applied objects from the artifact cache failed: applying the digest in full", "error", err.Error())
 		return nil, nil
@@ -840,7 +880,7 @@ func (r *Reconciler) upToDate(ctx context.Context, rel *v1alpha1.Release, digest
 // from the cache (pulled again by digest through the Release's own registry
 // client when the cache has evicted it), built and prepared as the
 // pipeline did, and checked against d's hash.
-func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, d *desiredState, opts build.Options) ([]*unstructured.Unstructured, error) {
+func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, a *Applier, d *desiredState, opts build.Options) ([]*unstructured.Unstructured, error) {
 	ctx, cancel := context.WithTimeout(ctx, rel.GetTimeout())
 	defer cancel()
 	repo, err := r.repository(rel)
@@ -859,7 +899,7 @@ func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, 
 		return nil, err
 	}
 	defer art.Release()
-	objs, err := r.render(ctx, rel, art.Dir, d.digest, opts)
+	objs, _, err := r.render(ctx, rel, a, art.Dir, d.digest, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -886,17 +926,21 @@ func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, 
 }
 
 // render builds the artifact extracted in dir at spec.path and prepares
-// the objects for rel: the one place a digest becomes objects, for the
-// pipeline, a rollback and a drift check alike.
-func (r *Reconciler) render(ctx context.Context, rel *v1alpha1.Release, dir, digest string, opts build.Options) ([]*unstructured.Unstructured, error) {
-	objs, err := build.Build(ctx, dir, rel.Spec.Path, digest, opts)
+// the objects for rel, with the kinds as a's cluster serves them: the one
+// place a digest becomes objects, for the pipeline, a rollback and a drift
+// check alike.
+//
+// A Helm chart (opts.Chart) is rendered instead of built, and info says
+// what was rendered; info is nil for a kustomize build.
+func (r *Reconciler) render(ctx context.Context, rel *v1alpha1.Release, a *Applier, dir, digest string, opts build.Options) (objs []*unstructured.Unstructured, info *build.ChartInfo, err error) {
+	objs, info, err = build.Render(ctx, dir, rel.Spec.Path, digest, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := build.Prepare(objs, r.Clients.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
-		return nil, &build.Error{Digest: digest, Path: rel.Spec.Path, Err: err}
+	if err := build.Prepare(objs, a.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
+		return nil, nil, &build.Error{Digest: digest, Path: rel.Spec.Path, Err: err}
 	}
-	return objs, nil
+	return objs, info, nil
 }
 
 // objectsHash is the SHA-256 of objs, in order, as JSON.
@@ -988,6 +1032,7 @@ func (r *Reconciler) announce(before, rel *v1alpha1.Release) {
 		typ = "Warning"
 	}
 	r.event(rel, typ, cur.Reason, "Reconcile", "%s", cur.Message)
+	r.notifyCondition(before, rel, cur)
 }
 
 func (r *Reconciler) event(rel *v1alpha1.Release, typ, reason, action, format string, args ...any) {

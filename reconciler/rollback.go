@@ -64,6 +64,7 @@ func (r *Reconciler) rollback(ctx context.Context, rel *v1alpha1.Release, cause 
 	st.History[0].RolledBack = true
 	rerr := &RollbackError{Failed: entryName(st.History, failed.Digest), Target: entryName(st.History, target.Digest), Cause: cause}
 	r.event(rel, "Warning", v1alpha1.ReasonRolledBack, "Rollback", "%s failed health: rolling back to %s", rerr.Failed, rerr.Target)
+	r.notify(rel, v1alpha1.AlertEventRolledBack, failed.Digest, "%s failed health: rolling back to %s: %v", rerr.Failed, rerr.Target, cause)
 
 	applier, stage, err := r.reapply(ctx, rel, target.Digest, failed.Digest)
 	if err != nil && stage != "prune" {
@@ -110,17 +111,17 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 	if err != nil {
 		return nil, "build", err
 	}
-	objs, err := r.render(timeoutCtx, rel, art.Dir, ref.Digest, site.build)
+	applier, err := r.applier(ctx, rel)
+	if err != nil {
+		return nil, "apply", err
+	}
+	objs, chart, err := r.render(timeoutCtx, rel, applier, art.Dir, ref.Digest, site.build)
 	if err != nil {
 		return nil, "build", err
 	}
 	relocated, err := r.airGap(timeoutCtx, rel, registry, ref, objs, v)
 	if err != nil {
 		return nil, "build", err
-	}
-	applier, err := r.applier(ctx, rel)
-	if err != nil {
-		return nil, "apply", err
 	}
 	if err := applier.Apply(timeoutCtx, objs); err != nil {
 		return nil, "apply", err
@@ -130,6 +131,7 @@ func (r *Reconciler) reapply(ctx context.Context, rel *v1alpha1.Release, digest,
 	prev := rel.Status.LastAppliedDigest
 	r.recordApplied(rel, ref, art.Result, v.signers, tr.policies, inv, pruned, pruneErr)
 	r.recordSite(rel, prev, site)
+	recordChart(rel, chart)
 	recordAirGap(rel, v, relocated)
 	rel.Status.History[0].RollbackOf = rollbackOf
 	r.remember(ctx, rel, ref.Digest, tr.fingerprint(), site.valuesHash(), relocated, art.Manifest, objs)
@@ -199,7 +201,11 @@ func (r *Reconciler) holdFailed(ctx context.Context, rel *v1alpha1.Release, dige
 		// reapply fails on them and names them.
 		site = siteInput{status: &v1alpha1.SiteStatus{ValuesHash: "unreadable"}}
 	}
-	d, objs := r.upToDate(ctx, rel, st.LastAppliedDigest, trustID, site)
+	applier, err := r.applier(ctx, rel)
+	if err != nil {
+		return r.fail(rel, v1alpha1.ReasonApplyFailed, err), true
+	}
+	d, objs := r.upToDate(ctx, rel, applier, st.LastAppliedDigest, trustID, site)
 	if d == nil {
 		// The digest rolled back to is not in memory as applied with this
 		// spec and trust (a restart, a spec change, a changed trust
@@ -213,10 +219,6 @@ func (r *Reconciler) holdFailed(ctx context.Context, rel *v1alpha1.Release, dige
 			return r.fail(rel, stageReasons[stage], err), true
 		}
 		return r.rolledBackHealth(ctx, rel, applier.Client, reported), true
-	}
-	applier, err := r.applier(ctx, rel)
-	if err != nil {
-		return r.fail(rel, v1alpha1.ReasonApplyFailed, err), true
 	}
 	if out := r.correctDriftOnly(ctx, rel, applier, objs); out != nil {
 		return *out, true

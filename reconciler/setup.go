@@ -5,9 +5,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -23,7 +25,7 @@ const (
 	secretIndex    = ".airlock.secrets"   // namespace/name of each referenced Secret
 	dependsOnIndex = ".airlock.dependsOn" // namespace/name of each dependency
 	// substituteFromIndex: Kind/namespace/name of each ConfigMap and Secret
-	// of spec.postBuild.substituteFrom.
+	// of spec.postBuild.substituteFrom and spec.chart.valuesFrom.
 	substituteFromIndex = ".airlock.substituteFrom"
 )
 
@@ -56,9 +58,18 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 	}
 
 	if err := idx.IndexField(ctx, &v1alpha1.Release{}, substituteFromIndex, func(o client.Object) []string {
-		return substituteFromKeys(o.(*v1alpha1.Release))
+		rel := o.(*v1alpha1.Release)
+		return append(substituteFromKeys(rel), chartValuesFromKeys(rel)...)
 	}); err != nil {
 		return err
+	}
+
+	if w := r.Receipts; w != nil {
+		w.client, w.reader, w.metrics = r.Client, r.APIReader, r.Metrics
+		w.init()
+		if err := mgr.Add(w); err != nil {
+			return err
+		}
 	}
 
 	return ctrl.NewControllerManagedBy(mgr).
@@ -74,6 +85,24 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 			builder.WithPredicates(readyChangedPredicate())).
 		WithOptions(opts).
 		Complete(r)
+}
+
+// ShardCache limits opts' Release informer to the Releases selector
+// matches: one shard of --watch-label-selector. The controller reads
+// Releases only from that informer, and every watch of another object maps
+// it to Releases by listing that informer, so a shard never reconciles a
+// Release outside its selector. A nil or empty selector means every Release.
+func ShardCache(opts cache.Options, selector labels.Selector) cache.Options {
+	if selector == nil || selector.Empty() {
+		return opts
+	}
+	byObject := make(map[client.Object]cache.ByObject, len(opts.ByObject)+1)
+	for o, b := range opts.ByObject {
+		byObject[o] = b
+	}
+	byObject[&v1alpha1.Release{}] = cache.ByObject{Label: selector}
+	opts.ByObject = byObject
+	return opts
 }
 
 // releasesFor maps an object to the Releases whose index field names it.

@@ -3,10 +3,12 @@ package reconciler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 
 	"airlock.dev/airlock/api/v1alpha1"
@@ -23,6 +25,9 @@ type siteInput struct {
 func (s siteInput) valuesHash() string {
 	if s.status == nil {
 		return ""
+	}
+	if s.status.ChartValuesHash != "" {
+		return s.status.ValuesHash + "+chart:" + s.status.ChartValuesHash
 	}
 	return s.status.ValuesHash
 }
@@ -48,41 +53,51 @@ func (r *Reconciler) siteFor(ctx context.Context, rel *v1alpha1.Release) (siteIn
 	if err != nil {
 		return in, err
 	}
-	in.build = opts
 	site, sub := opts.Site, opts.Substitute
-	if site.Empty() && sub == nil {
+	chart, err := r.chartFor(ctx, rel)
+	if err != nil {
+		return in, err
+	}
+	in.build.Site, in.build.Substitute, in.build.Chart = site, sub, chart
+	if d := rel.Spec.Decryption; d != nil {
+		keys, err := r.decryptionKeys(ctx, rel, d)
+		if err != nil {
+			return in, err
+		}
+		in.build.Decrypt = keys
+	}
+	if site.Empty() && sub == nil && (chart == nil || len(chart.Values) == 0) {
 		return in, nil
 	}
 	in.status = &v1alpha1.SiteStatus{OverlayHash: site.Hash(), Overlay: site.Summary()}
 	if sub != nil {
 		in.status.ValuesHash = build.ValuesHash(sub.Vars)
 	}
+	if chart != nil {
+		in.status.ChartValuesHash = build.ChartValuesHash(chart.Values)
+	}
 	return in, nil
 }
 
-// valueReader reads the ConfigMaps and Secrets of substituteFrom through
-// the Release's applier (nil when the Release reads none).
+// valueReader reads the ConfigMaps and Secrets of substituteFrom (nil
+// when the Release reads none). They are read here, as the Release's
+// identity, also when it applies to a remote cluster: the values belong to
+// the Release's namespace.
 func (r *Reconciler) valueReader(ctx context.Context, rel *v1alpha1.Release) (build.ValueReader, error) {
 	if rel.Spec.PostBuild == nil || len(rel.Spec.PostBuild.SubstituteFrom) == 0 {
 		return nil, nil
 	}
-	a, err := r.applier(ctx, rel)
+	c, err := r.localClient(ctx, rel)
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context, kind string, key types.NamespacedName) (map[string]string, error) {
-		if kind == "ConfigMap" {
-			cm := &corev1.ConfigMap{}
-			err := a.Client.Get(ctx, key, cm)
-			return cm.Data, err
+		data, err := readKeyed(ctx, c, kind, key)
+		vars := make(map[string]string, len(data))
+		for k, v := range data {
+			vars[k] = string(v)
 		}
-		s := &corev1.Secret{}
-		err := a.Client.Get(ctx, key, s)
-		data := make(map[string]string, len(s.Data))
-		for k, v := range s.Data {
-			data[k] = string(v)
-		}
-		return data, err
+		return vars, err
 	}, nil
 }
 
@@ -126,15 +141,85 @@ func shortHash(h string) string {
 }
 
 // substituteFromKeys are the index keys of the ConfigMaps and Secrets a
-// Release reads variables from: Kind/namespace/name.
+// Release reads variables from, and of its decryption keys Secret:
+// Kind/namespace/name.
 func substituteFromKeys(rel *v1alpha1.Release) []string {
-	if rel.Spec.PostBuild == nil {
-		return nil
-	}
 	var keys []string
-	for _, ref := range rel.Spec.PostBuild.SubstituteFrom {
-		keys = append(keys, ref.Kind+"/"+rel.Namespace+"/"+ref.Name)
+	if rel.Spec.PostBuild != nil {
+		for _, ref := range rel.Spec.PostBuild.SubstituteFrom {
+			keys = append(keys, ref.Kind+"/"+rel.Namespace+"/"+ref.Name)
+		}
+	}
+	if d := rel.Spec.Decryption; d != nil {
+		keys = append(keys, "Secret/"+rel.Namespace+"/"+d.SecretRef.Name)
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// DecryptionKeysError is the Secret of spec.decryption.secretRef that cannot
+// be read or holds no usable key. It never carries key material.
+type DecryptionKeysError struct {
+	Object types.NamespacedName
+	Err    error
+}
+
+func (e *DecryptionKeysError) Error() string {
+	return fmt.Sprintf("Secret %s (spec.decryption.secretRef): %v", e.Object, e.Err)
+}
+
+func (e *DecryptionKeysError) Unwrap() error { return e.Err }
+
+// decryptionKeys reads the age (*.agekey) and PGP (*.asc) private keys of
+// spec.decryption.secretRef, as the Release's ServiceAccount and uncached,
+// for this reconcile only: they are not kept after it.
+func (r *Reconciler) decryptionKeys(ctx context.Context, rel *v1alpha1.Release, d *v1alpha1.Decryption) (*build.Decryption, error) {
+	key := types.NamespacedName{Namespace: rel.Namespace, Name: d.SecretRef.Name}
+	if d.Provider != v1alpha1.DecryptionProviderSOPS {
+		return nil, &SpecError{Field: "spec.decryption.provider", Err: fmt.Errorf("provider %q is not supported: use %q", d.Provider, v1alpha1.DecryptionProviderSOPS)}
+	}
+	// Read on this cluster as the Release's identity, also when it applies
+	// to a remote cluster: the keys belong to the Release's namespace.
+	c, err := r.localClient(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	s := &corev1.Secret{}
+	switch err := c.Get(ctx, key, s); {
+	case apierrors.IsNotFound(err):
+		return nil, &DecryptionKeysError{Object: key, Err: fmt.Errorf("not found: create it with the site's age key (kubectl create secret generic %s --from-file=site.agekey)", key.Name)}
+	case err != nil:
+		return nil, &DecryptionKeysError{Object: key, Err: err}
+	}
+	keys := &build.Decryption{Source: fmt.Sprintf("Secret %s (spec.decryption.secretRef)", key)}
+	names := make([]string, 0, len(s.Data))
+	for n := range s.Data {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		var err error
+		switch {
+		case strings.HasSuffix(n, ".agekey"):
+			err = keys.AddAge(n, s.Data[n])
+		case strings.HasSuffix(n, ".asc"):
+			err = keys.AddPGP(n, s.Data[n])
+		}
+		if err != nil {
+			return nil, &DecryptionKeysError{Object: key, Err: err}
+		}
+	}
+	if keys.Len() == 0 {
+		return nil, &DecryptionKeysError{Object: key, Err: fmt.Errorf("no key: it needs entries named *.agekey (age) or *.asc (PGP)")}
+	}
+	return keys, nil
+}
+
+// siteReason is the Ready reason of a failure to read what a site layers on
+// top: its decryption keys, or its substitution values.
+func siteReason(err error) string {
+	if k := (*DecryptionKeysError)(nil); errors.As(err, &k) {
+		return v1alpha1.ReasonDecryptionKeysFailed
+	}
+	return v1alpha1.ReasonSubstituteFromFailed
 }

@@ -16,16 +16,17 @@ import (
 )
 
 // TestSitesExample builds examples/sites/app as each of its Releases would,
-// in strict mode, with the values the example gives and a password
-// standing in for each site's Secret.
+// in strict mode, with the values the example gives, a password standing in
+// for each site's Secret, and the site's test-only age key: each site's
+// SOPS-encrypted Secret decrypts with its own key and not with the other's.
 func TestSitesExample(t *testing.T) {
 	for site, want := range map[string]struct {
 		replicas int64
 		image    string
 		objects  int
 	}{
-		"staging":    {1, "registry.example.com/team/shop:2.3.0", 4},
-		"production": {3, "mirror.prod.internal/team/shop@sha256:4f0c4e3b8a6e1f2d9c7b5a3e1d0f9e8c7b6a5d4c3b2a1f0e9d8c7b6a5f4e3d2c", 5},
+		"staging":    {1, "registry.example.com/team/shop:2.3.0", 5},
+		"production": {3, "mirror.prod.internal/team/shop@sha256:4f0c4e3b8a6e1f2d9c7b5a3e1d0f9e8c7b6a5d4c3b2a1f0e9d8c7b6a5f4e3d2c", 7},
 	} {
 		t.Run(site, func(t *testing.T) {
 			b, err := os.ReadFile("../examples/sites/releases/" + site + ".yaml")
@@ -53,10 +54,38 @@ func TestSitesExample(t *testing.T) {
 			for k, v := range rel.Spec.PostBuild.Substitute {
 				vars[k] = v
 			}
-			objs, err := build.Build(context.Background(), "../examples/sites/app", rel.Spec.Path, "sha256:example",
-				build.Options{Site: build.ReleaseSite(&rel), Substitute: &build.Substitution{Vars: vars, Strict: rel.Spec.PostBuild.Strict}})
+			if rel.Spec.Decryption == nil || rel.Spec.Decryption.Provider != v1alpha1.DecryptionProviderSOPS {
+				t.Fatalf("the %s Release has no SOPS decryption", site)
+			}
+			keysOf := func(site string) *build.Decryption {
+				b, err := os.ReadFile("../examples/sites/test-keys/" + site + ".agekey")
+				if err != nil {
+					t.Fatal(err)
+				}
+				keys := &build.Decryption{}
+				if err := keys.AddAge(site+".agekey", b); err != nil {
+					t.Fatal(err)
+				}
+				return keys
+			}
+			opts := build.Options{Site: build.ReleaseSite(&rel), Substitute: &build.Substitution{Vars: vars, Strict: rel.Spec.PostBuild.Strict}}
+			other := map[string]string{"staging": "production", "production": "staging"}[site]
+			opts.Decrypt = keysOf(other)
+			_, err = build.Build(context.Background(), "../examples/sites/app", rel.Spec.Path, "sha256:example", opts)
+			if file := "components/secrets-" + site + "/api-credentials.yaml"; err == nil || !strings.Contains(err.Error(), "decrypt "+file) {
+				t.Errorf("with the %s key: err = %v, want %s named", other, err, file)
+			}
+			opts.Decrypt = keysOf(site)
+			objs, err := build.Build(context.Background(), "../examples/sites/app", rel.Spec.Path, "sha256:example", opts)
 			if err != nil {
 				t.Fatal(err)
+			}
+			for _, o := range objs {
+				if o.GetKind() == "Secret" && o.GetName() == "shop-api" {
+					if tok, _, _ := unstructured.NestedString(o.Object, "stringData", "API_TOKEN"); tok != "example-"+site+"-token-not-a-real-one" {
+						t.Errorf("shop-api API_TOKEN = %q, want %s's decrypted token", tok, site)
+					}
+				}
 			}
 			if len(objs) != want.objects {
 				t.Errorf("%d objects, want %d", len(objs), want.objects)

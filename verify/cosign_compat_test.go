@@ -54,6 +54,24 @@ func cosignSign(t *testing.T, keyPath, digestRef string, annotations []string) {
 // rules through the cosign library and returns how many signatures passed.
 func cosignVerify(t *testing.T, pubPEM []byte, digestRef string) (int, error) {
 	t.Helper()
+	ref, opts := cosignCheckOpts(t, pubPEM, digestRef)
+	opts.ClaimVerifier = cosign.SimpleClaimVerifier
+	sigs, _, err := cosign.VerifyImageSignatures(context.Background(), ref, opts)
+	return len(sigs), err
+}
+
+// cosignVerifyAttestations applies `cosign verify-attestation --key PUB
+// --insecure-ignore-tlog=true`'s rules and returns how many passed.
+func cosignVerifyAttestations(t *testing.T, pubPEM []byte, digestRef string) (int, error) {
+	t.Helper()
+	ref, opts := cosignCheckOpts(t, pubPEM, digestRef)
+	opts.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
+	atts, _, err := cosign.VerifyImageAttestations(context.Background(), ref, opts)
+	return len(atts), err
+}
+
+func cosignCheckOpts(t *testing.T, pubPEM []byte, digestRef string) (name.Reference, *cosign.CheckOpts) {
+	t.Helper()
 	pub, err := cosign.PemToECDSAKey(pubPEM)
 	if err != nil {
 		t.Fatal(err)
@@ -70,14 +88,12 @@ func cosignVerify(t *testing.T, pubPEM []byte, digestRef string) (int, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sigs, _, err := cosign.VerifyImageSignatures(context.Background(), ref, &cosign.CheckOpts{
+	return ref, &cosign.CheckOpts{
 		SigVerifier:        v,
 		IgnoreTlog:         true,
 		IgnoreSCT:          true,
-		ClaimVerifier:      cosign.SimpleClaimVerifier,
 		RegistryClientOpts: []ociremote.Option{ociremote.WithRemoteOptions(ropts...)},
-	})
-	return len(sigs), err
+	}
 }
 
 // TestCosignCLIKeysAndSignatures: a key pair from `cosign generate-key-pair`

@@ -151,12 +151,18 @@ func pushSignatureManifest(t testing.TB, ref artifact.Reference, layers []ocispe
 // as an attacker replaying signatures onto another artifact would.
 func copySignatures(t testing.TB, from, to artifact.Reference) {
 	t.Helper()
+	copyAttached(t, from, to, SignatureTag)
+}
+
+// copyAttached copies the manifest on from's tag(digest) onto to's.
+func copyAttached(t testing.TB, from, to artifact.Reference, tag func(string) string) {
+	t.Helper()
 	ctx := context.Background()
 	repo, err := plainHTTP.Repository(from)
 	if err != nil {
 		t.Fatal(err)
 	}
-	desc, rc, err := repo.FetchReference(ctx, SignatureTag(from.Digest))
+	desc, rc, err := repo.FetchReference(ctx, tag(from.Digest))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +171,7 @@ func copySignatures(t testing.TB, from, to artifact.Reference) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := repo.PushReference(ctx, desc, bytes.NewReader(b), SignatureTag(to.Digest)); err != nil {
+	if err := repo.PushReference(ctx, desc, bytes.NewReader(b), tag(to.Digest)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -198,7 +198,13 @@ func fetchManifest(ctx context.Context, repo *remote.Repository, reference strin
 // fetchSignatures reads the signatures on ref's sha256-<hex>.sig tag. No tag
 // means no signatures (nil, nil).
 func fetchSignatures(ctx context.Context, repo *remote.Repository, ref artifact.Reference) ([]fetchedSignature, error) {
-	tag := SignatureTag(ref.Digest)
+	return fetchAttached(ctx, repo, ref, SignatureTag(ref.Digest), "verify")
+}
+
+// fetchAttached reads the layers of the manifest on tag next to ref (its
+// .sig or .att tag), with readSignatures' bounds; op names the operation in
+// errors. No tag means nothing attached (nil, nil).
+func fetchAttached(ctx context.Context, repo *remote.Repository, ref artifact.Reference, tag, op string) ([]fetchedSignature, error) {
 	sigRef := ref.WithTag(tag)
 	_, body, err := fetchManifest(ctx, repo, tag, MaxSignatureManifestSize)
 	switch {
@@ -207,17 +213,17 @@ func fetchSignatures(ctx context.Context, repo *remote.Repository, ref artifact.
 	case errors.Is(err, errTooLarge) || errors.Is(err, errdef.ErrSizeExceedsLimit):
 		return nil, oversized(ref, tag, fmt.Sprintf("signature manifest %s is over the %d-byte limit", tag, MaxSignatureManifestSize))
 	case err != nil:
-		return nil, registryError("verify", ref, "fetch signatures", sigRef, err)
+		return nil, registryError(op, ref, "fetch "+tag+" of", sigRef, err)
 	}
 	return readSignatures(ref, tag, body, func(i int, l ocispec.Descriptor) ([]byte, error) {
 		rc, err := repo.Fetch(ctx, l)
 		if err != nil {
-			return nil, registryError("verify", ref, fmt.Sprintf("fetch signature %d payload %s from", i+1, l.Digest), sigRef, err)
+			return nil, registryError(op, ref, fmt.Sprintf("fetch layer %d (%s) from", i+1, l.Digest), sigRef, err)
 		}
 		defer rc.Close()
 		b, err := content.ReadAll(rc, l)
 		if err != nil {
-			return nil, registryError("verify", ref, fmt.Sprintf("read signature %d payload %s from", i+1, l.Digest), sigRef, err)
+			return nil, registryError(op, ref, fmt.Sprintf("read layer %d (%s) from", i+1, l.Digest), sigRef, err)
 		}
 		return b, nil
 	})

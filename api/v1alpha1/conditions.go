@@ -60,6 +60,10 @@ const (
 	// spec.postBuild.substituteFrom is missing or unreadable.
 	ReasonSubstituteFromFailed = "SubstituteFromFailed"
 
+	// ReasonValuesFromFailed: a ConfigMap or Secret of spec.chart.valuesFrom
+	// is missing, unreadable, or not a YAML map of values (Helm charts).
+	ReasonValuesFromFailed = "ValuesFromFailed"
+
 	// ReasonImageNotInLock: spec.relocateImages is set and a workload image
 	// is not pinned in the artifact's images lock.
 	ReasonImageNotInLock = "ImageNotInLock"
@@ -67,6 +71,21 @@ const (
 	// signature covers its digest, or the one at the mirror is not the one
 	// signed (swapped).
 	ReasonImagesLockUntrusted = "ImagesLockUntrusted"
+
+	// --- remote clusters (issue 13) ---
+
+	// ReasonKubeConfigRefused: the kubeconfig of spec.kubeConfig does not
+	// parse, or authenticates other than with a static token or a client
+	// certificate held in it (an exec or auth-provider plugin, a file).
+	ReasonKubeConfigRefused = "KubeConfigRefused"
+)
+
+// Reasons of SOPS decryption (issue 14 item 3).
+const (
+	// ReasonDecryptionKeysFailed: the Secret of spec.decryption.secretRef is
+	// missing, unreadable as the Release's ServiceAccount, or holds no
+	// usable key. A file that does not decrypt is a BuildFailed naming it.
+	ReasonDecryptionKeysFailed = "DecryptionKeysFailed"
 )
 
 // Health values recorded in the history.

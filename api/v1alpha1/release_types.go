@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -218,7 +219,145 @@ type ReleaseSpec struct {
 	// the artifact names them.
 	// +optional
 	RelocateImages bool `json:"relocateImages,omitempty"`
+
+	// --- Helm charts as OCI artifacts (issue 14, item 5) ---
+
+	// Chart makes spec.url a Helm chart stored in an OCI registry
+	// (oci://HOST/charts/NAME, the version in spec.ref.tag, semver or
+	// digest), rendered in memory with Helm's template engine instead of
+	// built with kustomize. The chart is resolved to a digest and verified
+	// with spec.verify and the ClusterTrustPolicies like any artifact. No
+	// Helm release Secret is written, hooks are not run, and the render
+	// never reaches the network (lookup returns nothing). Empty means
+	// spec.url is a kustomize artifact.
+	// +optional
+	Chart *ChartSpec `json:"chart,omitempty"`
+
+	// --- SOPS decryption (issue 14 item 3) ---
+
+	// Decryption decrypts SOPS-encrypted Secrets, and the files of
+	// kustomize's secretGenerator, in memory during the build. Nothing
+	// decrypted is written to disk, logged, or recorded in status or events.
+	// Empty means no decryption: a SOPS-encrypted file the build reads is
+	// then an error that names it.
+	// +optional
+	Decryption *Decryption `json:"decryption,omitempty"`
+	// --- remote clusters (issue 13): one hub delivers to many spokes ---
+
+	// KubeConfig applies the Release to another cluster, whose kubeconfig is
+	// in a Secret of the Release's namespace, as Flux's spec.kubeConfig
+	// does. Apply, prune, drift correction, health (with the Pods of
+	// workloads) and rollback all act on that cluster; the Release and its
+	// status stay here. The kubeconfig may authenticate with a static token
+	// or a client certificate only: exec and auth-provider plugins and file
+	// references are refused. When the Release applies as a ServiceAccount,
+	// the Secret is read as that ServiceAccount here, and the remote
+	// cluster is told to impersonate system:serviceaccount:NAMESPACE:NAME,
+	// so that its own RBAC applies. Empty means this cluster.
+	// +optional
+	KubeConfig *KubeConfigReference `json:"kubeConfig,omitempty"`
 }
+
+// KubeConfigReference names the Secret that holds a remote cluster's kubeconfig.
+type KubeConfigReference struct {
+	// SecretRef is the Secret, in the Release's namespace, and its key.
+	// +required
+	SecretRef SecretKeyReference `json:"secretRef"`
+}
+
+// SecretKeyReference names a key of a Secret in the Release's namespace.
+type SecretKeyReference struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// Key is the key of the kubeconfig in the Secret's data. Empty means
+	// "value", then "value.yaml", as Flux reads it.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// ChartSpec is how a Helm chart is rendered for a Release.
+type ChartSpec struct {
+	// Values are inline values, merged over the chart's values.yaml and
+	// over ValuesFrom (they win). Empty means none.
+	// +optional
+	Values *apiextensionsv1.JSON `json:"values,omitempty"`
+	// ValuesFrom reads values files (YAML) from ConfigMaps and Secrets in
+	// the Release's namespace, read as the Release's ServiceAccount, merged
+	// in order: a later entry wins. The values are never logged or
+	// recorded; status records their hash. Empty means none.
+	// +kubebuilder:validation:MaxItems=20
+	// +optional
+	ValuesFrom []ChartValuesReference `json:"valuesFrom,omitempty"`
+	// ReleaseName is .Release.Name in the templates. Empty means the
+	// Release's name. .Release.Namespace is spec.targetNamespace, else the
+	// Release's namespace.
+	// +kubebuilder:validation:MaxLength=53
+	// +optional
+	ReleaseName string `json:"releaseName,omitempty"`
+	// IncludeHooks applies the chart's hook templates (helm.sh/hook) as
+	// plain objects with the rest, once, without Helm's hook ordering or
+	// deletion policies. false leaves them out, and status names them.
+	// +optional
+	IncludeHooks bool `json:"includeHooks,omitempty"`
+	// SkipCRDs leaves out the CRDs of the chart's crds/ directory. false
+	// applies them first, before any other object.
+	// +optional
+	SkipCRDs bool `json:"skipCRDs,omitempty"`
+}
+
+// ChartValuesReference names a values file in a ConfigMap or Secret.
+type ChartValuesReference struct {
+	// Kind is ConfigMap or Secret.
+	// +kubebuilder:validation:Enum=ConfigMap;Secret
+	// +required
+	Kind string `json:"kind"`
+	// Name is the object's name in the Release's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Name string `json:"name"`
+	// ValuesKey is the key holding the values file. Empty means values.yaml.
+	// +optional
+	ValuesKey string `json:"valuesKey,omitempty"`
+	// Optional lets the object or key be missing. false makes either an error.
+	// +optional
+	Optional bool `json:"optional,omitempty"`
+}
+
+// ChartStatus records the Helm chart a Release applied.
+type ChartStatus struct {
+	// Name and Version are the chart's, from its Chart.yaml.
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// AppVersion is the chart's appVersion.
+	// +optional
+	AppVersion string `json:"appVersion,omitempty"`
+	// SkippedHooks names the hook templates left out (spec.chart.includeHooks
+	// is false), at most 20.
+	// +optional
+	SkippedHooks []string `json:"skippedHooks,omitempty"`
+}
+
+// Decryption says how to decrypt SOPS-encrypted files of the artifact.
+type Decryption struct {
+	// Provider is the decryption provider; only sops.
+	// +kubebuilder:validation:Enum=sops
+	// +required
+	Provider string `json:"provider"`
+	// SecretRef names a Secret in the Release's namespace, read as the
+	// Release's ServiceAccount, holding age private keys (keys ending in
+	// .agekey, one or more AGE-SECRET-KEY-1… lines each) and, optionally,
+	// unprotected armored PGP private keys (keys ending in .asc). No cloud
+	// KMS is used.
+	// +required
+	SecretRef LocalObjectReference `json:"secretRef"`
+}
+
+// DecryptionProviderSOPS is the one provider of spec.decryption.
+const DecryptionProviderSOPS = "sops"
 
 // SubstituteAnnotation set to SubstituteDisabled, as an annotation or a
 // label of an object in the artifact, leaves its ${var} references as they are.
@@ -331,6 +470,12 @@ type SiteStatus struct {
 	// Overlay summarises the overlay, such as "2 patches, 1 image, namePrefix prod-".
 	// +optional
 	Overlay string `json:"overlay,omitempty"`
+	// ChartValuesHash is sha256 over the Helm chart values of spec.chart
+	// (valuesFrom merged with values), as canonical JSON ("sha256:<hex>");
+	// the values themselves are never recorded. Empty when the Release is
+	// not a chart. (Helm charts, issue 14 item 5.)
+	// +optional
+	ChartValuesHash string `json:"chartValuesHash,omitempty"`
 }
 
 // HealthCheckExpr is a custom health check for one apiVersion and kind:
@@ -543,6 +688,13 @@ type ReleaseStatus struct {
 	// +optional
 	LastAppliedSite *SiteStatus `json:"lastAppliedSite,omitempty"`
 
+	// --- Helm charts (issue 14, item 5) ---
+
+	// LastAppliedChart is the Helm chart of the applied digest. Empty when
+	// the Release is not a chart.
+	// +optional
+	LastAppliedChart *ChartStatus `json:"lastAppliedChart,omitempty"`
+
 	// --- air-gapped sites (issue 12) ---
 
 	// RelocatedImages are the images spec.relocateImages rewrote in the
@@ -558,6 +710,14 @@ type ReleaseStatus struct {
 	// --sign-key`).
 	// +optional
 	Chain *ChainOfTrust `json:"chain,omitempty"`
+
+	// --- deployment receipts (issue 15, receipt_types.go) ---
+
+	// Receipt is the last signed deployment receipt the controller stored
+	// next to the artifact (--receipt-key-secret): nil when receipts are
+	// off or none was written yet.
+	// +optional
+	Receipt *ReceiptStatus `json:"receipt,omitempty"`
 }
 
 // MaxRelocatedImages bounds status.relocatedImages.
@@ -713,8 +873,8 @@ func (r *Release) GetConditions() []metav1.Condition { return r.Status.Condition
 func (r *Release) SetConditions(c []metav1.Condition) { r.Status.Conditions = c }
 
 // SecretNames are the names of the Secrets the Release references, all in
-// its own namespace: registry credentials, registry certificates and trusted
-// keys, in that order, without repeats.
+// its own namespace: registry credentials, registry certificates, trusted
+// keys and a remote cluster's kubeconfig, in that order, without repeats.
 func (r *Release) SecretNames() []string {
 	var names []string
 	add := func(ref *LocalObjectReference) {
@@ -735,6 +895,9 @@ func (r *Release) SecretNames() []string {
 		if r.Spec.Verify.Upstream != nil {
 			add(&r.Spec.Verify.Upstream.KeysSecretRef)
 		}
+	}
+	if r.Spec.KubeConfig != nil {
+		add(&LocalObjectReference{Name: r.Spec.KubeConfig.SecretRef.Name})
 	}
 	return names
 }

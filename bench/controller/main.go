@@ -18,6 +18,14 @@
 //	KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) AIRLOCK_CLUSTER_ASSETS=$(hack/cluster-assets.sh) \
 //	  go run ./bench/controller --cluster --releases 1000
 //
+// With --spokes N and --shards M it measures a hub: the Releases, on the
+// hub's envtest, apply through spec.kubeConfig to N spoke envtests (Release
+// i to spoke i mod N), and M controllers split them by
+// --watch-label-selector shard=sK (Release i in shard i mod M). It reports
+// the time until all are Ready and each shard's RSS and Go heap:
+//
+//	KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) go run ./bench/controller --releases 300 --spokes 3 --shards 2
+//
 // --profile-dir saves the controller's heap and goroutine profiles (pprof)
 // once the no-op phase is over: read them with go tool pprof.
 package main
@@ -62,6 +70,8 @@ type options struct {
 	profileDir string
 	timeout    time.Duration
 	memLimit   string
+	spokes     int
+	shards     int
 }
 
 func main() {
@@ -74,7 +84,13 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile-dir", "", "save the controller's heap and goroutine profiles here after the no-op phase (the controller needs --pprof-addr)")
 	flag.StringVar(&o.memLimit, "gomemlimit", "", "GOMEMLIMIT of the controller (for example 40MiB), as --memory-limit-ratio would set it in a container; empty sets none")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "longest wait for all Releases to be Ready")
+	flag.IntVar(&o.spokes, "spokes", 0, "remote clusters (envtest API servers) the Releases apply to through spec.kubeConfig, Release i to spoke i mod N; 0 applies to the hub itself")
+	flag.IntVar(&o.shards, "shards", 1, "controllers, each with --watch-label-selector shard=sK for its share of the Releases (Release i in shard i mod M)")
 	flag.Parse()
+	if o.shards < 1 || o.spokes < 0 || (o.cluster && o.spokes > 0) {
+		fmt.Fprintln(os.Stderr, "bench: --shards must be 1 or more, --spokes 0 or more, and --spokes does not go with --cluster")
+		os.Exit(2)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -211,6 +227,15 @@ func run(o options) (err error) {
 	if err != nil {
 		return err
 	}
+	spokes, err := startSpokes(o.spokes)
+	defer func() {
+		for _, sp := range spokes {
+			sp.env.Stop()
+		}
+	}()
+	if err != nil {
+		return err
+	}
 	if o.cluster {
 		w, err := localcluster.StartWorkloads(assets, kcPath, work)
 		if err != nil {
@@ -277,59 +302,50 @@ func run(o options) (err error) {
 	for i := 0; i < n; i++ {
 		ns := fmt.Sprintf("bench-%03d", i)
 		namespaces = append(namespaces, ns)
+		rel := &v1alpha1.Release{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns, Labels: map[string]string{"shard": fmt.Sprintf("s%d", i%o.shards)}}, Spec: v1alpha1.ReleaseSpec{
+			URL: "oci://" + reg.Addr + "/bench/app", Ref: v1alpha1.ArtifactRef{Tag: "v1"}, Insecure: true,
+			Interval: metav1.Duration{Duration: interval},
+			Wait:     &wait,
+			Verify:   &v1alpha1.VerifySpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "keys"}},
+		}}
 		objs := []client.Object{
 			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: ns}, Data: map[string][]byte{"bench.pub": pub}},
-			&v1alpha1.Release{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns}, Spec: v1alpha1.ReleaseSpec{
-				URL: "oci://" + reg.Addr + "/bench/app", Ref: v1alpha1.ArtifactRef{Tag: "v1"}, Insecure: true,
-				Interval: metav1.Duration{Duration: interval},
-				Wait:     &wait,
-				Verify:   &v1alpha1.VerifySpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "keys"}},
-			}},
 		}
-		for _, o := range objs {
+		if len(spokes) > 0 {
+			sp := spokes[i%len(spokes)]
+			if err := sp.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+				return err
+			}
+			objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "spoke", Namespace: ns}, Data: map[string][]byte{"value": sp.kubeconfig}})
+			rel.Spec.KubeConfig = &v1alpha1.KubeConfigReference{SecretRef: v1alpha1.SecretKeyReference{Name: "spoke"}}
+		}
+		for _, o := range append(objs, rel) {
 			if err := c.Create(ctx, o); err != nil {
 				return err
 			}
 		}
 	}
 
-	metricsAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	healthAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	args := []string{"--kubeconfig", kcPath, "--metrics-addr", metricsAddr, "--health-addr", healthAddr,
-		"--concurrent", strconv.Itoa(o.concurrent), "--cache-dir", filepath.Join(work, "cache"),
-		// The Releases name no ServiceAccount: they apply as the controller.
-		"--allow-controller-identity-namespaces", strings.Join(namespaces, ",")}
-	pprofAddr := ""
-	if o.profileDir != "" {
-		if pprofAddr, err = freeAddr(); err != nil {
-			return err
-		}
-		args = append(args, "--pprof-addr", pprofAddr)
-	}
-	cmd := exec.Command(bin, args...)
-	if o.memLimit != "" {
-		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+o.memLimit)
-	}
-	logf, err := os.Create(filepath.Join(work, "controller.log"))
-	if err != nil {
-		return err
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
 	load := loadAverage()
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return err
+	procs := make([]*controllerProc, 0, o.shards)
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	for k := 0; k < o.shards; k++ {
+		selector := ""
+		if o.shards > 1 {
+			selector = fmt.Sprintf("shard=s%d", k)
+		}
+		p, err := startController(o, bin, kcPath, filepath.Join(work, fmt.Sprintf("shard-%d", k)), selector, namespaces)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
 	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	heap := sampleHeap(metricsAddr)
-	defer heap.stop()
 
 	ready := 0
 	for time.Since(start) < o.timeout {
@@ -343,54 +359,170 @@ func run(o options) (err error) {
 	}
 	cold := time.Since(start)
 	if ready != n {
-		return fmt.Errorf("only %d of %d Releases Ready after %v (the controller's log: %s; kube-controller-manager's and kwok's are beside it)", ready, n, cold, logf.Name())
+		return fmt.Errorf("only %d of %d Releases Ready after %v (the controllers' logs: %s; kube-controller-manager's and kwok's are beside them)", ready, n, cold, work)
 	}
-	hwmReady, _, err := memory(cmd.Process.Pid)
-	if err != nil {
-		return err
-	}
-	heapReady, _ := heap.peakSoFar()
 	where := "envtest"
-	if o.cluster {
+	switch {
+	case o.cluster:
 		where = "the local cluster, wait: true"
+	case o.spokes > 0:
+		where = fmt.Sprintf("%d envtest spokes through spec.kubeConfig, from an envtest hub", o.spokes)
 	}
-	fmt.Printf("cold: %d Releases × %s Ready in %v on %s (load average before %s, now %s); peak RSS %d MiB, peak Go heap %d MiB so far\n",
-		n, shape, cold.Round(10*time.Millisecond), where, load, loadAverage(), hwmReady>>10, heapReady>>20)
+	fmt.Printf("cold: %d Releases × %s Ready in %v on %s, %d controller(s) (load average before %s, now %s)\n",
+		n, shape, cold.Round(10*time.Millisecond), where, o.shards, load, loadAverage())
+	for _, p := range procs {
+		hwm, _, err := memory(p.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		heapReady, _ := p.heap.peakSoFar()
+		fmt.Printf("  %s: peak RSS %d MiB, peak Go heap %d MiB so far\n", p.name, hwm>>10, heapReady>>20)
+	}
 
 	// No-op reconciles: the interval passes with nothing changed.
-	before, err := scrape(metricsAddr)
-	if err != nil {
-		return err
+	before := make([]map[string]float64, len(procs))
+	for i, p := range procs {
+		if before[i], err = scrape(p.metricsAddr); err != nil {
+			return err
+		}
 	}
 	time.Sleep(interval + 10*time.Second)
-	after, err := scrape(metricsAddr)
-	if err != nil {
-		return err
+	var noops, reqs, writes, cpu float64
+	for i, p := range procs {
+		after, err := scrape(p.metricsAddr)
+		if err != nil {
+			return err
+		}
+		noops += after[`airlock_reconcile_duration_seconds_count{result="noop"}`] - before[i][`airlock_reconcile_duration_seconds_count{result="noop"}`]
+		reqs += sumPrefix(after, "airlock_registry_requests_total") - sumPrefix(before[i], "airlock_registry_requests_total")
+		writes += sumMatching(after, "airlock_apiserver_writes_total", `dry_run="false"`) - sumMatching(before[i], "airlock_apiserver_writes_total", `dry_run="false"`)
+		cpu += after["process_cpu_seconds_total"] - before[i]["process_cpu_seconds_total"]
 	}
-	noops := after[`airlock_reconcile_duration_seconds_count{result="noop"}`] - before[`airlock_reconcile_duration_seconds_count{result="noop"}`]
-	reqs := sumPrefix(after, "airlock_registry_requests_total") - sumPrefix(before, "airlock_registry_requests_total")
-	writes := sumMatching(after, "airlock_apiserver_writes_total", `dry_run="false"`) - sumMatching(before, "airlock_apiserver_writes_total", `dry_run="false"`)
 	if noops == 0 {
 		return fmt.Errorf("no no-op reconcile was observed in %v", interval+10*time.Second)
 	}
-	cpu := after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]
-	fmt.Printf("no-op: %.0f reconciles, %.2f registry requests and %.2f non-dry-run writes each (target 1 and 0); the controller used %.1f CPU seconds in those %v (%.1f ms per reconcile)\n",
+	fmt.Printf("no-op: %.0f reconciles, %.2f registry requests and %.2f non-dry-run writes each (target 1 and 0); the controllers used %.1f CPU seconds in those %v (%.1f ms per reconcile)\n",
 		noops, reqs/noops, writes/noops, cpu, interval+10*time.Second, 1000*cpu/noops)
 
 	if o.profileDir != "" {
-		if err := saveProfiles(pprofAddr, o.profileDir); err != nil {
-			return err
+		for _, p := range procs {
+			dir := o.profileDir
+			if len(procs) > 1 {
+				dir = filepath.Join(dir, p.name)
+			}
+			if err := saveProfiles(p.pprofAddr, dir); err != nil {
+				return err
+			}
+			fmt.Printf("profiles: %s/heap.pprof, %s/goroutine.pprof, %s/goroutine.txt (go tool pprof -top -sample_index=inuse_space %s %s/heap.pprof)\n", dir, dir, dir, bin, dir)
 		}
-		fmt.Printf("profiles: %s/heap.pprof, %s/goroutine.pprof, %s/goroutine.txt (go tool pprof -top -sample_index=inuse_space %s %s/heap.pprof)\n", o.profileDir, o.profileDir, o.profileDir, bin, o.profileDir)
 	}
 
-	hwm, rss, err := memory(cmd.Process.Pid)
-	if err != nil {
-		return err
+	for _, p := range procs {
+		hwm, rss, err := memory(p.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		peak, now := p.heap.stop()
+		fmt.Printf("%s memory with %d Releases: peak RSS %d MiB, RSS now %d MiB (target ≤ 64 MiB); Go heap in use: peak %d MiB, now %d MiB\n", p.name, n/o.shards, hwm>>10, rss>>10, peak>>20, now>>20)
 	}
-	peak, now := heap.stop()
-	fmt.Printf("controller memory with %d Releases: peak RSS %d MiB, RSS now %d MiB (target ≤ 64 MiB); Go heap in use: peak %d MiB, now %d MiB\n", n, hwm>>10, rss>>10, peak>>20, now>>20)
 	return nil
+}
+
+// controllerProc is one airlock-controller process: a shard of the hub.
+type controllerProc struct {
+	name                   string
+	cmd                    *exec.Cmd
+	metricsAddr, pprofAddr string
+	heap                   *heapSampler
+}
+
+// startController starts airlock-controller with its own cache directory
+// and log under dir, reconciling the Releases selector matches ("" means
+// all); the Releases name no ServiceAccount, so it applies as itself in
+// namespaces.
+func startController(o options, bin, kubeconfig, dir, selector string, namespaces []string) (*controllerProc, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	p := &controllerProc{name: "controller"}
+	if selector != "" {
+		p.name = "shard " + selector
+	}
+	var err error
+	if p.metricsAddr, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	healthAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"--kubeconfig", kubeconfig, "--metrics-addr", p.metricsAddr, "--health-addr", healthAddr,
+		"--concurrent", strconv.Itoa(o.concurrent), "--cache-dir", filepath.Join(dir, "cache"),
+		"--allow-controller-identity-namespaces", strings.Join(namespaces, ",")}
+	if selector != "" {
+		args = append(args, "--watch-label-selector", selector)
+	}
+	if o.profileDir != "" {
+		if p.pprofAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		args = append(args, "--pprof-addr", p.pprofAddr)
+	}
+	p.cmd = exec.Command(bin, args...)
+	if o.memLimit != "" {
+		p.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+o.memLimit)
+	}
+	logf, err := os.Create(filepath.Join(dir, "controller.log"))
+	if err != nil {
+		return nil, err
+	}
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	p.heap = sampleHeap(p.metricsAddr)
+	return p, nil
+}
+
+func (p *controllerProc) stop() {
+	p.heap.stop()
+	p.cmd.Process.Signal(os.Interrupt)
+	p.cmd.Wait()
+}
+
+// spokeCluster is a remote cluster of the hub: an envtest API server and
+// a kubeconfig of an administrator of it.
+type spokeCluster struct {
+	env        *envtest.Environment
+	client     client.Client
+	kubeconfig []byte
+}
+
+// startSpokes starts n spoke API servers; the caller stops those returned,
+// also on error.
+func startSpokes(n int) ([]*spokeCluster, error) {
+	var out []*spokeCluster
+	for i := 0; i < n; i++ {
+		env := &envtest.Environment{}
+		cfg, err := env.Start()
+		if err != nil {
+			return out, fmt.Errorf("start spoke %d: %w", i, err)
+		}
+		sp := &spokeCluster{env: env}
+		out = append(out, sp)
+		cfg.QPS, cfg.Burst = 500, 1000
+		if sp.client, err = client.New(cfg, client.Options{}); err != nil {
+			return out, err
+		}
+		admin, err := env.AddUser(envtest.User{Name: "airlock-hub", Groups: []string{"system:masters"}}, nil)
+		if err != nil {
+			return out, err
+		}
+		if sp.kubeconfig, err = admin.KubeConfig(); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }
 
 // saveProfiles fetches the controller's heap and goroutine profiles into dir.

@@ -5,10 +5,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -34,6 +38,7 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/build"
+	"airlock.dev/airlock/notify"
 	"airlock.dev/airlock/reconciler"
 )
 
@@ -52,6 +57,7 @@ type options struct {
 	probeAddr      string
 	leaderElect    bool
 	leaderNS       string
+	leaderID       string
 	concurrent     int
 	watchSelector  string
 	allowUnsigned  bool
@@ -75,7 +81,24 @@ type options struct {
 	memoryLimitRatio float64
 
 	ui uiOptions
+
+	// The receiver endpoint (Receiver resources), off unless receiverAddr is set.
+	receiverAddr         string
+	receiverTLSCert      string
+	receiverTLSKey       string
+	receiverMaxBody      int64
+	receiverReplayWindow time.Duration
+	notifyQueueSize      int
+	notifyMaxAttempts    int
+	maxRemoteClients     int
+	// Deployment receipts (issue 15).
+	clusterName      string
+	receiptKeySecret string
 }
+
+// version is set at release build time with -ldflags "-X main.version=…"
+// (hack/image, make release); receipts record it.
+var version = "dev"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
@@ -85,6 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.probeAddr, "health-addr", ":8081", "address of the /healthz and /readyz probes")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader, so that only one replica reconciles")
 	fs.StringVar(&o.leaderNS, "leader-election-namespace", "", "namespace of the leader election Lease; empty means the controller's own")
+	fs.StringVar(&o.leaderID, "leader-election-id", "", "name of the leader election Lease; empty means airlock-controller.delivery.airlock.dev, or, with --watch-label-selector, a name derived from the selector, so that each shard elects its own leader")
 	fs.IntVar(&o.concurrent, "concurrent", 4, "number of Releases reconciled at once")
 	fs.StringVar(&o.watchSelector, "watch-label-selector", "", "reconcile only the Releases matching this label selector (sharding)")
 	fs.BoolVar(&o.allowUnsigned, "allow-unsigned", false, "apply Releases without spec.verify (INSECURE: the artifact's origin is not checked)")
@@ -122,6 +146,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.finalizerTimeout, "finalizer-timeout", 10*time.Minute, "how long a deleted Release retries a failing prune before it leaves its objects, records a Warning event naming them and removes its finalizer")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "loopback address (for example 127.0.0.1:6060) of the /debug/pprof/ profiles; empty disables them")
 	fs.Float64Var(&o.memoryLimitRatio, "memory-limit-ratio", 0.9, "share of the container's memory limit (cgroup v2 memory.max) set as the Go memory limit, so that the heap is collected before the container is killed; $GOMEMLIMIT, when set, wins")
+	fs.StringVar(&o.receiverAddr, "receiver-addr", "", "address of the receiver endpoint, for example :9292, that serves the Receivers' push notifications from registries and CI jobs; empty disables it and the Receiver controller")
+	fs.StringVar(&o.receiverTLSCert, "receiver-tls-cert", "", "PEM certificate to serve the receiver endpoint over HTTPS; empty means plain HTTP (put it behind a TLS ingress)")
+	fs.StringVar(&o.receiverTLSKey, "receiver-tls-key", "", "PEM private key for --receiver-tls-cert")
+	fs.Int64Var(&o.receiverMaxBody, "receiver-max-body-bytes", reconciler.DefaultReceiverMaxBody, "largest notification body the receiver endpoint reads, in bytes")
+	fs.DurationVar(&o.receiverReplayWindow, "receiver-replay-window", 5*time.Minute, "how far a notification's time may be from the controller's, and how long the receiver endpoint remembers a request to refuse its replay")
+	fs.IntVar(&o.notifyQueueSize, "notify-queue-size", 1000, "most Alert notifications waiting to be sent, retries included; when full the oldest is dropped (airlock_notifications_dropped_total)")
+	fs.IntVar(&o.notifyMaxAttempts, "notify-max-attempts", 6, "attempts per Alert notification before it is given up (an event on the Alert); the delay doubles from 2s up to 2m")
+	fs.IntVar(&o.maxRemoteClients, "max-remote-clients", 64, "clients of remote clusters (spec.kubeConfig) kept, one per kubeconfig Secret version and ServiceAccount; the least recently used is dropped first")
+	fs.StringVar(&o.clusterName, "cluster-name", "", "this cluster's name, recorded in deployment receipts; required with --receipt-key-secret")
+	fs.StringVar(&o.receiptKeySecret, "receipt-key-secret", "", "write a signed deployment receipt next to each artifact when its Release becomes Ready on a new digest or rolls back (a cosign attestation on the sha256-<hex>.att tag; needs push access through the Release's registry credentials): the Secret, in --controller-namespace, with the cluster's cosign key (cosign.key, cosign.password); empty writes none")
 	config.RegisterFlags(fs) // --kubeconfig, read by ctrl.GetConfig
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(fs)
@@ -136,6 +170,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--concurrent-builds %d: want 1 or more", o.concurrentBuilds)
 	}
 	o.build.Slots = make(chan struct{}, o.concurrentBuilds)
+	var receipts *reconciler.ReceiptWriter
+	if o.receiptKeySecret != "" {
+		if o.clusterName == "" || o.controllerNamespace == "" {
+			return fmt.Errorf("--receipt-key-secret %s needs --cluster-name and --controller-namespace (or $POD_NAMESPACE)", o.receiptKeySecret)
+		}
+		receipts = &reconciler.ReceiptWriter{Cluster: o.clusterName, Version: version,
+			KeySecret: types.NamespacedName{Namespace: o.controllerNamespace, Name: o.receiptKeySecret}}
+	}
 	if o.pprofAddr != "" {
 		if err := checkLoopback("--pprof-addr", o.pprofAddr); err != nil {
 			return err
@@ -143,6 +185,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := o.ui.load(); err != nil {
 		return err
+	}
+	if (o.receiverTLSCert == "") != (o.receiverTLSKey == "") {
+		return fmt.Errorf("--receiver-tls-cert and --receiver-tls-key go together")
 	}
 	zapOpts.DestWriter = stderr
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
@@ -180,26 +225,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("connect to Kubernetes: %w: pass --kubeconfig or run in a cluster", err)
 	}
 
-	releaseCache := cache.ByObject{}
+	var shard labels.Selector
 	if o.watchSelector != "" {
-		sel, err := labels.Parse(o.watchSelector)
-		if err != nil {
+		if shard, err = labels.Parse(o.watchSelector); err != nil {
 			return fmt.Errorf("--watch-label-selector %q: %w", o.watchSelector, err)
 		}
-		releaseCache.Label = sel
 	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
-		LeaderElectionID:        "airlock-controller.delivery.airlock.dev",
+		LeaderElectionID:        leaderElectionID(o.leaderID, o.watchSelector),
 		LeaderElectionNamespace: o.leaderNS,
 		PprofBindAddress:        o.pprofAddr,
-		Cache: cache.Options{
-			ByObject:         map[client.Object]cache.ByObject{&v1alpha1.Release{}: releaseCache},
-			DefaultTransform: stripForCache,
-		},
+		Cache:                   reconciler.ShardCache(cache.Options{DefaultTransform: stripForCache}, shard),
 		// Secrets are read uncached: the controller watches their metadata only.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	})
@@ -232,6 +272,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Client:                mgr.GetClient(),
 		APIReader:             mgr.GetAPIReader(),
 		Clients:               &reconciler.Clients{Config: restConfig, Scheme: scheme, Mapper: mgr.GetRESTMapper(), Metrics: m},
+		Remotes:               &reconciler.RemoteClients{Scheme: scheme, Metrics: m, Max: o.maxRemoteClients},
 		Source:                reconciler.RegistrySource{},
 		Registries:            &reconciler.RegistryClients{},
 		Verifier:              reconciler.CosignVerifier{},
@@ -250,13 +291,63 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		NoCrossNamespaceRefs:                o.noCrossNamespaceRefs,
 		FinalizerTimeout:                    o.finalizerTimeout,
 		Build:                               o.build,
+		Receipts:                            receipts,
 	}
 	if err := r.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: o.concurrent}); err != nil {
 		return fmt.Errorf("set up the Release controller: %w", err)
+	}
+	if o.receiverAddr != "" {
+		ln, err := net.Listen("tcp", o.receiverAddr)
+		if err != nil {
+			return fmt.Errorf("--receiver-addr %s: %w", o.receiverAddr, err)
+		}
+		rs := &reconciler.Receivers{
+			Client:       mgr.GetClient(),
+			APIReader:    mgr.GetAPIReader(),
+			Events:       mgr.GetEventRecorder("airlock-controller"),
+			Metrics:      reconciler.NewReceiverMetrics(metrics.Registry),
+			Mirrors:      o.mirrors,
+			ReplayWindow: o.receiverReplayWindow,
+			MaxBodyBytes: o.receiverMaxBody,
+			TLSCertFile:  o.receiverTLSCert,
+			TLSKeyFile:   o.receiverTLSKey,
+		}
+		if err := rs.SetupWithManager(ctx, mgr, ln, controller.Options{MaxConcurrentReconciles: 1}); err != nil {
+			return fmt.Errorf("set up the Receiver controller: %w", err)
+		}
+		ctrl.Log.Info("receiver endpoint enabled", "addr", ln.Addr().String(), "tls", o.receiverTLSCert != "")
+	}
+
+	// Alerts: Release changes go to a bounded queue that the dispatcher
+	// sends from, so that a down endpoint never holds up a reconcile.
+	hostname, _ := os.Hostname()
+	alerts := &reconciler.Alerts{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("airlock-controller"), Hostname: hostname}
+	dispatcher := &notify.Dispatcher{Router: alerts, QueueSize: o.notifyQueueSize, MaxAttempts: o.notifyMaxAttempts,
+		Metrics: notify.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("notify")}
+	if err := mgr.Add(dispatcher); err != nil {
+		return err
+	}
+	r.Notifier = dispatcher
+	if err := alerts.SetupWithManager(ctx, mgr, controller.Options{MaxConcurrentReconciles: 1}); err != nil {
+		return fmt.Errorf("set up the Alert controller: %w", err)
 	}
 	ctrl.Log.Info("starting airlock-controller", "concurrent", o.concurrent, "allowUnsigned", o.allowUnsigned,
 		"watchLabelSelector", o.watchSelector, "leaderElect", o.leaderElect,
 		"defaultServiceAccount", o.defaultServiceAccount, "controllerNamespace", o.controllerNamespace,
 		"controllerIdentityNamespaces", o.identityNamespaces, "noCrossNamespaceRefs", o.noCrossNamespaceRefs)
 	return mgr.Start(ctx)
+}
+
+// leaderElectionID is the name of the leader election Lease: id when set,
+// else one per shard, so that shards in one namespace do not elect one
+// leader among them all (which would leave every shard but one idle).
+func leaderElectionID(id, watchSelector string) string {
+	switch {
+	case id != "":
+		return id
+	case watchSelector == "":
+		return "airlock-controller.delivery.airlock.dev"
+	}
+	sum := sha256.Sum256([]byte(watchSelector))
+	return "airlock-controller-" + hex.EncodeToString(sum[:])[:10] + ".delivery.airlock.dev"
 }

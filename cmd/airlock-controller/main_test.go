@@ -17,10 +17,27 @@ func TestHelpListsFlags(t *testing.T) {
 	}
 	for _, f := range []string{"-metrics-addr", "-leader-elect", "-concurrent", "-watch-label-selector", "-allow-unsigned", "-kubeconfig", "-zap-encoder",
 		"-default-service-account", "-controller-namespace", "-allow-controller-identity-namespaces", "-allow-controller-identity-namespace-selector", "-no-cross-namespace-refs", "-finalizer-timeout",
-		"-build-max-objects", "-concurrent-builds", "-build-max-file-bytes", "-build-max-total-bytes", "-build-timeout"} {
+		"-build-max-objects", "-concurrent-builds", "-build-max-file-bytes", "-build-max-total-bytes", "-build-timeout",
+		"-receiver-addr", "-receiver-tls-cert", "-receiver-max-body-bytes", "-receiver-replay-window",
+		"-leader-election-id", "-max-remote-clients"} {
 		if !strings.Contains(stderr.String(), f) {
 			t.Errorf("help does not list %s", f)
 		}
+	}
+}
+
+// TestShardsElectTheirOwnLeaders: two shards in one namespace use two
+// Leases; a replica of the same shard uses the same one.
+func TestShardsElectTheirOwnLeaders(t *testing.T) {
+	s0, s1 := leaderElectionID("", "sharding.airlock.dev/shard=s0"), leaderElectionID("", "sharding.airlock.dev/shard=s1")
+	if s0 == s1 || s0 == leaderElectionID("", "") {
+		t.Fatalf("shards share a Lease: %q, %q, unsharded %q", s0, s1, leaderElectionID("", ""))
+	}
+	if s0 != leaderElectionID("", "sharding.airlock.dev/shard=s0") || len(s0) > 63 {
+		t.Fatalf("Lease name %q is not stable or too long", s0)
+	}
+	if got := leaderElectionID("mine", "sharding.airlock.dev/shard=s0"); got != "mine" {
+		t.Fatalf("--leader-election-id mine gave %q", got)
 	}
 }
 
@@ -35,6 +52,13 @@ func TestBadIdentitySelectorFails(t *testing.T) {
 	err := run(context.Background(), []string{"--allow-controller-identity-namespace-selector", "a in (", "--kubeconfig", "/nonexistent"}, &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "--allow-controller-identity-namespace-selector") {
 		t.Fatalf("err = %v, want one naming --allow-controller-identity-namespace-selector", err)
+	}
+}
+
+func TestReceiverTLSFlagsGoTogether(t *testing.T) {
+	err := run(context.Background(), []string{"--receiver-addr", "127.0.0.1:0", "--receiver-tls-cert", "cert.pem", "--kubeconfig", "/nonexistent"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--receiver-tls-key") {
+		t.Fatalf("err = %v, want one naming --receiver-tls-key", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/receiver"
 )
 
 type pushOptions struct {
@@ -21,6 +22,7 @@ type pushOptions struct {
 	ignorePaths []string
 	created     string
 	signKey     string
+	notify      notifyFlags
 }
 
 func newPushArtifactCmd() *cobra.Command {
@@ -42,6 +44,7 @@ func newPushArtifactCmd() *cobra.Command {
 	fs.StringSliceVar(&o.ignorePaths, "ignore-paths", nil, "gitignore patterns to leave out, comma-separated (.git/ and .sourceignore are always honoured)")
 	fs.StringVar(&o.created, "created", "", "creation time (RFC 3339) recorded in the artifact (default: $SOURCE_DATE_EPOCH, else the Unix epoch, for reproducible digests)")
 	fs.StringVar(&o.signKey, "sign-key", "", "cosign private key file: sign the pushed digest (password from $COSIGN_PASSWORD or a prompt)")
+	o.notify.register(fs, "after the push (and signature), send the generic HMAC-signed notification of the new tag and digest to this URL; a failed notification exits 3, the artifact stays pushed")
 	o.remote.register(fs)
 	o.output.register(fs, "json", "yaml")
 	return cmd
@@ -69,6 +72,10 @@ func (o *pushOptions) run(cmd *cobra.Command, arg string) error {
 		return err
 	}
 	signer, err := loadSigner(cmd, o.signKey)
+	if err != nil {
+		return err
+	}
+	notifyKey, err := o.notify.secret()
 	if err != nil {
 		return err
 	}
@@ -100,12 +107,26 @@ func (o *pushOptions) run(cmd *cobra.Command, arg string) error {
 		out.Signature = sig
 	}
 	if ok, err := o.output.print(cmd.OutOrStdout(), out); ok {
-		return err
+		if err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(cmd.OutOrStdout(), res.URL)
+		if out.Signature != "" {
+			fmt.Fprintf(cmd.ErrOrStderr(), "signed %s: signature %s\n", res.Digest, out.Signature)
+		}
 	}
-	fmt.Fprintln(cmd.OutOrStdout(), res.URL)
-	if out.Signature != "" {
-		fmt.Fprintf(cmd.ErrOrStderr(), "signed %s: signature %s\n", res.Digest, out.Signature)
+	if notifyKey == nil {
+		return nil
 	}
+	// The push is done and printed: a failed notification does not undo
+	// it. It exits 3, so that a CI job sees a receiver it cannot reach,
+	// and can accept the interval instead (|| [ $? -eq 3 ]).
+	g := receiver.Generic{Event: receiver.EventPush, Repository: res.Ref.Name(), Tag: res.Ref.Tag, Digest: res.Digest}
+	if err := receiver.Send(cmd.Context(), o.notify.url, notifyKey, g, receiver.SendOptions{}); err != nil {
+		return &exitError{code: 3, err: fmt.Errorf("pushed %s, but the notification failed (the Release picks it up at its interval): %w", res.URL, err)}
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "notified %s of %s\n", receiver.RedactURL(o.notify.url), res.URL)
 	return nil
 }
 

@@ -3,16 +3,19 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"airlock.dev/airlock/internal/registry"
+	"airlock.dev/airlock/receiver"
 )
 
 func newRegistryServeCmd() *cobra.Command {
 	var addr string
 	var opts registry.Options
+	var notify notifyFlags
 	cmd := &cobra.Command{
 		Use:   "serve --addr 127.0.0.1:5000 --storage DIR",
 		Short: "Serve a real OCI registry (distribution) with filesystem storage",
@@ -21,7 +24,13 @@ func newRegistryServeCmd() *cobra.Command {
 GET /v2/_catalog lists the repositories (pages of up to 1000, n and last,
 Link header). GET /healthz answers 200 "ok" while the storage can be read and
 written, without credentials. The server holds DIR/` + registry.LockFileName + `
-while it runs, so ` + "`airlock registry gc`" + ` cannot run under it.`,
+while it runs, so ` + "`airlock registry gc`" + ` cannot run under it.
+
+--notify URL sends distribution's notification envelope of every manifest
+push and delete to an airlock Receiver of type distribution, with
+Authorization: Bearer and the token of --notify-secret FILE (or
+$` + notifySecretEnv + `). Events wait in memory until the Receiver accepts
+them; a restart of the registry loses those not yet sent.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.StorageDir == "" {
@@ -33,6 +42,13 @@ while it runs, so ` + "`airlock registry gc`" + ` cannot run under it.`,
 			if err := os.MkdirAll(opts.StorageDir, 0o755); err != nil {
 				return fmt.Errorf("registry serve: %w", err)
 			}
+			token, err := notify.secret()
+			if err != nil {
+				return fmt.Errorf("registry serve: %w", err)
+			}
+			if token != nil {
+				opts.Notify = []registry.NotifyEndpoint{{URL: notify.url, Headers: http.Header{"Authorization": {"Bearer " + string(token)}}}}
+			}
 			opts.LogOutput = cmd.ErrOrStderr()
 			s, err := registry.Start(cmd.Context(), addr, opts)
 			if err != nil {
@@ -43,6 +59,9 @@ while it runs, so ` + "`airlock registry gc`" + ` cannot run under it.`,
 				scheme = "https"
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "registry serving %s://%s from %s\n", scheme, s.Addr, opts.StorageDir)
+			if token != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "notifying %s of every manifest push and delete\n", receiver.RedactURL(notify.url))
+			}
 			select {
 			case <-cmd.Context().Done():
 				return s.Close()
@@ -57,6 +76,7 @@ while it runs, so ` + "`airlock registry gc`" + ` cannot run under it.`,
 	fs.StringVar(&opts.TLSCertFile, "tls-cert", "", "PEM certificate to serve HTTPS")
 	fs.StringVar(&opts.TLSKeyFile, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&opts.HtpasswdFile, "htpasswd", "", "bcrypt htpasswd file: require basic auth")
+	notify.register(fs, "send distribution's notification envelope of every manifest push and delete to this URL, with Authorization: Bearer and the token")
 	return cmd
 }
 

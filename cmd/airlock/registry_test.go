@@ -16,14 +16,14 @@ import (
 
 // runRegistryServe runs `airlock registry serve` on storage until the test
 // ends, and returns its address once it serves.
-func runRegistryServe(t *testing.T, storage string) (addr string, stop func() error) {
+func runRegistryServe(t *testing.T, storage string, extra ...string) (addr string, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
 		var out strings.Builder
-		err := run(ctx, []string{"registry", "serve", "--addr", "127.0.0.1:0", "--storage", storage}, strings.NewReader(""), &out, pw)
+		err := run(ctx, append([]string{"registry", "serve", "--addr", "127.0.0.1:0", "--storage", storage}, extra...), strings.NewReader(""), &out, pw)
 		pw.CloseWithError(io.EOF)
 		done <- err
 	}()

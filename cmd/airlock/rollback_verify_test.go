@@ -119,3 +119,65 @@ func TestRollbackPreviewVerifies(t *testing.T) {
 		t.Fatalf("rollback to the trusted %s exited %d:\n%s%s\nwant the preview naming its signers", v3, code, out, stderr)
 	}
 }
+
+// TestRollbackPreviewOfAChart: the preview of a rollback of a Helm chart
+// Release renders the chart as the controller would, with the values of
+// spec.chart.valuesFrom (read as the CLI's user) and spec.chart.values.
+func TestRollbackPreviewOfAChart(t *testing.T) {
+	f := releaseFixture(t)
+	ctx := context.Background()
+	ns := f.env.Namespace(t)
+	reg := registrytest.New(t)
+	url := "oci://" + reg.Addr + "/charts/web"
+	remote := artifact.RemoteOptions{PlainHTTPInsecure: true}
+	priv, pub, err := verify.GenerateKeyPair([]byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := verify.LoadPrivateKey(priv, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := artifact.PushChart(ctx, mustParse(t, url+":1.0.0"), "../../examples/charts/web", artifact.PushOptions{Remote: remote})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify.Sign(ctx, pushed.Ref, key, nil, remote); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*corev1.Secret{
+		{ObjectMeta: metav1.ObjectMeta{Name: "cosign-keys", Namespace: ns}, Data: map[string][]byte{"team.pub": pub}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "web-values", Namespace: ns}, Data: map[string][]byte{"site.yaml": []byte("auth: {password: pw}\n")}},
+	} {
+		if err := f.env.Client.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rel := &v1alpha1.Release{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: v1alpha1.ReleaseSpec{
+		URL: url, Ref: v1alpha1.ArtifactRef{Tag: "1.1.0"}, Insecure: true,
+		Verify: &v1alpha1.VerifySpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "cosign-keys"}},
+		Chart:  &v1alpha1.ChartSpec{ReleaseName: "shop", ValuesFrom: []v1alpha1.ChartValuesReference{{Kind: "Secret", Name: "web-values", ValuesKey: "site.yaml"}}}}}
+	if err := f.env.Client.Create(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	applied := "sha256:" + strings.Repeat("e", 64)
+	rel.Status = v1alpha1.ReleaseStatus{LastAppliedDigest: applied, History: []v1alpha1.HistoryEntry{
+		{Digest: applied, AppliedAt: metav1.NewTime(now().Add(-time.Minute)), Health: v1alpha1.HealthUnhealthy},
+		{Digest: pushed.Digest, AppliedAt: metav1.NewTime(now().Add(-2 * time.Minute)), Health: v1alpha1.HealthHealthy},
+	}}
+	if err := f.env.Client.Status().Update(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := airlock(t, "rollback", "release", "web", "-n", ns, "--kubeconfig", f.kubeconfig, "--to", pushed.Digest, "--yes")
+	if code != 0 {
+		t.Fatalf("rollback exited %d:\n%s%s", code, out, stderr)
+	}
+	for _, want := range []string{"Secret " + ns + "/shop-auth", "ConfigMap " + ns + "/shop-page", "Deployment " + ns + "/shop", "Service " + ns + "/shop"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the preview does not name %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "shop-test") {
+		t.Errorf("the preview names the hook Pod:\n%s", out)
+	}
+}

@@ -30,7 +30,10 @@ func newRootCmd() *cobra.Command {
 
 	root.AddCommand(push, build, pull, tag, list, diff, reg, newVersionCmd())
 	root.AddCommand(newCopyCmd(), newExportCmd(), newImportCmd())
-	root.AddCommand(newKeygenCmd(), newSignCmd(), newVerifyCmd())
+	signCmd, verifyCmd := newSignCmd(), newVerifyCmd()
+	signCmd.AddCommand(newSignBlobCmd())
+	verifyCmd.AddCommand(newVerifyBlobCmd())
+	root.AddCommand(newKeygenCmd(), signCmd, verifyCmd, newReceiptsCmd())
 
 	// Operator commands, through the kubeconfig.
 	get := &cobra.Command{Use: "get", Short: "List Releases in the cluster"}

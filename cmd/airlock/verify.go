@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,9 @@ type verifyOptions struct {
 	upstream  []string
 	// upstreamThreshold is --upstream-threshold.
 	upstreamThreshold int
+	// requireReceipt and receiptKeys are --require-receipt and --receipt-key.
+	requireReceipt string
+	receiptKeys    []string
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -44,6 +48,8 @@ signature for another digest, malformed signatures, threshold not met);
 	fs.IntVar(&o.threshold, "threshold", 1, "how many distinct trusted keys must have signed")
 	fs.StringArrayVar(&o.upstream, "require-upstream", nil, "require a chain of trust: a --key signature recording an import verified against this upstream public key, and that key's own signature (repeatable)")
 	fs.IntVar(&o.upstreamThreshold, "upstream-threshold", 1, "with --require-upstream, how many distinct upstream keys must have signed and be recorded by the site signature")
+	fs.StringVar(&o.requireReceipt, "require-receipt", "", "also require a deployment receipt from this cluster (its --cluster-name), signed with a --receipt-key, recording the digest as Healthy: a promotion gate")
+	fs.StringArrayVar(&o.receiptKeys, "receipt-key", nil, "with --require-receipt, the cluster's receipt public key (repeatable)")
 	o.remote.register(fs)
 	o.output.register(fs, "json", "yaml")
 	return cmd
@@ -78,11 +84,34 @@ func (o *verifyOptions) run(cmd *cobra.Command, arg string) error {
 			return &exitError{code: 2, err: fmt.Errorf("verify %s: --upstream-threshold: %w", ref, err)}
 		}
 	}
+	var receiptKeys verify.Policy
+	if (o.requireReceipt == "") != (len(o.receiptKeys) == 0) {
+		return &exitError{code: 2, err: fmt.Errorf("verify %s: --require-receipt and --receipt-key go together", ref)}
+	}
+	if o.requireReceipt != "" {
+		if receiptKeys, err = verify.LoadPolicy(o.receiptKeys, 0); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("verify %s: --receipt-key: %w", ref, err)}
+		}
+	}
 	res, err := verify.Verify(cmd.Context(), ref, p, o.remote.options())
 	if err != nil {
 		return &exitError{code: verifyExitCode(err), err: err}
 	}
-	if ok, err := o.output.print(cmd.OutOrStdout(), res); ok {
+	out := verifyOutput{Result: res}
+	if o.requireReceipt != "" {
+		// The receipt is for the digest just verified, not whatever the tag
+		// points to by now.
+		pinned, _ := artifact.ParseReference(res.Ref)
+		c, err := o.remote.client(pinned)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		out.Receipt, err = verify.RequireReceipt(cmd.Context(), c, pinned, verify.ReceiptRequirement{Cluster: o.requireReceipt, Keys: receiptKeys.Keys})
+		if err != nil {
+			return &exitError{code: verifyExitCode(err), err: err}
+		}
+	}
+	if ok, err := o.output.print(cmd.OutOrStdout(), out); ok {
 		return err
 	}
 	w := cmd.OutOrStdout()
@@ -107,13 +136,24 @@ func (o *verifyOptions) run(cmd *cobra.Command, arg string) error {
 	if res.Revision != "" {
 		fmt.Fprintf(w, "Revision: %s\n", res.Revision)
 	}
+	if r := out.Receipt; r != nil {
+		fmt.Fprintf(w, "Receipt:  %s from cluster %s (%s/%s), %s at %s, signed by %s\n", r.Digest, r.Predicate.Cluster.Name,
+			r.Predicate.Release.Namespace, r.Predicate.Release.Name, r.Predicate.Health.Result, r.Predicate.ReadyAt.UTC().Format(time.RFC3339), r.Signer.Name)
+	}
 	return nil
+}
+
+// verifyOutput is verify's -o json: the verification, and the receipt
+// --require-receipt accepted.
+type verifyOutput struct {
+	*verify.Result
+	Receipt *verify.Receipt `json:"receipt,omitempty"`
 }
 
 // verifyExitCode is 1 when the artifact is not verified and 2 when it could
 // not be checked.
 func verifyExitCode(err error) int {
-	for _, reason := range []error{verify.ErrNoSignatures, verify.ErrUntrustedSigner, verify.ErrDigestMismatch, verify.ErrMalformed, verify.ErrThresholdNotMet, verify.ErrChainNotMet} {
+	for _, reason := range []error{verify.ErrNoSignatures, verify.ErrUntrustedSigner, verify.ErrDigestMismatch, verify.ErrMalformed, verify.ErrThresholdNotMet, verify.ErrChainNotMet, verify.ErrNoReceipt} {
 		if errors.Is(err, reason) {
 			return 1
 		}

@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
 	"airlock.dev/airlock/internal/localcluster"
 )
 
@@ -134,10 +131,9 @@ func stopCluster() {
 // WriteKubeconfig writes a kubeconfig file that connects to the API server
 // as its administrator, in namespace by default, for tests that run the CLI.
 func (e *Env) WriteKubeconfig(path, namespace string) error {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: e.Config.Host, CertificateAuthorityData: e.Config.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: e.Config.CertData, ClientKeyData: e.Config.KeyData, Token: e.Config.BearerToken}
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin", Namespace: namespace}
-	kc.CurrentContext = "envtest"
-	return clientcmd.WriteToFile(*kc, path)
+	kc, err := KubeConfig(e.Config, namespace)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, kc, 0o600)
 }

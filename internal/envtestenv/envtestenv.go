@@ -63,8 +63,8 @@ func Start(t testing.TB) *Env {
 	return e
 }
 
-// Stop stops the shared API server and the shared local cluster
-// (StartCluster), if they were started.
+// Stop stops the shared API server, the spoke (StartSpoke) and the shared
+// local cluster (StartCluster), if they were started.
 func Stop() {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
@@ -72,6 +72,7 @@ func Stop() {
 		_ = shared.env.env.Stop()
 		shared.env = nil
 	}
+	stopSpoke()
 	sharedCluster.mu.Lock()
 	defer sharedCluster.mu.Unlock()
 	stopCluster()

@@ -55,6 +55,25 @@ type Options struct {
 	// Observe sees every request before it is served (tests count requests
 	// by kind with it). nil means none.
 	Observe func(*http.Request)
+	// Notify are the endpoints that distribution sends its notification
+	// envelope to, for every manifest push and every delete (an airlock
+	// Receiver of type distribution). nil means none.
+	Notify []NotifyEndpoint
+}
+
+// NotifyEndpoint is one receiver of the registry's notifications.
+// Distribution queues the events in memory and sends them one by one, again
+// and again until the endpoint accepts each: a registry restart loses what
+// is queued.
+type NotifyEndpoint struct {
+	// URL receives a POST of the envelope
+	// (application/vnd.docker.distribution.events.v2+json).
+	URL string
+	// Headers are sent with every request, for example Authorization:
+	// Bearer TOKEN. nil means none.
+	Headers http.Header
+	// Timeout bounds each request. 0 means 5s.
+	Timeout time.Duration
 }
 
 // NewHandler returns the registry as an http.Handler, with HealthPath
@@ -77,6 +96,23 @@ func NewHandler(ctx context.Context, opts Options) (http.Handler, error) {
 	cfg.Storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}}
 	if opts.HtpasswdFile != "" {
 		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "airlock", "path": opts.HtpasswdFile}}
+	}
+	for i, n := range opts.Notify {
+		timeout := n.Timeout
+		if timeout <= 0 {
+			timeout = 5 * time.Second
+		}
+		cfg.Notifications.Endpoints = append(cfg.Notifications.Endpoints, configuration.Endpoint{
+			Name:      fmt.Sprintf("notify-%d", i),
+			URL:       n.URL,
+			Headers:   n.Headers,
+			Timeout:   timeout,
+			Threshold: 3,
+			Backoff:   time.Second,
+			// Pulls and mounts change nothing a Release resolves; blob
+			// pushes come before the manifest push that names them.
+			Ignore: configuration.Ignore{Actions: []string{"pull", "mount"}, MediaTypes: []string{"application/octet-stream"}},
+		})
 	}
 	secret := make([]byte, 16)
 	if _, err := rand.Read(secret); err != nil {
@@ -139,8 +175,10 @@ type Server struct {
 	requests atomic.Int64
 	conns    atomic.Int64
 	failWith atomic.Int32
-	done     chan error
-	unlock   func()
+	// refuseWrites answers every write with 403 (RefuseWrites).
+	refuseWrites atomic.Bool
+	done         chan error
+	unlock       func()
 }
 
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves until Close.
@@ -216,6 +254,12 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 			http.Error(w, "injected failure", int(code))
 			return
 		}
+		if s.refuseWrites.Load() && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"errors":[{"code":"DENIED","message":"this registry is read-only"}]}`)
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 }
@@ -229,6 +273,11 @@ func (s *Server) Connections() int64 { return s.conns.Load() }
 // FailWith makes every request answer with the HTTP status code; 0 restores
 // normal service. Tests use it to simulate a broken registry.
 func (s *Server) FailWith(code int) { s.failWith.Store(int32(code)) }
+
+// RefuseWrites makes every request but GET and HEAD answer 403 DENIED, as
+// a read-only registry or credentials without push rights do; false
+// restores writes.
+func (s *Server) RefuseWrites(on bool) { s.refuseWrites.Store(on) }
 
 // Wait blocks until the server stops and returns why.
 func (s *Server) Wait() error { return <-s.done }
