@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"airlock.dev/airlock/api/v1alpha1"
+	"airlock.dev/airlock/build"
 )
 
 // FieldManager owns every field airlock applies.
@@ -59,69 +60,6 @@ func isImmutableFieldError(err error) bool {
 	return strings.Contains(st.Message, "field is immutable")
 }
 
-// Prepare sets each object's namespace (targetNamespace for namespaced
-// objects, else their own, else defaultNamespace), clears it on
-// cluster-scoped ones, and labels every object with its Release. CRDs in the
-// same set define the scope of their kinds before they are applied.
-func Prepare(objs []*unstructured.Unstructured, mapper meta.RESTMapper, targetNamespace, defaultNamespace string, owner types.NamespacedName) error {
-	crdScope := map[schema.GroupKind]bool{}
-	for _, o := range objs {
-		if isCRD(o) {
-			g, _, _ := unstructured.NestedString(o.Object, "spec", "group")
-			k, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
-			s, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
-			crdScope[schema.GroupKind{Group: g, Kind: k}] = s == "Namespaced"
-		}
-	}
-	seen := map[v1alpha1.ObjectRef]bool{}
-	var errs []error
-	for _, o := range objs {
-		gvk := o.GroupVersionKind()
-		if gvk.Kind == "" || gvk.Version == "" || o.GetName() == "" {
-			errs = append(errs, fmt.Errorf("object %q of kind %q has no apiVersion, kind or name", o.GetName(), gvk.Kind))
-			continue
-		}
-		namespaced, ok := crdScope[gvk.GroupKind()]
-		if !ok {
-			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-			if err != nil {
-				if meta.IsNoMatchError(err) {
-					errs = append(errs, fmt.Errorf("%s: the API server does not serve %s and no CRD in the artifact defines it: add the CRD to the artifact or install it first", objectName(o), gvk))
-				} else {
-					errs = append(errs, fmt.Errorf("%s: map kind %s: %w", objectName(o), gvk, err))
-				}
-				continue
-			}
-			namespaced = m.Scope.Name() == meta.RESTScopeNameNamespace
-		}
-		switch {
-		case !namespaced:
-			o.SetNamespace("")
-		case targetNamespace != "":
-			o.SetNamespace(targetNamespace)
-		case o.GetNamespace() == "":
-			o.SetNamespace(defaultNamespace)
-		}
-		labels := o.GetLabels()
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		labels[v1alpha1.NameLabel] = owner.Name
-		labels[v1alpha1.NamespaceLabel] = owner.Namespace
-		o.SetLabels(labels)
-		id := refOf(o)
-		if seen[id] {
-			errs = append(errs, fmt.Errorf("%s appears twice in the artifact", objectName(o)))
-		}
-		seen[id] = true
-	}
-	return errors.Join(errs...)
-}
-
-func isCRD(o *unstructured.Unstructured) bool {
-	return o.GetKind() == "CustomResourceDefinition" && o.GroupVersionKind().Group == "apiextensions.k8s.io"
-}
-
 func isNamespace(o *unstructured.Unstructured) bool {
 	return o.GetKind() == "Namespace" && o.GroupVersionKind().Group == ""
 }
@@ -131,7 +69,7 @@ func isNamespace(o *unstructured.Unstructured) bool {
 // the given order.
 func stages(objs []*unstructured.Unstructured) (first, rest []*unstructured.Unstructured) {
 	for _, o := range objs {
-		if isCRD(o) || isNamespace(o) {
+		if build.IsCRD(o) || isNamespace(o) {
 			first = append(first, o)
 		} else {
 			rest = append(rest, o)

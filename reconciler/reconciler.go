@@ -937,7 +937,7 @@ func (r *Reconciler) render(ctx context.Context, rel *v1alpha1.Release, a *Appli
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := Prepare(objs, a.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
+	if err := build.Prepare(objs, a.Mapper, rel.Spec.TargetNamespace, rel.Namespace, ctrl.ObjectKeyFromObject(rel)); err != nil {
 		return nil, nil, &build.Error{Digest: digest, Path: rel.Spec.Path, Err: err}
 	}
 	return objs, info, nil

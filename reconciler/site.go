@@ -10,8 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	ktypes "sigs.k8s.io/kustomize/api/types"
-	"sigs.k8s.io/kustomize/kyaml/resid"
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/build"
@@ -36,17 +34,7 @@ func (s siteInput) valuesHash() string {
 
 // SubstituteFromError is a ConfigMap or Secret of spec.postBuild.substituteFrom
 // that cannot be read. It never carries a value.
-type SubstituteFromError struct {
-	Kind   string
-	Object types.NamespacedName
-	Err    error
-}
-
-func (e *SubstituteFromError) Error() string {
-	return fmt.Sprintf("%s %s (spec.postBuild.substituteFrom): %v", e.Kind, e.Object, e.Err)
-}
-
-func (e *SubstituteFromError) Unwrap() error { return e.Err }
+type SubstituteFromError = build.SubstituteFromError
 
 // siteFor reads the Release's substitution values and overlay. The
 // ConfigMaps and Secrets of substituteFrom are read as the Release's
@@ -54,15 +42,18 @@ func (e *SubstituteFromError) Unwrap() error { return e.Err }
 // ServiceAccount may not read.
 func (r *Reconciler) siteFor(ctx context.Context, rel *v1alpha1.Release) (siteInput, error) {
 	in := siteInput{build: r.Build}
-	site := siteOf(rel)
-	var sub *build.Substitution
-	if pb := rel.Spec.PostBuild; pb != nil {
-		vars, err := r.substitutionValues(ctx, rel, pb)
-		if err != nil {
-			return in, err
-		}
-		sub = &build.Substitution{Vars: vars, Strict: pb.Strict}
+	read, err := r.valueReader(ctx, rel)
+	if err != nil {
+		return in, err
 	}
+	opts, err := build.ReleaseOptions(ctx, rel, r.Build, read)
+	if fe := (*build.FieldError)(nil); errors.As(err, &fe) {
+		return in, &SpecError{Field: fe.Field, Err: fe.Err}
+	}
+	if err != nil {
+		return in, err
+	}
+	site, sub := opts.Site, opts.Substitute
 	chart, err := r.chartFor(ctx, rel)
 	if err != nil {
 		return in, err
@@ -88,68 +79,26 @@ func (r *Reconciler) siteFor(ctx context.Context, rel *v1alpha1.Release) (siteIn
 	return in, nil
 }
 
-// substitutionValues merges substituteFrom in order, then substitute, as
-// Flux does: a later source wins.
-func (r *Reconciler) substitutionValues(ctx context.Context, rel *v1alpha1.Release, pb *v1alpha1.PostBuild) (map[string]string, error) {
-	vars := map[string]string{}
-	if len(pb.SubstituteFrom) > 0 {
-		// Read here, as the Release's identity, also when it applies to a
-		// remote cluster: the values belong to the Release's namespace.
-		c, err := r.localClient(ctx, rel)
-		if err != nil {
-			return nil, err
+// valueReader reads the ConfigMaps and Secrets of substituteFrom (nil
+// when the Release reads none). They are read here, as the Release's
+// identity, also when it applies to a remote cluster: the values belong to
+// the Release's namespace.
+func (r *Reconciler) valueReader(ctx context.Context, rel *v1alpha1.Release) (build.ValueReader, error) {
+	if rel.Spec.PostBuild == nil || len(rel.Spec.PostBuild.SubstituteFrom) == 0 {
+		return nil, nil
+	}
+	c, err := r.localClient(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, kind string, key types.NamespacedName) (map[string]string, error) {
+		data, err := readKeyed(ctx, c, kind, key)
+		vars := make(map[string]string, len(data))
+		for k, v := range data {
+			vars[k] = string(v)
 		}
-		for _, ref := range pb.SubstituteFrom {
-			key := types.NamespacedName{Namespace: rel.Namespace, Name: ref.Name}
-			data, err := readKeyed(ctx, c, ref.Kind, key)
-			switch {
-			case apierrors.IsNotFound(err) && ref.Optional:
-				continue
-			case apierrors.IsNotFound(err):
-				return nil, &SubstituteFromError{Kind: ref.Kind, Object: key, Err: fmt.Errorf("not found: create it, or mark it optional")}
-			case err != nil:
-				return nil, &SubstituteFromError{Kind: ref.Kind, Object: key, Err: err}
-			}
-			for k, v := range data {
-				vars[k] = string(v)
-			}
-		}
-	}
-	for k, v := range pb.Substitute {
-		vars[k] = v
-	}
-	return vars, nil
-}
-
-// siteOf is the Release's overlay in kustomize's types.
-func siteOf(rel *v1alpha1.Release) *build.Site {
-	s := &build.Site{
-		Components: rel.Spec.Components,
-		NamePrefix: rel.Spec.NamePrefix,
-		NameSuffix: rel.Spec.NameSuffix,
-	}
-	for _, p := range rel.Spec.Patches {
-		kp := ktypes.Patch{Patch: p.Patch}
-		if t := p.Target; t != nil {
-			kp.Target = &ktypes.Selector{
-				ResId: resid.ResId{
-					Gvk:       resid.Gvk{Group: t.Group, Version: t.Version, Kind: t.Kind},
-					Name:      t.Name,
-					Namespace: t.Namespace,
-				},
-				AnnotationSelector: t.AnnotationSelector,
-				LabelSelector:      t.LabelSelector,
-			}
-		}
-		s.Patches = append(s.Patches, kp)
-	}
-	for _, i := range rel.Spec.Images {
-		s.Images = append(s.Images, ktypes.Image{Name: i.Name, NewName: i.NewName, NewTag: i.NewTag, Digest: i.Digest})
-	}
-	if m := rel.Spec.CommonMetadata; m != nil {
-		s.Labels, s.Annotations = m.Labels, m.Annotations
-	}
-	return s
+		return vars, err
+	}, nil
 }
 
 // recordSite writes what the site layered on top of the applied digest to

@@ -68,7 +68,7 @@ func TestSitesExample(t *testing.T) {
 				}
 				return keys
 			}
-			opts := build.Options{Site: siteOf(&rel), Substitute: &build.Substitution{Vars: vars, Strict: rel.Spec.PostBuild.Strict}}
+			opts := build.Options{Site: build.ReleaseSite(&rel), Substitute: &build.Substitution{Vars: vars, Strict: rel.Spec.PostBuild.Strict}}
 			other := map[string]string{"staging": "production", "production": "staging"}[site]
 			opts.Decrypt = keysOf(other)
 			_, err = build.Build(context.Background(), "../examples/sites/app", rel.Spec.Path, "sha256:example", opts)

@@ -82,7 +82,7 @@ func TestPrepare(t *testing.T) {
 		{"duplicate", []*unstructured.Unstructured{obj("v1", "ConfigMap", "", "a"), obj("v1", "ConfigMap", "team", "a")}, "", nil, "appears twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Prepare(tc.objs, mapper, tc.target, "team", owner)
+			err := build.Prepare(tc.objs, mapper, tc.target, "team", owner)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)

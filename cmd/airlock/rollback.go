@@ -3,29 +3,15 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"reflect"
 	"strings"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/restmapper"
 
 	"airlock.dev/airlock/api/v1alpha1"
-	"airlock.dev/airlock/artifact"
-	"airlock.dev/airlock/build"
 )
 
 func newRollbackReleaseCmd() *cobra.Command {
@@ -78,7 +64,7 @@ unless --yes. Without --to, --revision or --steps it goes one digest back.`,
 			if err != nil {
 				return err
 			}
-			p, err := previewRollback(ctx, c, r, target.Digest, remote.options(), ctrlNS)
+			p, err := previewDigest(ctx, c, r, "", target.Digest, remote.options(), ctrlNS, "roll back to")
 			if err != nil {
 				return err
 			}
@@ -153,160 +139,14 @@ func rollbackTarget(r *v1alpha1.Release, to, revision string, steps int) (v1alph
 		key, what, v1alpha1.HistoryLimit, r.Name, r.Namespace)
 }
 
-// rollbackPreview is what re-applying a digest changes, object by object.
-type rollbackPreview struct {
-	Added, Changed, Unchanged, Removed []string
-	// PruneDisabled is set when spec.prune is false: nothing is removed.
-	PruneDisabled bool
-	// Verified names, for each trust requirement, the keys that signed the
-	// digest. Empty when the Release has no trust (unsigned).
-	Verified []string
-}
-
-// previewRollback verifies digest under the Release's trust (refusing it
-// when it does not verify), pulls it by digest through the client that
-// verified it, builds it as the controller does and compares it with the
-// cluster: a server-side dry-run apply of each object against the live
-// one, and the Release's status.inventory for what would be pruned.
-// Nothing is written.
-func previewRollback(ctx context.Context, c *kubeClient, r *v1alpha1.Release, digest string, remote artifact.RemoteOptions, controllerNS string) (*rollbackPreview, error) {
-	repo, err := artifact.ParseRepository(r.Spec.URL)
-	if err != nil {
-		return nil, fmt.Errorf("Release %s/%s spec.url: %w", r.Namespace, r.Name, err)
-	}
-	ref := repo.WithDigest(digest)
-	remote.PlainHTTPInsecure = remote.PlainHTTPInsecure || r.Spec.Insecure
-	reqs, err := releaseTrust(ctx, c, r, controllerNS)
-	if err != nil {
-		return nil, fmt.Errorf("refusing to roll back Release %s/%s to %s: %w", r.Namespace, r.Name, digest, err)
-	}
-	rc, err := artifact.NewClient(remote.For(ref))
-	if err != nil {
-		return nil, err
-	}
-	verified, manifest, err := verifyRollbackTarget(ctx, rc, ref, reqs)
-	if err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp("", "airlock-rollback-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	dir := filepath.Join(tmp, "artifact")
-	if _, err := rc.Pull(ctx, ref, dir, artifact.PullOptions{Manifest: manifest}); err != nil {
-		return nil, fmt.Errorf("preview the rollback: %w", err)
-	}
-	var opts build.Options
-	if r.Spec.Chart != nil {
-		if opts.Chart, err = previewChart(ctx, c, r); err != nil {
-			return nil, fmt.Errorf("preview the rollback: %w", err)
-		}
-	}
-	objs, _, err := build.Render(ctx, dir, r.Spec.Path, digest, opts)
-	if err != nil {
-		return nil, fmt.Errorf("preview the rollback: %w", err)
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(c.cfg)
-	if err != nil {
-		return nil, err
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	p := &rollbackPreview{PruneDisabled: !r.PruneEnabled(), Verified: verified}
-	keep := map[v1alpha1.ObjectRef]bool{}
-	var errs []error
-	for _, o := range objs {
-		gvk := o.GroupVersionKind()
-		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: map kind: %w", gvk.Kind, o.GetName(), err))
-			continue
-		}
-		res := c.dyn.Resource(m.Resource)
-		var ri = res.Namespace("")
-		if m.Scope.Name() == meta.RESTScopeNameNamespace {
-			switch {
-			case r.Spec.TargetNamespace != "":
-				o.SetNamespace(r.Spec.TargetNamespace)
-			case o.GetNamespace() == "":
-				o.SetNamespace(r.Namespace)
-			}
-			ri = res.Namespace(o.GetNamespace())
-		} else {
-			o.SetNamespace("")
-		}
-		labels := o.GetLabels()
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		labels[v1alpha1.NameLabel], labels[v1alpha1.NamespaceLabel] = r.Name, r.Namespace
-		o.SetLabels(labels)
-		id := v1alpha1.ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName()}
-		keep[id] = true
-		name := objectRefName(id)
-		live, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("read %s: %w", name, err))
-			continue
-		}
-		dry, derr := ri.Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: "airlock", Force: true, DryRun: []string{metav1.DryRunAll}})
-		if derr != nil {
-			errs = append(errs, fmt.Errorf("dry-run apply %s: %w", name, derr))
-			continue
-		}
-		switch {
-		case err != nil:
-			p.Added = append(p.Added, name)
-		case !reflect.DeepEqual(withoutWriteFields(live), withoutWriteFields(dry)):
-			p.Changed = append(p.Changed, name)
-		default:
-			p.Unchanged = append(p.Unchanged, name)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("preview the rollback to %s: %w", ref, err)
-	}
-	for _, o := range r.Status.Inventory {
-		if !keep[o] {
-			p.Removed = append(p.Removed, objectRefName(o))
-		}
-	}
-	return p, nil
-}
-
-// withoutWriteFields is an object without the fields every write changes.
-func withoutWriteFields(u *unstructured.Unstructured) map[string]any {
-	o := u.DeepCopy()
-	unstructured.RemoveNestedField(o.Object, "metadata", "managedFields")
-	unstructured.RemoveNestedField(o.Object, "metadata", "resourceVersion")
-	unstructured.RemoveNestedField(o.Object, "metadata", "generation")
-	return o.Object
-}
-
-func objectRefName(o v1alpha1.ObjectRef) string {
-	if o.Namespace != "" {
-		return o.Kind + " " + o.Namespace + "/" + o.Name
-	}
-	return o.Kind + " " + o.Name
-}
-
-func printPreview(w io.Writer, r *v1alpha1.Release, target v1alpha1.HistoryEntry, p *rollbackPreview) {
+func printPreview(w io.Writer, r *v1alpha1.Release, target v1alpha1.HistoryEntry, p *digestPreview) {
 	fmt.Fprintf(w, "Rollback of Release %s/%s\n", r.Namespace, r.Name)
 	fmt.Fprintf(w, "  from: %s%s\n", noneIfEmpty(r.Status.LastAppliedDigest), revisionNote(r.Status.LastAppliedRevision))
 	fmt.Fprintf(w, "  to:   %s%s, applied %s ago, health %s\n", target.Digest, revisionNote(target.Revision), age(target.AppliedAt), noneIfEmpty(target.Health))
-	if len(p.Verified) > 0 {
-		fmt.Fprintf(w, "Verified: %s signed by %s\n", target.Digest, strings.Join(p.Verified, "; "))
-	} else {
-		fmt.Fprintln(w, "Verified: no: the Release has no spec.verify and no ClusterTrustPolicy covers it; the controller applies it only if it runs with --allow-unsigned")
-	}
-	list := func(title string, names []string) {
-		fmt.Fprintf(w, "%s (%d):\n", title, len(names))
-		for _, n := range names {
-			fmt.Fprintf(w, "  %s\n", n)
-		}
-	}
+	printVerified(w, target.Digest, p.Signers)
+	list := func(title string, names []string) { printObjects(w, title, names) }
 	list("Added", p.Added)
-	list("Changed", p.Changed)
+	list("Changed", p.changedNames())
 	if p.PruneDisabled {
 		list("Left in place (spec.prune is false)", p.Removed)
 	} else {
@@ -380,45 +220,4 @@ func unpinRelease(ctx context.Context, out io.Writer, c *kubeClient, r *v1alpha1
 	}
 	fmt.Fprintf(out, "Release %s is un-pinned: spec.ref is %s again\n", key, describeRef(prev))
 	return nil
-}
-
-// previewChart is how the controller renders r's Helm chart, with the
-// values files of spec.chart.valuesFrom read as the user of the CLI.
-func previewChart(ctx context.Context, c *kubeClient, r *v1alpha1.Release) (*build.Chart, error) {
-	var files [][]byte
-	var names []string
-	for _, ref := range r.Spec.Chart.ValuesFrom {
-		key := ref.ValuesKey
-		if key == "" {
-			key = "values.yaml"
-		}
-		resource := map[string]string{"ConfigMap": "configmaps", "Secret": "secrets"}[ref.Kind]
-		if resource == "" {
-			return nil, fmt.Errorf("spec.chart.valuesFrom: kind %q is neither ConfigMap nor Secret", ref.Kind)
-		}
-		where := fmt.Sprintf("%s %s/%s key %s", ref.Kind, r.Namespace, ref.Name, key)
-		u, err := c.dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: resource}).Namespace(r.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) && ref.Optional {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s (spec.chart.valuesFrom): %w", where, err)
-		}
-		v, ok, _ := unstructured.NestedString(u.Object, "data", key)
-		if !ok {
-			if ref.Optional {
-				continue
-			}
-			return nil, fmt.Errorf("%s (spec.chart.valuesFrom): no such key", where)
-		}
-		b := []byte(v)
-		if ref.Kind == "Secret" {
-			if b, err = base64.StdEncoding.DecodeString(v); err != nil {
-				return nil, fmt.Errorf("%s (spec.chart.valuesFrom): not base64", where)
-			}
-		}
-		files = append(files, b)
-		names = append(names, where)
-	}
-	return build.ChartFor(r, files, names)
 }

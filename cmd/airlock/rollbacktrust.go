@@ -43,7 +43,7 @@ func releaseTrust(ctx context.Context, c *kubeClient, r *v1alpha1.Release, contr
 	var reqs []trustRequirement
 	list, err := c.dyn.Resource(clusterTrustPoliciesResource).List(ctx, metav1.ListOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("list ClusterTrustPolicies: %w: the rollback is verified under the same trust as the controller's; ask for read access to clustertrustpolicies.delivery.airlock.dev", err)
+		return nil, fmt.Errorf("list ClusterTrustPolicies: %w: a rollback or diff verifies its digest under the same trust as the controller's; ask for read access to clustertrustpolicies.delivery.airlock.dev", err)
 	}
 	var names []string
 	if list != nil {
@@ -91,7 +91,7 @@ func releaseTrust(ctx context.Context, c *kubeClient, r *v1alpha1.Release, contr
 func secretKeys(ctx context.Context, c *kubeClient, ns, name, field, hint string) ([]verify.PublicKey, error) {
 	u, err := c.dyn.Resource(secretsResource).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		msg := fmt.Sprintf("read the trusted keys of %s, Secret %s/%s: %v: the rollback is verified under the same keys as the controller's", field, ns, name, err)
+		msg := fmt.Sprintf("read the trusted keys of %s, Secret %s/%s: %v: a rollback or diff verifies its digest under the same keys as the controller's", field, ns, name, err)
 		if hint != "" {
 			msg += "; " + hint
 		}
@@ -111,28 +111,50 @@ func secretKeys(ctx context.Context, c *kubeClient, ns, name, field, hint string
 	return keys, nil
 }
 
-// verifyRollbackTarget checks ref against every requirement, through
-// client rc, and returns the signers' names by requirement and the artifact
-// manifest that verification read (to pull exactly it). The first
-// requirement that is not met refuses the digest.
-func verifyRollbackTarget(ctx context.Context, rc *artifact.Client, ref artifact.Reference, reqs []trustRequirement) ([]string, []byte, error) {
+// foundSigner is a key that signed a digest, and the trust requirement
+// (spec.verify or a ClusterTrustPolicy) it met.
+type foundSigner struct {
+	Name        string `json:"name"`
+	Fingerprint string `json:"fingerprint"`
+	For         string `json:"for"`
+}
+
+// signersText is "name (fingerprint), … for requirement; …".
+func signersText(signers []foundSigner) string {
 	var met []string
+	for i := 0; i < len(signers); {
+		j := i
+		var names []string
+		for ; j < len(signers) && signers[j].For == signers[i].For; j++ {
+			names = append(names, signers[j].Name+" ("+shortFingerprint(signers[j].Fingerprint)+")")
+		}
+		met = append(met, strings.Join(names, ", ")+" for "+signers[i].For)
+		i = j
+	}
+	return strings.Join(met, "; ")
+}
+
+// verifyCandidate checks ref against every requirement, through client
+// rc, and returns the signers by requirement and the artifact manifest
+// that verification read (to pull exactly it). The first requirement that
+// is not met refuses the digest; action names what is refused ("roll back
+// to").
+func verifyCandidate(ctx context.Context, rc *artifact.Client, ref artifact.Reference, reqs []trustRequirement, action string) ([]foundSigner, []byte, error) {
+	var found []foundSigner
 	var manifest []byte
 	for _, req := range reqs {
 		res, err := verify.VerifyWith(ctx, rc, ref, req.policy)
 		if err != nil {
-			return nil, nil, &exitError{code: verifyExitCode(err), err: fmt.Errorf("refusing to roll back to %s: it does not verify under %s, which the controller would check too: %w", ref.Digest, req.source, err)}
+			return nil, nil, &exitError{code: verifyExitCode(err), err: fmt.Errorf("refusing to %s %s: it does not verify under %s, which the controller would check too: %w", action, ref.Digest, req.source, err)}
 		}
 		if manifest == nil {
 			manifest = res.Manifest
 		}
-		var signers []string
 		for _, s := range res.Signers {
-			signers = append(signers, s.Name+" ("+shortFingerprint(s.Fingerprint)+")")
+			found = append(found, foundSigner{Name: s.Name, Fingerprint: s.Fingerprint, For: req.source})
 		}
-		met = append(met, strings.Join(signers, ", ")+" for "+req.source)
 	}
-	return met, manifest, nil
+	return found, manifest, nil
 }
 
 func shortFingerprint(f string) string {

@@ -22,8 +22,9 @@ func newRootCmd() *cobra.Command {
 	tag.AddCommand(newTagArtifactCmd())
 	list := &cobra.Command{Use: "list", Short: "List artifacts"}
 	list.AddCommand(newListArtifactsCmd())
-	diff := &cobra.Command{Use: "diff", Short: "Compare artifacts with local files"}
+	diff := &cobra.Command{Use: "diff", Short: "Compare artifacts with local files, or a Release with a candidate digest"}
 	diff.AddCommand(newDiffArtifactCmd())
+	diff.AddCommand(newDiffReleaseCmd())
 	reg := &cobra.Command{Use: "registry", Short: "Run an embedded OCI registry"}
 	reg.AddCommand(newRegistryServeCmd(), newRegistryGCCmd())
 
