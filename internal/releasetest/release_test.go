@@ -55,7 +55,8 @@ func TestRelease(t *testing.T) {
 	}
 
 	bin := "airlock_" + runtime.GOOS + "_" + runtime.GOARCH
-	files := []string{bin, bin + ".cdx.json", "airlock-controller_v0.0.0-test.oci.tar", "SHA256SUMS"}
+	controllerBOM := "airlock-controller_linux_" + runtime.GOARCH + ".cdx.json"
+	files := []string{bin, bin + ".cdx.json", "airlock-controller_v0.0.0-test.oci.tar", controllerBOM, "SHA256SUMS"}
 	key, err := verify.LoadPublicKey("release", pub)
 	if err != nil {
 		t.Fatal(err)
@@ -131,18 +132,20 @@ func TestRelease(t *testing.T) {
 			Name string `json:"name"`
 		} `json:"components"`
 	}
-	b, err := os.ReadFile(filepath.Join(dist, bin+".cdx.json"))
-	if err != nil || json.Unmarshal(b, &bom) != nil || bom.BOMFormat != "CycloneDX" {
-		t.Fatalf("SBOM: %v %.200s", err, b)
-	}
-	found := false
-	for _, c := range bom.Components {
-		if strings.Contains(c.Name, "sigstore/cosign") {
-			found = true
+	for file, want := range map[string]string{bin + ".cdx.json": "sigstore/cosign", controllerBOM: "sigs.k8s.io/controller-runtime"} {
+		b, err := os.ReadFile(filepath.Join(dist, file))
+		if err != nil || json.Unmarshal(b, &bom) != nil || bom.BOMFormat != "CycloneDX" {
+			t.Fatalf("SBOM %s: %v %.200s", file, err, b)
 		}
-	}
-	if !found {
-		t.Errorf("the SBOM's %d components do not list cosign", len(bom.Components))
+		found := false
+		for _, c := range bom.Components {
+			if strings.Contains(c.Name, want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("the SBOM %s's %d components do not list %s", file, len(bom.Components), want)
+		}
 	}
 
 	// The image is an OCI layout naming the controller at the version.
