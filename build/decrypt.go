@@ -106,6 +106,36 @@ func (d *Decryption) AddKey(name string, b []byte) error {
 	return d.AddAge(name, b)
 }
 
+// DecryptionKeys reads the keys of a spec.decryption Secret's data (source
+// names it in messages): every entry named *.agekey (age identities) or
+// *.asc (unprotected armored PGP private keys), in the order of their
+// names. Other entries are ignored; none of either kind is an error. The
+// controller and the CLI's previews read a Release's keys through it.
+func DecryptionKeys(source string, data map[string][]byte) (*Decryption, error) {
+	keys := &Decryption{Source: source}
+	names := make([]string, 0, len(data))
+	for n := range data {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		var err error
+		switch {
+		case strings.HasSuffix(n, ".agekey"):
+			err = keys.AddAge(n, data[n])
+		case strings.HasSuffix(n, ".asc"):
+			err = keys.AddPGP(n, data[n])
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if keys.Len() == 0 {
+		return nil, fmt.Errorf("no key: it needs entries named *.agekey (age) or *.asc (PGP)")
+	}
+	return keys, nil
+}
+
 // Len is the number of keys held.
 func (d *Decryption) Len() int {
 	if d == nil {

@@ -191,26 +191,9 @@ func (r *Reconciler) decryptionKeys(ctx context.Context, rel *v1alpha1.Release, 
 	case err != nil:
 		return nil, &DecryptionKeysError{Object: key, Err: err}
 	}
-	keys := &build.Decryption{Source: fmt.Sprintf("Secret %s (spec.decryption.secretRef)", key)}
-	names := make([]string, 0, len(s.Data))
-	for n := range s.Data {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		var err error
-		switch {
-		case strings.HasSuffix(n, ".agekey"):
-			err = keys.AddAge(n, s.Data[n])
-		case strings.HasSuffix(n, ".asc"):
-			err = keys.AddPGP(n, s.Data[n])
-		}
-		if err != nil {
-			return nil, &DecryptionKeysError{Object: key, Err: err}
-		}
-	}
-	if keys.Len() == 0 {
-		return nil, &DecryptionKeysError{Object: key, Err: fmt.Errorf("no key: it needs entries named *.agekey (age) or *.asc (PGP)")}
+	keys, err := build.DecryptionKeys(fmt.Sprintf("Secret %s (spec.decryption.secretRef)", key), s.Data)
+	if err != nil {
+		return nil, &DecryptionKeysError{Object: key, Err: err}
 	}
 	return keys, nil
 }

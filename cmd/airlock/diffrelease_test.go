@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/envtestenv"
+	"airlock.dev/airlock/internal/sopstest"
 	"airlock.dev/airlock/verify"
 )
 
@@ -145,5 +147,75 @@ spec:
 	out, stderr, code = airlock(t, append(base, "--ref", "v3")...)
 	if code != 2 || strings.Contains(out, "Added") || !strings.Contains(stderr, unsigned) || !strings.Contains(stderr, "no signatures") {
 		t.Errorf("diff against the unsigned %s exited %d: %s%s\nwant 2, refused naming the digest and why", unsigned, code, out, stderr)
+	}
+}
+
+// `airlock diff release` builds a candidate with the Release's
+// spec.decryption keys, read as the user, as the controller does: the
+// applied SOPS-encrypted v1 is unchanged (exit 0), and v2's new password
+// is a masked change (exit 1) that never shows either value. Without the
+// keys the build refuses the encrypted file and the diff exits 2.
+func TestDiffReleaseDecrypts(t *testing.T) {
+	env := envtestenv.Start(t)
+	ctx := context.Background()
+	ns, kubeconfig, url, key := signedRepo(t, env, "ci")
+	identity, recipient, err := sopstest.AgeKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const oldSecret, newSecret = "sops-old-value-1", "sops-new-value-2"
+	encrypted := func(password string) string {
+		b, err := sopstest.Encrypt([]byte("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: "+password+"\n"),
+			sopstest.YAML, sopstest.Recipients{Age: []string{recipient}}, "^(data|stringData)$")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	pushSigned := func(tag string, files map[string]string) string {
+		d := pushDir(t, url+":"+tag, tag, files)
+		if _, err := verify.Sign(ctx, mustParse(t, url+"@"+d), key, nil, artifact.RemoteOptions{PlainHTTPInsecure: true}); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	v1 := pushSigned("v1", map[string]string{"db.yaml": encrypted(oldSecret)})
+	pushSigned("v2", map[string]string{"db.yaml": encrypted(newSecret)})
+	if err := env.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sops-keys", Namespace: ns}, Data: map[string][]byte{"site.agekey": []byte(identity)}}); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, env, ns)
+	wait := false
+	rel := &v1alpha1.Release{
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
+		Spec: v1alpha1.ReleaseSpec{
+			URL: url, Ref: v1alpha1.ArtifactRef{Tag: "v1"}, Insecure: true, Wait: &wait,
+			Interval:   metav1.Duration{Duration: time.Hour},
+			Verify:     &v1alpha1.VerifySpec{KeysSecretRef: v1alpha1.LocalObjectReference{Name: "cosign-keys"}},
+			Decryption: &v1alpha1.Decryption{Provider: v1alpha1.DecryptionProviderSOPS, SecretRef: v1alpha1.LocalObjectReference{Name: "sops-keys"}},
+		},
+	}
+	if err := env.Client.Create(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, env, rel, v1)
+	base := []string{"diff", "release", "app", "-n", ns, "--kubeconfig", kubeconfig, "--controller-namespace", ns}
+	for _, c := range []struct {
+		ref  string
+		code int
+		want string
+	}{
+		{"@" + v1, 0, "Unchanged: 1 objects"},
+		{"v2", 1, "*** (new value)"},
+	} {
+		out, stderr, code := airlock(t, append(base, "--ref", c.ref)...)
+		if code != c.code || !strings.Contains(out, c.want) {
+			t.Errorf("diff against %s exited %d, want %d and %q: %s%s", c.ref, code, c.code, c.want, out, stderr)
+		}
+		for _, s := range []string{oldSecret, newSecret, identity} {
+			if strings.Contains(out+stderr, s) || strings.Contains(out+stderr, base64.StdEncoding.EncodeToString([]byte(s))) {
+				t.Errorf("diff against %s shows a secret %q:\n%s%s", c.ref, s, out, stderr)
+			}
+		}
 	}
 }

@@ -102,6 +102,11 @@ func previewDigest(ctx context.Context, c *kubeClient, r *v1alpha1.Release, tag,
 	if err != nil {
 		return nil, fmt.Errorf("Release %s: %w", key, err)
 	}
+	if d := r.Spec.Decryption; d != nil {
+		if opts.Decrypt, err = previewDecryption(ctx, c, r, d); err != nil {
+			return nil, fmt.Errorf("Release %s: %w", key, err)
+		}
+	}
 	if r.Spec.Chart != nil {
 		if opts.Chart, err = previewChart(ctx, c, r); err != nil {
 			return nil, fmt.Errorf("preview %s: %w", ref.Digest, err)
@@ -217,6 +222,28 @@ func objectRefName(o v1alpha1.ObjectRef) string {
 		return o.Kind + " " + o.Namespace + "/" + o.Name
 	}
 	return o.Kind + " " + o.Name
+}
+
+// previewDecryption reads the keys of r's spec.decryption Secret as the
+// user of the CLI, as the controller reads them as the Release's identity.
+func previewDecryption(ctx context.Context, c *kubeClient, r *v1alpha1.Release, d *v1alpha1.Decryption) (*build.Decryption, error) {
+	if d.Provider != v1alpha1.DecryptionProviderSOPS {
+		return nil, fmt.Errorf("spec.decryption.provider %q is not supported: use %q", d.Provider, v1alpha1.DecryptionProviderSOPS)
+	}
+	key := types.NamespacedName{Namespace: r.Namespace, Name: d.SecretRef.Name}
+	data, err := substituteFromReader(c)(ctx, "Secret", key)
+	if err != nil {
+		return nil, fmt.Errorf("Secret %s (spec.decryption.secretRef): %w", key, err)
+	}
+	raw := make(map[string][]byte, len(data))
+	for k, v := range data {
+		raw[k] = []byte(v)
+	}
+	keys, err := build.DecryptionKeys(fmt.Sprintf("Secret %s (spec.decryption.secretRef)", key), raw)
+	if err != nil {
+		return nil, fmt.Errorf("Secret %s (spec.decryption.secretRef): %w", key, err)
+	}
+	return keys, nil
 }
 
 // previewChart is how the controller renders r's Helm chart, with the
