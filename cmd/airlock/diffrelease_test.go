@@ -11,7 +11,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
@@ -77,9 +79,7 @@ spec:
 			PostBuild: &v1alpha1.PostBuild{Substitute: map[string]string{"GREETING": "hello"}},
 		},
 	}
-	if err := env.Client.Create(ctx, rel); err != nil {
-		t.Fatal(err)
-	}
+	createUntilCleanup(t, env, rel)
 	rel = waitReady(t, env, rel, v1)
 	base := []string{"diff", "release", "app", "-n", ns, "--kubeconfig", kubeconfig, "--controller-namespace", ns}
 	noSecret := func(what, out string) {
@@ -195,9 +195,7 @@ func TestDiffReleaseDecrypts(t *testing.T) {
 			Decryption: &v1alpha1.Decryption{Provider: v1alpha1.DecryptionProviderSOPS, SecretRef: v1alpha1.LocalObjectReference{Name: "sops-keys"}},
 		},
 	}
-	if err := env.Client.Create(ctx, rel); err != nil {
-		t.Fatal(err)
-	}
+	createUntilCleanup(t, env, rel)
 	waitReady(t, env, rel, v1)
 	base := []string{"diff", "release", "app", "-n", ns, "--kubeconfig", kubeconfig, "--controller-namespace", ns}
 	for _, c := range []struct {
@@ -218,4 +216,29 @@ func TestDiffReleaseDecrypts(t *testing.T) {
 			}
 		}
 	}
+}
+
+// createUntilCleanup creates rel and, when the test ends, deletes it and
+// waits until it is gone, while the test's controller still runs to
+// remove its finalizer: the API server is shared by the package's tests,
+// and `get releases -A` in a later one must not list it.
+func createUntilCleanup(t *testing.T, env *envtestenv.Env, rel *v1alpha1.Release) {
+	t.Helper()
+	ctx := context.Background()
+	if err := env.Client.Create(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: rel.Namespace, Name: rel.Name}
+	t.Cleanup(func() {
+		if err := env.Client.Delete(ctx, &v1alpha1.Release{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("delete Release %s: %v", key, err)
+			return
+		}
+		for deadline := time.Now().Add(clusterWait); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if err := env.Client.Get(ctx, key, &v1alpha1.Release{}); apierrors.IsNotFound(err) {
+				return
+			}
+		}
+		t.Errorf("Release %s is still there %s after its deletion", key, clusterWait)
+	})
 }
