@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"os"
 	"path"
 	"path/filepath"
@@ -606,6 +608,66 @@ func keyword(ve *jsonschema.ValidationError) string {
 		return "schema"
 	}
 	return strings.Join(kw, "/")
+}
+
+// ValuesFromError is a ConfigMap or Secret of spec.chart.valuesFrom that
+// cannot be read or parsed. It never carries a value.
+type ValuesFromError struct {
+	Kind   string
+	Object types.NamespacedName
+	Key    string
+	Err    error
+}
+
+func (e *ValuesFromError) Error() string {
+	return fmt.Sprintf("%s %s key %s (spec.chart.valuesFrom): %v", e.Kind, e.Object, e.Key, e.Err)
+}
+
+func (e *ValuesFromError) Unwrap() error { return e.Err }
+
+// ReleaseChart is how rel's spec.chart renders (ChartFor), with the values
+// files of its spec.chart.valuesFrom read through read, in order. A
+// missing object or key is skipped when the reference is optional. nil
+// when rel has no spec.chart. The controller and the CLI's previews both
+// render a Release's chart through it, each with its own reader.
+func ReleaseChart(ctx context.Context, rel *v1alpha1.Release, read ValueReader) (*Chart, error) {
+	spec := rel.Spec.Chart
+	if spec == nil {
+		return nil, nil
+	}
+	var files [][]byte
+	var names []string
+	for _, ref := range spec.ValuesFrom {
+		key := types.NamespacedName{Namespace: rel.Namespace, Name: ref.Name}
+		valuesKey := ref.ValuesKey
+		if valuesKey == "" {
+			valuesKey = "values.yaml"
+		}
+		data, err := read(ctx, ref.Kind, key)
+		if err != nil {
+			if apierrors.IsNotFound(err) && ref.Optional {
+				continue
+			}
+			if apierrors.IsNotFound(err) {
+				err = fmt.Errorf("not found: create it, or mark it optional")
+			}
+			return nil, &ValuesFromError{Kind: ref.Kind, Object: key, Key: valuesKey, Err: err}
+		}
+		v, ok := data[valuesKey]
+		if !ok {
+			if ref.Optional {
+				continue
+			}
+			return nil, &ValuesFromError{Kind: ref.Kind, Object: key, Key: valuesKey, Err: fmt.Errorf("no such key: add it, set valuesKey, or mark the reference optional")}
+		}
+		files = append(files, []byte(v))
+		names = append(names, fmt.Sprintf("%s %s key %s", ref.Kind, key, valuesKey))
+	}
+	c, err := ChartFor(rel, files, names)
+	if err != nil {
+		return nil, &ValuesFromError{Kind: "Release", Object: types.NamespacedName{Namespace: rel.Namespace, Name: rel.Name}, Key: "spec.chart", Err: err}
+	}
+	return c, nil
 }
 
 // ChartFor is how rel's spec.chart renders, given the values files of its

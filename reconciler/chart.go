@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -15,68 +14,26 @@ import (
 
 // ValuesFromError is a ConfigMap or Secret of spec.chart.valuesFrom that
 // cannot be read or parsed. It never carries a value.
-type ValuesFromError struct {
-	Kind   string
-	Object types.NamespacedName
-	Key    string
-	Err    error
-}
-
-func (e *ValuesFromError) Error() string {
-	return fmt.Sprintf("%s %s key %s (spec.chart.valuesFrom): %v", e.Kind, e.Object, e.Key, e.Err)
-}
-
-func (e *ValuesFromError) Unwrap() error { return e.Err }
+type ValuesFromError = build.ValuesFromError
 
 // chartFor is how rel's chart is rendered: its values read from
 // spec.chart.valuesFrom (as the Release's ServiceAccount, uncached) and
 // merged with spec.chart.values. nil when rel is not a chart.
 func (r *Reconciler) chartFor(ctx context.Context, rel *v1alpha1.Release) (*build.Chart, error) {
-	spec := rel.Spec.Chart
-	if spec == nil {
+	if rel.Spec.Chart == nil {
 		return nil, nil
 	}
-	var files [][]byte
-	var names []string
-	if len(spec.ValuesFrom) > 0 {
+	var read build.ValueReader
+	if len(rel.Spec.Chart.ValuesFrom) > 0 {
 		// Read on this cluster as the Release's identity, also when it
 		// applies to a remote cluster: the values belong to its namespace.
 		c, err := r.localClient(ctx, rel)
 		if err != nil {
 			return nil, err
 		}
-		for _, ref := range spec.ValuesFrom {
-			key := types.NamespacedName{Namespace: rel.Namespace, Name: ref.Name}
-			valuesKey := ref.ValuesKey
-			if valuesKey == "" {
-				valuesKey = "values.yaml"
-			}
-			data, err := readKeyed(ctx, c, ref.Kind, key)
-			if err != nil {
-				if apierrors.IsNotFound(err) && ref.Optional {
-					continue
-				}
-				if apierrors.IsNotFound(err) {
-					err = fmt.Errorf("not found: create it, or mark it optional")
-				}
-				return nil, &ValuesFromError{Kind: ref.Kind, Object: key, Key: valuesKey, Err: err}
-			}
-			v, ok := data[valuesKey]
-			if !ok {
-				if ref.Optional {
-					continue
-				}
-				return nil, &ValuesFromError{Kind: ref.Kind, Object: key, Key: valuesKey, Err: fmt.Errorf("no such key: add it, set valuesKey, or mark the reference optional")}
-			}
-			files = append(files, v)
-			names = append(names, fmt.Sprintf("%s %s key %s", ref.Kind, key, valuesKey))
-		}
+		read = keyedReader(c)
 	}
-	c, err := build.ChartFor(rel, files, names)
-	if err != nil {
-		return nil, &ValuesFromError{Kind: "Release", Object: ctrl.ObjectKeyFromObject(rel), Key: "spec.chart", Err: err}
-	}
-	return c, nil
+	return build.ReleaseChart(ctx, rel, read)
 }
 
 // readKeyed reads the data of a ConfigMap (not its binaryData) or a

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/build"
@@ -91,6 +92,12 @@ func (r *Reconciler) valueReader(ctx context.Context, rel *v1alpha1.Release) (bu
 	if err != nil {
 		return nil, err
 	}
+	return keyedReader(c), nil
+}
+
+// keyedReader reads ConfigMaps and Secrets through c (readKeyed), for the
+// build's readers of substituteFrom and chart valuesFrom.
+func keyedReader(c ctrl.Reader) build.ValueReader {
 	return func(ctx context.Context, kind string, key types.NamespacedName) (map[string]string, error) {
 		data, err := readKeyed(ctx, c, kind, key)
 		vars := make(map[string]string, len(data))
@@ -98,7 +105,7 @@ func (r *Reconciler) valueReader(ctx context.Context, rel *v1alpha1.Release) (bu
 			vars[k] = string(v)
 		}
 		return vars, err
-	}, nil
+	}
 }
 
 // recordSite writes what the site layered on top of the applied digest to

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -15,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -108,7 +106,7 @@ func previewDigest(ctx context.Context, c *kubeClient, r *v1alpha1.Release, tag,
 		}
 	}
 	if r.Spec.Chart != nil {
-		if opts.Chart, err = previewChart(ctx, c, r); err != nil {
+		if opts.Chart, err = build.ReleaseChart(ctx, r, substituteFromReader(c)); err != nil {
 			return nil, fmt.Errorf("preview %s: %w", ref.Digest, err)
 		}
 	}
@@ -244,45 +242,4 @@ func previewDecryption(ctx context.Context, c *kubeClient, r *v1alpha1.Release, 
 		return nil, fmt.Errorf("Secret %s (spec.decryption.secretRef): %w", key, err)
 	}
 	return keys, nil
-}
-
-// previewChart is how the controller renders r's Helm chart, with the
-// values files of spec.chart.valuesFrom read as the user of the CLI.
-func previewChart(ctx context.Context, c *kubeClient, r *v1alpha1.Release) (*build.Chart, error) {
-	var files [][]byte
-	var names []string
-	for _, ref := range r.Spec.Chart.ValuesFrom {
-		key := ref.ValuesKey
-		if key == "" {
-			key = "values.yaml"
-		}
-		resource := map[string]string{"ConfigMap": "configmaps", "Secret": "secrets"}[ref.Kind]
-		if resource == "" {
-			return nil, fmt.Errorf("spec.chart.valuesFrom: kind %q is neither ConfigMap nor Secret", ref.Kind)
-		}
-		where := fmt.Sprintf("%s %s/%s key %s", ref.Kind, r.Namespace, ref.Name, key)
-		u, err := c.dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: resource}).Namespace(r.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) && ref.Optional {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s (spec.chart.valuesFrom): %w", where, err)
-		}
-		v, ok, _ := unstructured.NestedString(u.Object, "data", key)
-		if !ok {
-			if ref.Optional {
-				continue
-			}
-			return nil, fmt.Errorf("%s (spec.chart.valuesFrom): no such key", where)
-		}
-		b := []byte(v)
-		if ref.Kind == "Secret" {
-			if b, err = base64.StdEncoding.DecodeString(v); err != nil {
-				return nil, fmt.Errorf("%s (spec.chart.valuesFrom): not base64", where)
-			}
-		}
-		files = append(files, b)
-		names = append(names, where)
-	}
-	return build.ChartFor(r, files, names)
 }
