@@ -3,7 +3,6 @@ package build
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,24 +10,14 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"time"
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
 	"github.com/ProtonMail/go-crypto/openpgp"
 	pgparmor "github.com/ProtonMail/go-crypto/openpgp/armor"
-	"github.com/getsops/sops/v3"
-	sopsaes "github.com/getsops/sops/v3/aes"
-	sopsage "github.com/getsops/sops/v3/age"
-	"github.com/getsops/sops/v3/config"
-	"github.com/getsops/sops/v3/keyservice"
-	"github.com/getsops/sops/v3/pgp"
-	"github.com/getsops/sops/v3/stores/dotenv"
-	"github.com/getsops/sops/v3/stores/ini"
-	sopsjson "github.com/getsops/sops/v3/stores/json"
-	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
-	"google.golang.org/grpc"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"airlock.dev/airlock/internal/sopsfile"
 )
 
 // Decryption holds the private keys that open SOPS-encrypted files of an
@@ -208,6 +197,13 @@ const (
 // decryptFiles decrypts in mem, in place, each file of files that is
 // SOPS-encrypted. Without keys, an encrypted file is an error naming it:
 // kustomize would otherwise build the ciphertext into objects.
+//
+// Files are read by internal/sopsfile, not by the sops library: sops's
+// packages link the SDK of every cloud KMS it supports (AWS, GCP, Azure,
+// HuaweiCloud, Vault), a third of the controller's binary and of its
+// memory, while a build opens data keys only with the age and PGP keys it
+// holds. sopsfile's tests encrypt with the sops library and check that it
+// decrypts what sops decrypts and refuses what sops refuses.
 func decryptFiles(ctx context.Context, mem filesys.FileSystem, files map[string]sopsKind, keys *Decryption, maxBytes int64) error {
 	names := make([]string, 0, len(files))
 	for p := range files {
@@ -225,9 +221,8 @@ func decryptFiles(ctx context.Context, mem filesys.FileSystem, files map[string]
 		if !mayBeSOPS(b) {
 			continue
 		}
-		store := storeFor(p, files[p])
-		tree, err := store.LoadEncryptedFile(b)
-		if errors.Is(err, sops.MetadataNotFound) {
+		file, err := sopsfile.Parse(b, formatFor(p, files[p]))
+		if errors.Is(err, sopsfile.ErrNoMetadata) {
 			continue
 		}
 		if err != nil {
@@ -237,10 +232,10 @@ func decryptFiles(ctx context.Context, mem filesys.FileSystem, files map[string]
 			return &DecryptError{File: rel(p), Held: keys.Recipients(), Err: errors.New("it has SOPS metadata but cannot be read as a SOPS file of its format")}
 		}
 		if keys.Len() == 0 {
-			return &hinted{&DecryptError{File: rel(p), EncryptedFor: masterKeys(tree.Metadata), Err: errors.New("it is SOPS-encrypted and the build has no decryption keys")},
+			return &hinted{&DecryptError{File: rel(p), EncryptedFor: masterKeys(file.Metadata), Err: errors.New("it is SOPS-encrypted and the build has no decryption keys")},
 				"give the build the private key: spec.decryption {provider: sops, secretRef} in the Release, or --decrypt-key for airlock build artifact"}
 		}
-		out, err := decryptTree(p, store, tree, keys)
+		out, err := decryptFile(p, file, keys)
 		if err != nil {
 			return &hinted{err, "add a private key for one of the recipients it was encrypted for to " + keys.source() + ", or encrypt the file again for this site's key (sops updatekeys)"}
 		}
@@ -262,74 +257,68 @@ func mayBeSOPS(b []byte) bool {
 	return bytes.Contains(b, []byte("sops")) && bytes.Contains(b, []byte("mac"))
 }
 
-func storeFor(p string, kind sopsKind) sops.Store {
+// formatFor is the format sops would read p in: kustomize's kind of file,
+// then the extension, as sops chooses its store.
+func formatFor(p string, kind sopsKind) sopsfile.Format {
 	switch kind {
 	case sopsResource:
-		return sopsyaml.NewStore(&config.YAMLStoreConfig{})
+		return sopsfile.YAML
 	case sopsEnv:
-		return dotenv.NewStore(&config.DotenvStoreConfig{})
+		return sopsfile.Dotenv
 	}
-	switch ext := path.Ext(p); ext {
+	switch path.Ext(p) {
 	case ".yaml", ".yml":
-		return sopsyaml.NewStore(&config.YAMLStoreConfig{})
+		return sopsfile.YAML
 	case ".json":
-		return sopsjson.NewStore(&config.JSONStoreConfig{})
+		return sopsfile.JSON
 	case ".env":
-		return dotenv.NewStore(&config.DotenvStoreConfig{})
+		return sopsfile.Dotenv
 	case ".ini":
-		return ini.NewStore(&config.INIStoreConfig{})
+		return sopsfile.INI
 	default:
-		return sopsjson.NewBinaryStore(&config.JSONBinaryStoreConfig{})
+		return sopsfile.Binary
 	}
 }
 
-// decryptTree recovers the data key with keys, decrypts tree and checks
-// its MAC, as sops decrypt does, and emits the plain file.
-func decryptTree(p string, store sops.Store, tree sops.Tree, keys *Decryption) ([]byte, error) {
+// decryptFile recovers the data key with keys, decrypts the file and
+// checks its MAC, as sops decrypt does, and emits the plain file.
+func decryptFile(p string, file *sopsfile.File, keys *Decryption) ([]byte, error) {
 	fail := func(err error) error {
-		return &DecryptError{File: rel(p), EncryptedFor: masterKeys(tree.Metadata), Held: keys.Recipients(), Err: err}
+		return &DecryptError{File: rel(p), EncryptedFor: masterKeys(file.Metadata), Held: keys.Recipients(), Err: err}
 	}
-	if tree.Metadata.MasterKeyCount() > maxKeys {
-		return nil, fail(fmt.Errorf("it lists %d master keys, over the limit of %d", tree.Metadata.MasterKeyCount(), maxKeys))
+	if n := file.Metadata.MasterKeyCount(); n > maxKeys {
+		return nil, fail(fmt.Errorf("it lists %d master keys, over the limit of %d", n, maxKeys))
 	}
-	dataKey, err := tree.Metadata.GetDataKeyWithKeyServices([]keyservice.KeyServiceClient{keyClient{keys}}, nil)
+	dataKey, err := file.DataKey(keys.open)
 	if err != nil {
 		return nil, fail(errors.New("none of the keys given opens it"))
 	}
-	cipher := sopsaes.NewCipher()
-	mac, err := tree.Decrypt(dataKey, cipher)
-	if err != nil {
-		return nil, fail(errors.New("a value does not decrypt with the file's data key: the file is damaged"))
-	}
-	stored, err := cipher.Decrypt(tree.Metadata.MessageAuthenticationCode, dataKey, tree.Metadata.LastModified.Format(time.RFC3339))
-	storedMAC, ok := stored.(string)
-	if err != nil || !ok {
+	out, err := file.Decrypt(dataKey)
+	switch {
+	case errors.Is(err, sopsfile.ErrMACDecrypt):
 		return nil, fail(errors.New("its MAC does not decrypt: the file is damaged"))
-	}
-	got, err1 := hex.DecodeString(mac)
-	want, err2 := hex.DecodeString(storedMAC)
-	if err1 != nil || err2 != nil || subtle.ConstantTimeCompare(got, want) != 1 {
+	case errors.Is(err, sopsfile.ErrMACMismatch):
 		return nil, fail(errors.New("its MAC does not match its content: it was changed after it was encrypted; encrypt it again with sops"))
-	}
-	out, err := store.EmitPlainFile(tree.Branches)
-	if err != nil {
+	case errors.Is(err, sopsfile.ErrEmit):
 		return nil, fail(errors.New("the decrypted content cannot be written in its format"))
+	case err != nil:
+		return nil, fail(errors.New("a value does not decrypt with the file's data key: the file is damaged"))
 	}
 	return out, nil
 }
 
 // masterKeys names the keys a file's data key was encrypted for.
-func masterKeys(m sops.Metadata) []string {
+func masterKeys(m sopsfile.Metadata) []string {
 	var out []string
 	for _, g := range m.KeyGroups {
 		for _, k := range g {
-			switch k := k.(type) {
-			case *sopsage.MasterKey:
-				out = append(out, k.Recipient)
-			case *pgp.MasterKey:
-				out = append(out, "pgp:"+strings.ToUpper(k.Fingerprint))
+			switch k.Type {
+			case "age":
+				out = append(out, k.ID)
+			case "pgp":
+				out = append(out, "pgp:"+strings.ToUpper(k.ID))
 			default:
-				out = append(out, k.TypeToIdentifier()+" (not supported here)")
+				out = append(out, k.Type+" (not supported here)")
 			}
 			if len(out) == maxKeys {
 				return out
@@ -339,39 +328,33 @@ func masterKeys(m sops.Metadata) []string {
 	return out
 }
 
-// keyClient is an in-process SOPS key service that only decrypts, with the
-// age identities and PGP keys of a Decryption.
-type keyClient struct{ d *Decryption }
-
 // maxDataKey bounds what one master key decrypts to: a SOPS data key (or a
 // Shamir share of one) is 32 bytes.
 const maxDataKey = 1024
 
-func (c keyClient) Encrypt(context.Context, *keyservice.EncryptRequest, ...grpc.CallOption) (*keyservice.EncryptResponse, error) {
-	return nil, errors.New("a build never encrypts")
-}
-
-func (c keyClient) Decrypt(_ context.Context, req *keyservice.DecryptRequest, _ ...grpc.CallOption) (*keyservice.DecryptResponse, error) {
+// open decrypts the data key (or Shamir share) a master key holds, with
+// the age identities and PGP keys of d, in process.
+func (d *Decryption) open(k sopsfile.MasterKey) ([]byte, error) {
 	var r io.Reader
-	switch req.GetKey().GetKeyType().(type) {
-	case *keyservice.Key_AgeKey:
-		if len(c.d.age) == 0 {
+	switch k.Type {
+	case "age":
+		if len(d.age) == 0 {
 			return nil, errors.New("no age key")
 		}
-		ar, err := age.Decrypt(armor.NewReader(bytes.NewReader(req.Ciphertext)), c.d.age...)
+		ar, err := age.Decrypt(armor.NewReader(strings.NewReader(k.EncryptedKey)), d.age...)
 		if err != nil {
 			return nil, err
 		}
 		r = ar
-	case *keyservice.Key_PgpKey:
-		if len(c.d.pgp) == 0 {
+	case "pgp":
+		if len(d.pgp) == 0 {
 			return nil, errors.New("no PGP key")
 		}
-		block, err := pgparmor.Decode(bytes.NewReader(req.Ciphertext))
+		block, err := pgparmor.Decode(strings.NewReader(k.EncryptedKey))
 		if err != nil {
 			return nil, err
 		}
-		md, err := openpgp.ReadMessage(block.Body, c.d.pgp, nil, nil)
+		md, err := openpgp.ReadMessage(block.Body, d.pgp, nil, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -386,5 +369,5 @@ func (c keyClient) Decrypt(_ context.Context, req *keyservice.DecryptRequest, _ 
 	if len(b) > maxDataKey {
 		return nil, errors.New("the data key is too long")
 	}
-	return &keyservice.DecryptResponse{Plaintext: b}, nil
+	return b, nil
 }
