@@ -171,6 +171,11 @@ secretGenerator:
 			[]string{"api.env", "SOPS-encrypted", "encrypted for " + staging.recipient, "spec.decryption", "--decrypt-key"}},
 		{"PGP file, age key", pgpDir, Options{Decrypt: staging.keys(t)}, "db.yaml",
 			[]string{"decrypt db.yaml", "encrypted for pgp:" + strings.ToUpper(fingerprint(pgpEntity))}},
+		{"KMS keys only", writeTree(t, map[string]string{
+			"kustomization.yaml": "resources: [db.yaml]\n",
+			"db.yaml":            encrypt(t, plainSecret, sopstest.YAML, sopstest.Recipients{KMS: []string{"arn:aws:kms:eu-west-1:111122223333:key/0b1c"}}, "^(data|stringData)$"),
+		}), Options{Decrypt: staging.keys(t)}, "db.yaml",
+			[]string{"decrypt db.yaml", "none of the keys given opens it", "encrypted for kms (not supported here)"}},
 		{"changed after encryption", writeTree(t, map[string]string{
 			"db.yaml": strings.Replace(files["db.yaml"], "name: db", "name: other", 1),
 		}), Options{Decrypt: staging.keys(t)}, "db.yaml",
