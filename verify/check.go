@@ -4,18 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
-	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/options"
+	"github.com/sigstore/sigstore/pkg/signature/payload"
 )
 
 // fetchedSignature is one signature layer as read from the registry: the
@@ -25,20 +27,6 @@ type fetchedSignature struct {
 	Payload     []byte
 	Annotations map[string]string
 	MediaType   string
-}
-
-// checkOpts are cosign's verification rules for `cosign verify --key KEY
-// --insecure-ignore-tlog=true`: offline, no SCT, and the claim in the
-// payload must name the digest being verified.
-func checkOpts(v signature.Verifier) *cosign.CheckOpts {
-	return &cosign.CheckOpts{
-		SigVerifier: v,
-		IgnoreTlog:  true,
-		IgnoreSCT:   true,
-		// Without it cosign never compares the signed digest with the
-		// artifact's digest, and a signature copied from another artifact passes.
-		ClaimVerifier: cosign.SimpleClaimVerifier,
-	}
 }
 
 var hexFingerprint = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -203,6 +191,12 @@ func parseSignature(fs fetchedSignature) (signedClaim, oci.Signature, error) {
 		ann[k] = v
 	}
 	opts := []static.Option{static.WithAnnotations(ann)}
+	// The certificate and chain cosign attached, read as cosign's registry
+	// signature layer reads them (verifyOne checks the certificate's
+	// validity period, as cosign does).
+	if c := ann[static.CertificateAnnotationKey]; c != "" {
+		opts = append(opts, static.WithCertChain([]byte(c), []byte(ann[static.ChainAnnotationKey])))
+	}
 	if fs.MediaType != "" {
 		opts = append(opts, static.WithLayerMediaType(types.MediaType(fs.MediaType)))
 	}
@@ -216,10 +210,56 @@ func parseSignature(fs fetchedSignature) (signedClaim, oci.Signature, error) {
 	return claim, sig, nil
 }
 
-// verifyOne applies cosign's own rules (checkOpts) to one signature and key.
+// verifyOne applies the rules of `cosign verify --key KEY
+// --insecure-ignore-tlog=true` (cosign.VerifyImageSignature with a key
+// verifier, IgnoreTlog, IgnoreSCT and SimpleClaimVerifier, in cosign's
+// order) to one signature and key, offline:
+//
+//  1. the key's signature over the payload bytes;
+//  2. the payload's critical.image.docker-manifest-digest equals h
+//     (SimpleClaimVerifier; without it a signature copied from another
+//     artifact passes);
+//  3. a certificate attached to the signature is valid now: with no
+//     transparency log and no signed timestamp, now is the only time cosign
+//     has to check it against.
+//
+// It is written here rather than called from pkg/cosign, which links Rekor,
+// TUF, Fulcio and CT clients the offline controller never uses;
+// TestVerifyOneMatchesCosign checks it against cosign's own function.
 func verifyOne(ctx context.Context, sig oci.Signature, h v1.Hash, k PublicKey) error {
-	_, err := cosign.VerifyImageSignature(ctx, sig, h, checkOpts(k.verifier))
-	return err
+	b64, err := sig.Base64Signature()
+	if err != nil {
+		return err
+	}
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return err
+	}
+	pl, err := sig.Payload()
+	if err != nil {
+		return err
+	}
+	if err := k.verifier.VerifySignature(bytes.NewReader(raw), bytes.NewReader(pl), options.WithContext(ctx)); err != nil {
+		return err
+	}
+	var sci payload.SimpleContainerImage
+	if err := json.Unmarshal(pl, &sci); err != nil {
+		return err
+	}
+	if got := sci.Critical.Image.DockerManifestDigest; got != h.String() {
+		return fmt.Errorf("invalid or missing digest in claim: %s", got)
+	}
+	cert, err := sig.Cert()
+	if err != nil {
+		return err
+	}
+	if cert != nil {
+		if now := time.Now(); cert.NotAfter.Before(now) || cert.NotBefore.After(now) {
+			return fmt.Errorf("the signature's certificate is not valid now (%s to %s), and without a transparency log or a signed timestamp there is no other time to check it against",
+				cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
+		}
+	}
+	return nil
 }
 
 // cryptoValid reports whether k made sig over its payload, whatever the
