@@ -19,7 +19,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	"github.com/sigstore/sigstore/pkg/signature"
 )
@@ -54,6 +56,33 @@ func testCert(t *testing.T, notBefore, notAfter time.Time) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// cosignSignature is cosign's view of fs, as cosign reads a signature layer
+// from the registry (its annotations, certificate and chain).
+func cosignSignature(fs fetchedSignature) (oci.Signature, error) {
+	opts := []static.Option{static.WithAnnotations(fs.Annotations)}
+	if c := fs.Annotations[static.CertificateAnnotationKey]; c != "" {
+		opts = append(opts, static.WithCertChain([]byte(c), []byte(fs.Annotations[static.ChainAnnotationKey])))
+	}
+	if fs.MediaType != "" {
+		opts = append(opts, static.WithLayerMediaType(types.MediaType(fs.MediaType)))
+	}
+	return static.NewSignature(fs.Payload, fs.Annotations[static.SignatureAnnotationKey], opts...)
+}
+
+// layerOf is airlock's view of fs, as evaluate passes it to verifyOne. A
+// payload parsePayload refuses (another type) is decoded without it.
+func layerOf(t *testing.T, fs fetchedSignature) sigLayer {
+	t.Helper()
+	if _, l, err := parseSignature(fs); err == nil {
+		return l
+	}
+	raw, err := base64.StdEncoding.DecodeString(fs.Annotations[static.SignatureAnnotationKey])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sigLayer{payload: fs.Payload, signature: raw}
 }
 
 // signedRaw signs pl with k as a cosign signature layer would carry it.
@@ -113,19 +142,15 @@ func TestVerifyOneMatchesCosign(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sig, err := static.NewSignature(tc.sig.Payload, tc.sig.Annotations[static.SignatureAnnotationKey])
-			if tc.sig.Payload != nil && bytes.Contains(tc.sig.Payload, []byte(`cosign container image signature`)) {
-				// What evaluate passes on: parsePayload accepted it.
-				_, sig, err = parseSignature(tc.sig)
-			}
-			if err != nil {
-				t.Fatalf("parseSignature: %v", err)
-			}
 			h, err := v1.NewHash(tc.digest)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ours := verifyOne(ctx, sig, h, tc.key.pub)
+			sig, err := cosignSignature(tc.sig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ours := verifyOne(ctx, layerOf(t, tc.sig), h, tc.key.pub)
 			_, theirs := cosign.VerifyImageSignature(ctx, sig, h, checkOpts(tc.key.pub.verifier))
 			if (ours == nil) != (theirs == nil) {
 				t.Fatalf("airlock: %v; cosign: %v", ours, theirs)
@@ -210,7 +235,7 @@ func TestCosignLibraryKeys(t *testing.T) {
 		t.Fatalf("private key's public half %s, cosign.pub %s", priv.Public.Fingerprint, pub.Fingerprint)
 	}
 	ours := signed(t, &testKeyPair{priv: priv, pub: pub}, digestA, nil)
-	_, sig, err := parseSignature(ours)
+	sig, err := cosignSignature(ours)
 	if err != nil {
 		t.Fatal(err)
 	}
