@@ -3,19 +3,20 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/sigstore/cosign/v2/pkg/cosign"
-	"github.com/sigstore/cosign/v2/pkg/oci"
-	"github.com/sigstore/cosign/v2/pkg/oci/static"
-	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature/options"
+	"github.com/sigstore/sigstore/pkg/signature/payload"
 )
 
 // fetchedSignature is one signature layer as read from the registry: the
@@ -25,20 +26,6 @@ type fetchedSignature struct {
 	Payload     []byte
 	Annotations map[string]string
 	MediaType   string
-}
-
-// checkOpts are cosign's verification rules for `cosign verify --key KEY
-// --insecure-ignore-tlog=true`: offline, no SCT, and the claim in the
-// payload must name the digest being verified.
-func checkOpts(v signature.Verifier) *cosign.CheckOpts {
-	return &cosign.CheckOpts{
-		SigVerifier: v,
-		IgnoreTlog:  true,
-		IgnoreSCT:   true,
-		// Without it cosign never compares the signed digest with the
-		// artifact's digest, and a signature copied from another artifact passes.
-		ClaimVerifier: cosign.SimpleClaimVerifier,
-	}
 }
 
 var hexFingerprint = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -103,8 +90,8 @@ func evaluate(ctx context.Context, ref, dgst string, sigs []fetchedSignature, p 
 		if hexFingerprint.MatchString(hinted) {
 			addFound(hinted)
 		}
-		if cert, err := sig.Cert(); err == nil && cert != nil {
-			if fp, err := Fingerprint(cert.PublicKey); err == nil {
+		if sig.cert != nil {
+			if fp, err := Fingerprint(sig.cert.PublicKey); err == nil {
 				addFound(fp)
 			}
 		}
@@ -185,59 +172,83 @@ func evaluate(ctx context.Context, ref, dgst string, sigs []fetchedSignature, p 
 	return nil, e
 }
 
-// parseSignature checks one fetched signature and builds cosign's view of it.
-func parseSignature(fs fetchedSignature) (signedClaim, oci.Signature, error) {
+// sigLayer is one signature layer, decoded as cosign's registry signature
+// layer (pkg/oci/internal/signature) decodes it.
+type sigLayer struct {
+	payload   []byte
+	signature []byte
+	// cert is the attached signing certificate; nil when there is none.
+	cert *x509.Certificate
+}
+
+// parseSignature checks one fetched signature and decodes it.
+func parseSignature(fs fetchedSignature) (signedClaim, sigLayer, error) {
 	claim, err := parsePayload(fs.Payload)
 	if err != nil {
-		return signedClaim{}, nil, err
+		return signedClaim{}, sigLayer{}, err
 	}
-	b64 := fs.Annotations[static.SignatureAnnotationKey]
+	b64 := fs.Annotations[sigAnnotation]
 	if b64 == "" {
-		return signedClaim{}, nil, fmt.Errorf("no %s annotation", static.SignatureAnnotationKey)
+		return signedClaim{}, sigLayer{}, fmt.Errorf("no %s annotation", sigAnnotation)
 	}
-	if _, err := base64.StdEncoding.DecodeString(b64); err != nil {
-		return signedClaim{}, nil, fmt.Errorf("signature is not base64: %v", err)
-	}
-	ann := make(map[string]string, len(fs.Annotations))
-	for k, v := range fs.Annotations {
-		ann[k] = v
-	}
-	opts := []static.Option{static.WithAnnotations(ann)}
-	if fs.MediaType != "" {
-		opts = append(opts, static.WithLayerMediaType(types.MediaType(fs.MediaType)))
-	}
-	sig, err := static.NewSignature(fs.Payload, b64, opts...)
+	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
-		return signedClaim{}, nil, err
+		return signedClaim{}, sigLayer{}, fmt.Errorf("signature is not base64: %v", err)
 	}
-	if _, err := sig.Cert(); err != nil {
-		return signedClaim{}, nil, fmt.Errorf("certificate annotation: %v", err)
+	sig := sigLayer{payload: fs.Payload, signature: raw}
+	if c := fs.Annotations[certAnnotation]; c != "" {
+		certs, err := cryptoutils.UnmarshalCertificatesFromPEM([]byte(c))
+		if err == nil && len(certs) == 0 {
+			err = errors.New("no certificate")
+		}
+		if err != nil {
+			return signedClaim{}, sigLayer{}, fmt.Errorf("certificate annotation: %v", err)
+		}
+		sig.cert = certs[0]
 	}
 	return claim, sig, nil
 }
 
-// verifyOne applies cosign's own rules (checkOpts) to one signature and key.
-func verifyOne(ctx context.Context, sig oci.Signature, h v1.Hash, k PublicKey) error {
-	_, err := cosign.VerifyImageSignature(ctx, sig, h, checkOpts(k.verifier))
-	return err
+// verifyOne applies the rules of `cosign verify --key KEY
+// --insecure-ignore-tlog=true` (cosign.VerifyImageSignature with a key
+// verifier, IgnoreTlog, IgnoreSCT and SimpleClaimVerifier, in cosign's
+// order) to one signature and key, offline:
+//
+//  1. the key's signature over the payload bytes;
+//  2. the payload's critical.image.docker-manifest-digest equals h
+//     (SimpleClaimVerifier; without it a signature copied from another
+//     artifact passes);
+//  3. a certificate attached to the signature is valid now: with no
+//     transparency log and no signed timestamp, now is the only time cosign
+//     has to check it against.
+//
+// It is written here rather than called from pkg/cosign, which links Rekor,
+// TUF, Fulcio and CT clients the offline controller never uses;
+// TestVerifyOneMatchesCosign checks it against cosign's own function.
+func verifyOne(ctx context.Context, sig sigLayer, h v1.Hash, k PublicKey) error {
+	if err := k.verifier.VerifySignature(bytes.NewReader(sig.signature), bytes.NewReader(sig.payload), options.WithContext(ctx)); err != nil {
+		return err
+	}
+	var sci payload.SimpleContainerImage
+	if err := json.Unmarshal(sig.payload, &sci); err != nil {
+		return err
+	}
+	if got := sci.Critical.Image.DockerManifestDigest; got != h.String() {
+		return fmt.Errorf("invalid or missing digest in claim: %s", got)
+	}
+	if cert := sig.cert; cert != nil {
+		if now := time.Now(); cert.NotAfter.Before(now) || cert.NotBefore.After(now) {
+			return fmt.Errorf("the signature's certificate is not valid now (%s to %s), and without a transparency log or a signed timestamp there is no other time to check it against",
+				cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
+		}
+	}
+	return nil
 }
 
 // cryptoValid reports whether k made sig over its payload, whatever the
 // payload claims. It tells a replayed signature from a stranger's.
-func cryptoValid(sig oci.Signature, k PublicKey) bool {
-	b64, err := sig.Base64Signature()
-	if err != nil {
-		return false
-	}
-	raw, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
-		return false
-	}
-	pl, err := sig.Payload()
-	if err != nil {
-		return false
-	}
-	return k.verifier.VerifySignature(bytes.NewReader(raw), bytes.NewReader(pl)) == nil
+func cryptoValid(sig sigLayer, k PublicKey) bool {
+	return k.verifier.VerifySignature(bytes.NewReader(sig.signature), bytes.NewReader(sig.payload)) == nil
 }
 
 // describeKeys lists keys as "fingerprint (name)"; only those in only when

@@ -98,7 +98,7 @@ func TestEvaluate(t *testing.T) {
 func TestCheckOptsRejectsReplayedSignature(t *testing.T) {
 	a := testKey(t, "a")
 	fs := signed(t, a, digestA, nil)
-	_, sig, err := parseSignature(fs)
+	sig, err := cosignSignature(fs)
 	if err != nil {
 		t.Fatal(err)
 	}

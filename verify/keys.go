@@ -10,6 +10,9 @@ package verify
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -23,9 +26,20 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/options"
+)
+
+// The PEM types of cosign's encrypted private keys (pkg/cosign's
+// SigstorePrivateKeyPemType and CosignPrivateKeyPemType). airlock reads and
+// writes the format itself, as cosign does, rather than link pkg/cosign,
+// which brings Rekor, TUF and Fulcio clients the offline controller never
+// calls.
+const (
+	sigstorePrivateKeyPEMType = "ENCRYPTED SIGSTORE PRIVATE KEY"
+	cosignPrivateKeyPEMType   = "ENCRYPTED COSIGN PRIVATE KEY"
 )
 
 // maxKeyFileSize bounds a key file: PEM keys are a few hundred bytes.
@@ -152,15 +166,23 @@ func loadPrivateKey(name string, pemBytes, password []byte) (*PrivateKey, error)
 	if block == nil {
 		return nil, fmt.Errorf("%w: %s: no PEM block: want the .key file written by `airlock keygen` or `cosign generate-key-pair`", ErrKey, name)
 	}
-	if block.Type != cosign.SigstorePrivateKeyPemType && block.Type != cosign.CosignPrivateKeyPemType {
+	if block.Type != sigstorePrivateKeyPEMType && block.Type != cosignPrivateKeyPEMType {
 		return nil, fmt.Errorf("%w: %s: PEM block %q is not a cosign private key (want %q): create one with `airlock keygen`, or import a key with `cosign import-key-pair`",
-			ErrKey, name, block.Type, cosign.SigstorePrivateKeyPemType)
+			ErrKey, name, block.Type, sigstorePrivateKeyPEMType)
 	}
-	sv, err := cosign.LoadPrivateKey(pemBytes, password, nil)
+	// As cosign.LoadPrivateKey: the block is a securesystemslib encrypted
+	// box (scrypt and NaCl secretbox) around a PKCS #8 key, loaded with
+	// cosign's default options (Ed25519 keys sign in pre-hashed mode).
+	der, err := encrypted.Decrypt(block.Bytes, password)
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "decrypt:") {
-			return nil, fmt.Errorf("%w: %s: %w (or the key file is corrupted): set COSIGN_PASSWORD to the password given when the key was generated", ErrKey, name, ErrWrongPassword)
-		}
+		return nil, fmt.Errorf("%w: %s: %w (or the key file is corrupted): set COSIGN_PASSWORD to the password given when the key was generated", ErrKey, name, ErrWrongPassword)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: parsing private key: %v", ErrKey, name, err)
+	}
+	sv, err := signature.LoadDefaultSignerVerifier(key, options.WithED25519ph())
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrKey, name, err)
 	}
 	pub, err := sv.PublicKey()
@@ -181,13 +203,30 @@ func loadPrivateKey(name string, pemBytes, password []byte) (*PrivateKey, error)
 // GenerateKeyPair makes an ECDSA P-256 key pair in the formats of `cosign
 // generate-key-pair`: the private key encrypted with password ("ENCRYPTED
 // SIGSTORE PRIVATE KEY") and the public key ("PUBLIC KEY"). An empty password
-// is allowed, as in cosign.
+// is allowed, as in cosign. It writes what cosign.GenerateKeyPair writes: a
+// PKCS #8 key sealed by securesystemslib's encrypted.Encrypt with its default
+// scrypt parameters (N=65536, r=8, p=1), as cosign does.
 func GenerateKeyPair(password []byte) (privPEM, pubPEM []byte, err error) {
-	kb, err := cosign.GenerateKeyPair(func(bool) ([]byte, error) { return password, nil })
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate key pair: %w", err)
 	}
-	return kb.PrivateBytes, kb.PublicBytes, nil
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key pair: encode private key: %w", err)
+	}
+	if password == nil {
+		password = []byte{}
+	}
+	sealed, err := encrypted.Encrypt(der, password)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key pair: encrypt private key: %w", err)
+	}
+	pubPEM, err = cryptoutils.MarshalPublicKeyToPEM(priv.Public())
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key pair: encode public key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: sigstorePrivateKeyPEMType, Bytes: sealed}), pubPEM, nil
 }
 
 func readKeyFile(path, kind string) ([]byte, error) {

@@ -13,14 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/in-toto/in-toto-golang/in_toto"
 	"github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/common"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
-	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
-	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
-	"github.com/sigstore/cosign/v2/pkg/oci/static"
-	ctypes "github.com/sigstore/cosign/v2/pkg/types"
 	"oras.land/oras-go/v2/errdef"
 
 	"airlock.dev/airlock/artifact"
@@ -269,46 +264,25 @@ func WriteReceipt(ctx context.Context, c *artifact.Client, ref artifact.Referenc
 		return nil, fail(ErrRegistry, "", err)
 	}
 	tag := AttestationTag(ref.Digest)
-	existing := 0
-	_, body, err := fetchManifest(ctx, repo, tag, MaxSignatureManifestSize)
+	m, err := readAttached(ctx, repo, tag)
 	switch {
-	case errors.Is(err, errdef.ErrNotFound):
 	case errors.Is(err, errTooLarge) || errors.Is(err, errdef.ErrSizeExceedsLimit):
 		return nil, fail(ErrMalformed, fmt.Sprintf("the attestation manifest %s is over %d bytes", tag, MaxSignatureManifestSize), artifact.ErrTooLarge)
+	case errors.Is(err, errMalformedAttached):
+		return nil, fail(ErrMalformed, "attestation manifest "+tag+" is not an image manifest", err)
 	case err != nil:
 		return nil, registryError("write receipt", ref, "fetch attestations", ref.WithTag(tag), err)
-	default:
-		var m struct {
-			Layers []json.RawMessage `json:"layers"`
-		}
-		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, fail(ErrMalformed, "attestation manifest "+tag+" is not an image manifest", err)
-		}
-		existing = len(m.Layers)
 	}
+	existing := len(m.Layers)
 	if existing >= MaxReceipts {
 		return nil, fail(ErrMalformed, fmt.Sprintf("%s already holds %d attestations, the cap per digest is %d: remove old receipts first", tag, existing, MaxReceipts), nil)
 	}
-
-	digestName, err := name.NewDigest(ref.DigestRef(), c.NameOptions()...)
-	if err != nil {
-		return nil, fail(ErrRegistry, "", fmt.Errorf("reference %s: %w", ref.DigestRef(), err))
-	}
-	att, err := static.NewAttestation(env, static.WithLayerMediaType(ctypes.DssePayloadType),
-		static.WithAnnotations(map[string]string{"predicateType": ReceiptPredicateType}))
-	if err != nil {
-		return nil, fail(ErrMalformed, "build attestation", err)
-	}
-	o := ociremote.WithRemoteOptions(c.GGCROptions(ctx)...)
-	se, err := ociremote.SignedEntity(digestName, o)
-	if err != nil {
-		return nil, registryError("write receipt", ref, "fetch", ref, err)
-	}
-	newSE, err := mutate.AttachAttestationToEntity(se, att)
-	if err != nil {
-		return nil, registryError("write receipt", ref, "read existing attestations from", ref.WithTag(tag), err)
-	}
-	if err := ociremote.WriteAttestations(digestName.Repository, newSE, o); err != nil {
+	// As cosign's static.NewAttestation: the envelope is the layer, and
+	// the signature annotation is present and empty (the signature is in
+	// the envelope).
+	att := attachedLayer{MediaType: dssePayloadType, Blob: env,
+		Annotations: map[string]string{"predicateType": ReceiptPredicateType, sigAnnotation: ""}}
+	if err := appendLayer(ctx, repo, tag, m, att); err != nil {
 		return nil, registryError("write receipt", ref, "write receipt to", ref.WithTag(tag), err)
 	}
 	sum := sha256.Sum256(env)
@@ -392,7 +366,7 @@ func ReadReceipts(ctx context.Context, c *artifact.Client, ref artifact.Referenc
 // openReceipt checks one attestation layer. isReceipt is false for other
 // attestations; skip says why a receipt-typed one does not count.
 func openReceipt(s fetchedSignature, ref artifact.Reference, keys []PublicKey) (r *Receipt, skip string, isReceipt bool) {
-	if s.MediaType != ctypes.DssePayloadType {
+	if s.MediaType != dssePayloadType {
 		return nil, "", false
 	}
 	// The payload type and predicate type are read before verification only

@@ -8,12 +8,7 @@ import (
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	cremote "github.com/sigstore/cosign/v2/pkg/cosign/remote"
-	"github.com/sigstore/cosign/v2/pkg/oci"
-	"github.com/sigstore/cosign/v2/pkg/oci/empty"
-	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
-	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
-	"github.com/sigstore/cosign/v2/pkg/oci/static"
+	"github.com/opencontainers/go-digest"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 	"oras.land/oras-go/v2/errdef"
 
@@ -52,9 +47,8 @@ func Sign(ctx context.Context, ref artifact.Reference, key *PrivateKey, annotati
 }
 
 // SignWith is Sign through client c (for example the one that pushed ref).
-// It reads the existing signature manifest once: its size from a HEAD
-// request, then its content through cosign, which attaches the new
-// signature to what it read.
+// It reads the existing signature manifest once, bounded, and writes it
+// back with the new signature added.
 func SignWith(ctx context.Context, c *artifact.Client, ref artifact.Reference, key *PrivateKey, annotations map[string]string) (*SignResult, error) {
 	return signWith(ctx, c, ref, false, key, annotations)
 }
@@ -111,20 +105,23 @@ func signWith(ctx context.Context, c *artifact.Client, ref artifact.Reference, p
 	ref = ref.WithDigest(desc.Digest.String())
 	tag := SignatureTag(ref.Digest)
 
-	// The existing signature manifest: refuse one over the bound before
-	// anything reads it.
-	sigManifest, err := repo.Resolve(ctx, tag)
-	found := err == nil
+	// The existing signature manifest, read once and bounded.
+	existingM, err := readAttached(ctx, repo, tag)
 	switch {
-	case errors.Is(err, errdef.ErrNotFound):
+	case errors.Is(err, errTooLarge) || errors.Is(err, errdef.ErrSizeExceedsLimit):
+		return nil, fail(ErrMalformed, fmt.Sprintf("the existing signature manifest %s is over %d bytes", tag, MaxSignatureManifestSize), artifact.ErrTooLarge)
+	case errors.Is(err, errMalformedAttached):
+		return nil, fail(ErrMalformed, "signature manifest "+tag+" is not an image manifest", err)
 	case err != nil:
 		return nil, registryError("sign", ref, "fetch signatures", ref.WithTag(tag), err)
-	case sigManifest.Size > MaxSignatureManifestSize:
-		return nil, fail(ErrMalformed, fmt.Sprintf("the existing signature manifest %s is %d bytes, over %d", tag, sigManifest.Size, MaxSignatureManifestSize), artifact.ErrTooLarge)
+	}
+	existing := len(existingM.Layers)
+	// Refuse to grow a signature set past what Verify reads.
+	if existing >= MaxSignatures {
+		return nil, fail(ErrMalformed, fmt.Sprintf("%s already holds %d signatures, the cap per digest is %d: remove stale signatures first", tag, existing, MaxSignatures), nil)
 	}
 
-	nameOpts := c.NameOptions()
-	digestName, err := name.NewDigest(ref.DigestRef(), nameOpts...)
+	digestName, err := name.NewDigest(ref.DigestRef(), c.NameOptions()...)
 	if err != nil {
 		return nil, fail(ErrRegistry, "", fmt.Errorf("reference %s: %w", ref.DigestRef(), err))
 	}
@@ -140,74 +137,42 @@ func signWith(ctx context.Context, c *artifact.Client, ref artifact.Reference, p
 	if err != nil {
 		return nil, fail(ErrKey, "sign payload", err)
 	}
-	sig, err := static.NewSignature(pl, base64.StdEncoding.EncodeToString(rawSig))
-	if err != nil {
-		return nil, fail(ErrMalformed, "build signature", err)
-	}
-
-	o := ociremote.WithRemoteOptions(c.GGCROptions(ctx)...)
-	se, err := ociremote.SignedEntity(digestName, o)
-	if err != nil {
-		var nf *ociremote.EntityNotFoundError
-		if errors.As(err, &nf) {
-			return nil, fail(ErrRegistry, "", &artifact.RegistryError{Op: "fetch", Ref: ref.String(), Kind: artifact.ErrNotFound, Err: err, Hint: "push the artifact first"})
+	layer := attachedLayer{MediaType: simpleSigningMediaType, Blob: pl,
+		Annotations: map[string]string{sigAnnotation: base64.StdEncoding.EncodeToString(rawSig)}}
+	if !duplicateSignature(existingM, layer, key) {
+		if err := appendLayer(ctx, repo, tag, existingM, layer); err != nil {
+			return nil, registryError("sign", ref, "write signature to", ref.WithTag(tag), err)
 		}
-		return nil, registryError("sign", ref, "fetch", ref, err)
-	}
-	// Read the existing signatures once, by the digest the HEAD request
-	// sized, and hand cosign what was read.
-	existingSigs := empty.Signatures()
-	if found {
-		sigDigest, err := name.NewDigest(ref.Name()+"@"+sigManifest.Digest.String(), nameOpts...)
-		if err != nil {
-			return nil, fail(ErrRegistry, "", err)
-		}
-		if existingSigs, err = ociremote.Signatures(sigDigest, o); err != nil {
-			return nil, registryError("sign", ref, "fetch signatures", ref.WithTag(tag), err)
-		}
-	}
-	list, err := existingSigs.Get()
-	if err != nil {
-		return nil, registryError("sign", ref, "read existing signatures from", ref.WithTag(tag), err)
-	}
-	existing := len(list)
-	// Refuse to grow a signature set past what Verify reads.
-	if existing >= MaxSignatures {
-		return nil, fail(ErrMalformed, fmt.Sprintf("%s already holds %d signatures, the cap per digest is %d: remove stale signatures first", tag, existing, MaxSignatures), nil)
-	}
-	se = withSignatures(se, existingSigs)
-	newSE, err := mutate.AttachSignatureToEntity(se, sig, mutate.WithDupeDetector(cremote.NewDupeDetector(key.signer)))
-	if err != nil {
-		return nil, registryError("sign", ref, "read existing signatures from", ref.WithTag(tag), err)
-	}
-	if err := ociremote.WriteSignatures(digestName.Repository, newSE, o); err != nil {
-		return nil, registryError("sign", ref, "write signature to", ref.WithTag(tag), err)
 	}
 	return &SignResult{Ref: ref, Digest: ref.Digest, SignatureTag: tag, Fingerprint: key.Public.Fingerprint, Existing: existing}, nil
 }
 
-// withSignatures makes se answer Signatures with sigs, already read, so
-// that cosign's mutate does not fetch the signature manifest again.
-func withSignatures(se oci.SignedEntity, sigs oci.Signatures) oci.SignedEntity {
-	switch e := se.(type) {
-	case oci.SignedImage:
-		return imageWithSignatures{e, sigs}
-	case oci.SignedImageIndex:
-		return indexWithSignatures{e, sigs}
+// duplicateSignature reports whether m already holds l, as cosign's
+// DupeDetector (pkg/cosign/remote) decides: a layer of the same digest and
+// media type, with every annotation of l except the signature, whose own
+// signature key verifies over l's payload. cosign then writes nothing new.
+func duplicateSignature(m attachedManifest, l attachedLayer, key *PrivateKey) bool {
+	dgst := digest.FromBytes(l.Blob)
+LayerLoop:
+	for _, e := range m.Layers {
+		for a, v := range l.Annotations {
+			if a == sigAnnotation {
+				continue
+			}
+			if ev, ok := e.Annotations[a]; !ok || ev != v {
+				continue LayerLoop
+			}
+		}
+		if e.Digest != dgst || e.MediaType != l.MediaType {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(e.Annotations[sigAnnotation])
+		if err != nil || len(raw) == 0 {
+			continue
+		}
+		if key.Public.verifier.VerifySignature(bytes.NewReader(raw), bytes.NewReader(l.Blob)) == nil {
+			return true
+		}
 	}
-	return se
+	return false
 }
-
-type imageWithSignatures struct {
-	oci.SignedImage
-	sigs oci.Signatures
-}
-
-func (i imageWithSignatures) Signatures() (oci.Signatures, error) { return i.sigs, nil }
-
-type indexWithSignatures struct {
-	oci.SignedImageIndex
-	sigs oci.Signatures
-}
-
-func (i indexWithSignatures) Signatures() (oci.Signatures, error) { return i.sigs, nil }
