@@ -9,8 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -147,6 +149,16 @@ func pushNotify(ctx context.Context, o options, c client.Client, ns, receiverAdd
 				return fmt.Errorf("push %d of %s: the Release is not Ready on it after 2m: %+v", i, pushed.Digest, rel.Status.Conditions)
 			}
 			time.Sleep(pushPoll)
+		}
+		// Ready must mean the rollout of this push finished.
+		var d appsv1.Deployment
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "app"}, &d); err != nil {
+			return err
+		}
+		if d.Spec.Template.Annotations["bench.airlock.dev/push"] != strconv.Itoa(i) || d.Status.ObservedGeneration != d.Generation ||
+			d.Status.UpdatedReplicas != 1 || d.Status.AvailableReplicas != 1 || d.Status.Replicas != 1 {
+			return fmt.Errorf("push %d: the Release is Ready but Deployment %s/app is not rolled out: template %v, generation %d, status %+v",
+				i, ns, d.Spec.Template.Annotations, d.Generation, d.Status)
 		}
 		times = append(times, t)
 		fmt.Printf("  push %2d: %s, CLI %v, reconcile request handled after %v, Ready after %v\n", i, pushed.Digest[:19],
