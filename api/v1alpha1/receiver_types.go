@@ -19,7 +19,8 @@ const (
 	// ReceiverDistribution accepts the CNCF distribution registry's
 	// notification envelope, with the header Authorization: Bearer TOKEN.
 	ReceiverDistribution = "distribution"
-	// ReceiverHarbor accepts Harbor's webhook payload (the default format),
+	// ReceiverHarbor accepts Harbor's webhook payload (the Default or the
+	// CloudEvents format),
 	// with the policy's auth header set to "Bearer TOKEN".
 	ReceiverHarbor = "harbor"
 	// ReceiverQuay accepts Quay's repository push notification. Quay sends no
