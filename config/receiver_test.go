@@ -24,6 +24,7 @@ import (
 	"airlock.dev/airlock/internal/envtestenv"
 )
 
+// decodeAll decodes every object of multi-document YAML.
 func decodeAll(t *testing.T, b []byte) []*unstructured.Unstructured {
 	t.Helper()
 	var out []*unstructured.Unstructured
