@@ -30,16 +30,23 @@ func TestExampleAlerts(t *testing.T) {
 		t.Fatal(err)
 	}
 	docs := bytes.Split(b, []byte("\n---\n"))
-	if len(docs) != 3 {
-		t.Fatalf("%d documents, want 3", len(docs))
+	if len(docs) != 4 {
+		t.Fatalf("%d documents, want 4: one Alert of each provider type", len(docs))
 	}
+	types := map[string]bool{}
 	for _, doc := range docs {
 		var al v1alpha1.Alert
 		if err := yaml.UnmarshalStrict(doc, &al); err != nil {
 			t.Fatal(err)
 		}
+		types[al.Spec.Provider.Type] = true
 		if err := env.Client.Create(ctx, &al, client.DryRunAll); err != nil {
 			t.Errorf("Alert %s is refused by the CRD: %v", al.Name, err)
+		}
+	}
+	for _, typ := range []string{v1alpha1.ProviderSlack, v1alpha1.ProviderTeams, v1alpha1.ProviderGeneric, v1alpha1.ProviderSyslog} {
+		if !types[typ] {
+			t.Errorf("examples/monitoring/chat-alert.yaml has no Alert of type %s", typ)
 		}
 	}
 	// The CRD refuses a source with neither a name nor a selector.

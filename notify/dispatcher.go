@@ -23,8 +23,9 @@ type Target struct {
 // dispatcher's workers, never on the reconciler's.
 type Router interface {
 	Route(ctx context.Context, ev Event) []Target
-	// GaveUp is told of a delivery that failed for good.
-	GaveUp(t Target, ev Event, err error)
+	// Done is told of the end of a delivery after attempts: err is nil
+	// when it was delivered, else the last error of one given up.
+	Done(t Target, ev Event, attempts int, err error)
 }
 
 // Metrics count deliveries and drops.
@@ -207,13 +208,14 @@ func (d *Dispatcher) deliver(ctx context.Context, it item) {
 	switch {
 	case err == nil:
 		d.count(it.target.Type, "delivered")
+		d.Router.Done(*it.target, it.ev, it.attempt, nil)
 	case ctx.Err() != nil:
 		return // shutting down
 	case IsPermanent(err) || it.attempt >= orDefault(d.MaxAttempts, 6):
 		d.count(it.target.Type, "failed")
 		d.Log.Info("notification not delivered", "alert", it.target.Alert, "provider", it.target.Type,
 			"release", it.ev.Namespace+"/"+it.ev.Name, "reason", it.ev.Reason, "attempts", it.attempt, "error", err.Error())
-		d.Router.GaveUp(*it.target, it.ev, err)
+		d.Router.Done(*it.target, it.ev, it.attempt, err)
 	default:
 		d.count(it.target.Type, "retry")
 		d.retryLater(ctx, it)

@@ -34,18 +34,30 @@ func event(reason string) notify.Event {
 	}
 }
 
-// router sends every event to its targets and records what was given up.
+// router sends every event to its targets and records what was given up,
+// and the attempts of what was delivered.
 type router struct {
-	targets []notify.Target
-	mu      sync.Mutex
-	gaveUp  []error
+	targets   []notify.Target
+	mu        sync.Mutex
+	gaveUp    []error
+	delivered []int
 }
 
 func (r *router) Route(context.Context, notify.Event) []notify.Target { return r.targets }
-func (r *router) GaveUp(_ notify.Target, _ notify.Event, err error) {
+func (r *router) Done(_ notify.Target, _ notify.Event, attempts int, err error) {
 	r.mu.Lock()
-	r.gaveUp = append(r.gaveUp, err)
+	if err != nil {
+		r.gaveUp = append(r.gaveUp, err)
+	} else {
+		r.delivered = append(r.delivered, attempts)
+	}
 	r.mu.Unlock()
+}
+
+func (r *router) deliveries() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int(nil), r.delivered...)
 }
 
 func (r *router) failures() []error {
@@ -128,6 +140,10 @@ func TestGenericSignedAndRetriedAfter503(t *testing.T) {
 		t.Errorf("retries = %v, want 1", n)
 	}
 	waitFor(t, "delivered counted", func() bool { return testutil.ToFloat64(m.Deliveries.WithLabelValues("generic", "delivered")) == 1 })
+	waitFor(t, "the router told of the delivery", func() bool { return len(r.deliveries()) == 1 })
+	if got := r.deliveries(); got[0] != 2 {
+		t.Errorf("the router was told of a delivery after %d attempts, want 2 (the 503, then the 204)", got[0])
+	}
 	if f := r.failures(); len(f) != 0 {
 		t.Errorf("gave up: %v", f)
 	}

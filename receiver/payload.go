@@ -179,52 +179,75 @@ func ParseDistribution(body []byte) ([]Notification, error) {
 	return out, nil
 }
 
-// Harbor's webhook payload (the default format), the fields airlock reads.
+// Harbor's webhook payload, the fields airlock reads: in the Default
+// format (type, occur_at, event_data), or in the CloudEvents format of
+// Harbor 2.8 and later (specversion, id, type harbor.artifact.pushed, time,
+// data holding what event_data holds).
 type harborPayload struct {
-	Type      string `json:"type"`
-	OccurAt   int64  `json:"occur_at"`
-	EventData struct {
-		Resources []struct {
-			Digest      string `json:"digest"`
-			Tag         string `json:"tag"`
-			ResourceURL string `json:"resource_url"`
-		} `json:"resources"`
-		Repository struct {
-			RepoFullName string `json:"repo_full_name"`
-		} `json:"repository"`
-	} `json:"event_data"`
+	Type      string          `json:"type"`
+	OccurAt   int64           `json:"occur_at"`
+	EventData harborEventData `json:"event_data"`
+
+	SpecVersion string          `json:"specversion"`
+	ID          string          `json:"id"`
+	Time        string          `json:"time"`
+	Data        harborEventData `json:"data"`
 }
 
-// ParseHarbor parses a Harbor webhook payload. PUSH_ARTIFACT becomes push
-// notifications and DELETE_ARTIFACT delete notifications, one per resource;
-// other event types (pulls, scans, quotas, replication) are left out. The
-// host comes from each resource's URL (HOST/PROJECT/REPO:TAG).
+type harborEventData struct {
+	Resources []struct {
+		Digest      string `json:"digest"`
+		Tag         string `json:"tag"`
+		ResourceURL string `json:"resource_url"`
+	} `json:"resources"`
+	Repository struct {
+		RepoFullName string `json:"repo_full_name"`
+	} `json:"repository"`
+}
+
+// ParseHarbor parses a Harbor webhook payload, in the Default or the
+// CloudEvents format. PUSH_ARTIFACT (harbor.artifact.pushed) becomes push
+// notifications and DELETE_ARTIFACT (harbor.artifact.deleted) delete
+// notifications, one per resource; other event types (pulls, scans, quotas,
+// replication) are left out. The host comes from each resource's URL
+// (HOST/PROJECT/REPO:TAG).
 func ParseHarbor(body []byte) ([]Notification, error) {
 	var p harborPayload
 	if err := json.Unmarshal(body, &p); err != nil {
 		return nil, fmt.Errorf("harbor payload: %w", err)
 	}
+	data, at := p.EventData, time.Time{}
+	if p.OccurAt > 0 {
+		at = time.Unix(p.OccurAt, 0)
+	}
+	if p.SpecVersion != "" {
+		data = p.Data
+		if p.Time != "" {
+			t, err := time.Parse(time.RFC3339Nano, p.Time)
+			if err != nil {
+				return nil, fmt.Errorf("harbor CloudEvent %s: time %q: want RFC 3339", p.ID, p.Time)
+			}
+			at = t
+		}
+	}
 	var event string
 	switch p.Type {
-	case "PUSH_ARTIFACT", "pushImage":
+	case "PUSH_ARTIFACT", "pushImage", "harbor.artifact.pushed":
 		event = EventPush
-	case "DELETE_ARTIFACT", "deleteImage":
+	case "DELETE_ARTIFACT", "deleteImage", "harbor.artifact.deleted":
 		event = EventDelete
 	default:
 		return nil, nil
 	}
-	if len(p.EventData.Resources) > MaxEvents {
-		return nil, fmt.Errorf("harbor payload: %d resources, more than %d", len(p.EventData.Resources), MaxEvents)
+	if len(data.Resources) > MaxEvents {
+		return nil, fmt.Errorf("harbor payload: %d resources, more than %d", len(data.Resources), MaxEvents)
 	}
-	repo := p.EventData.Repository.RepoFullName
+	repo := data.Repository.RepoFullName
 	var out []Notification
-	for _, r := range p.EventData.Resources {
-		n := Notification{Event: event, Repository: repo, Tag: r.Tag, Digest: r.Digest}
+	for _, r := range data.Resources {
+		n := Notification{Event: event, Repository: repo, Tag: r.Tag, Digest: r.Digest, ID: p.ID, Time: at}
 		if strings.HasPrefix(n.Tag, "sha256:") { // an untagged artifact: Harbor puts its digest there
 			n.Tag = ""
-		}
-		if p.OccurAt > 0 {
-			n.Time = time.Unix(p.OccurAt, 0)
 		}
 		// resource_url is HOST/PROJECT/REPO:TAG or HOST/PROJECT/REPO@DIGEST.
 		if host, rest, ok := strings.Cut(r.ResourceURL, "/"); ok && repo != "" && strings.HasPrefix(rest, repo) {

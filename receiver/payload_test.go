@@ -54,6 +54,13 @@ func TestParsers(t *testing.T) {
 			want:  []Notification{{Event: EventPush, Host: "harbor.example.com", Repository: "team/app", Tag: "1.2.0", Digest: testDigest, Time: time.Unix(1796180400, 0)}},
 		},
 		{
+			name:  "harbor push, CloudEvents format",
+			parse: ParseHarbor,
+			file:  "harbor-cloudevents-push.json",
+			want: []Notification{{Event: EventPush, Host: "harbor.example.com", Repository: "team/app", Tag: "1.2.0", Digest: testDigest,
+				ID: "5a8e1c3f-0b4d-4f2a-9c6e-7d1b2a3c4e5f", Time: time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)}},
+		},
+		{
 			name:  "harbor scan is not a push",
 			parse: ParseHarbor,
 			file:  "harbor-scan.json",
@@ -97,6 +104,7 @@ func TestParseRefusals(t *testing.T) {
 		{"generic unknown event", ParseGeneric, `{"event":"pull","repository":"r.example.com/a","tag":"v1"}`, `event "pull"`},
 		{"distribution not JSON", ParseDistribution, `[`, "distribution envelope"},
 		{"distribution too many events", ParseDistribution, `{"events":[` + strings.Repeat(`{},`, MaxEvents) + `{}]}`, "more than 100"},
+		{"harbor CloudEvent bad time", ParseHarbor, `{"specversion":"1.0","id":"x","type":"harbor.artifact.pushed","time":"yesterday","data":{}}`, "want RFC 3339"},
 		{"harbor too many resources", ParseHarbor, `{"type":"PUSH_ARTIFACT","event_data":{"resources":[` + strings.Repeat(`{},`, MaxEvents) + `{}]}}`, "more than 100"},
 		{"quay not JSON", ParseQuay, `{"updated_tags":"v1"}`, "quay payload"},
 		{"quay too many tags", ParseQuay, `{"repository":"a/b","updated_tags":[` + strings.Repeat(`"t",`, MaxEvents) + `"t"]}`, "more than 100"},
@@ -125,12 +133,18 @@ func TestRegistryParsersLeaveOutUnusableEvents(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].Tag != "" || got[0].Digest != testDigest || got[0].Host != "h.example.com" {
 		t.Errorf("harbor untagged push: %+v, %v; want one notification by digest alone", got, err)
 	}
+	// A CloudEvent of another type (a scan) is no push, and its data is not
+	// read as one.
+	got, err = ParseHarbor([]byte(`{"specversion":"1.0","id":"x","type":"harbor.scan.completed","time":"2026-12-02T03:00:00Z","data":{"resources":[{"digest":"` + testDigest + `","tag":"v1","resource_url":"h.example.com/p/r:v1"}],"repository":{"repo_full_name":"p/r"}}}`))
+	if err != nil || len(got) != 0 {
+		t.Errorf("harbor CloudEvents scan: %+v, %v; want no notification", got, err)
+	}
 }
 
 // FuzzParsers: no body makes a parser panic, and what they return is
 // always a usable notification.
 func FuzzParsers(f *testing.F) {
-	for _, name := range []string{"generic.json", "distribution-push.json", "harbor-push.json", "quay-push.json"} {
+	for _, name := range []string{"generic.json", "distribution-push.json", "harbor-push.json", "harbor-cloudevents-push.json", "quay-push.json"} {
 		f.Add(readTestdata(f, name))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {

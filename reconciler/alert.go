@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -80,18 +82,43 @@ func (a *Alerts) Route(ctx context.Context, ev notify.Event) []notify.Target {
 	return out
 }
 
-// GaveUp records a Warning event on the Alert.
-func (a *Alerts) GaveUp(t notify.Target, ev notify.Event, err error) {
-	if a.Events == nil {
-		return
-	}
+// Done records the end of a delivery in the Alert's status.lastDelivery,
+// and a Warning event on the Alert when it was given up.
+func (a *Alerts) Done(t notify.Target, ev notify.Event, attempts int, err error) {
+	ctx := context.Background()
 	ns, name, _ := strings.Cut(t.Alert, "/")
 	al := &v1alpha1.Alert{}
-	if gerr := a.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, al); gerr != nil {
-		return
+	if gerr := a.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, al); gerr != nil {
+		return // deleted meanwhile
 	}
-	a.Events.Eventf(al, nil, corev1.EventTypeWarning, v1alpha1.ReasonDeliveryFailed, "Notify",
-		"%s of Release %s/%s not delivered to %s: %v", ev.Reason, ev.Namespace, ev.Name, t.Type, err)
+	d := &v1alpha1.AlertDelivery{Time: metav1.Now(), Result: v1alpha1.DeliveryDelivered, Event: ev.Reason, Release: ev.Name, Attempts: int32(min(attempts, math.MaxInt32))}
+	if err != nil {
+		d.Result, d.Message = v1alpha1.DeliveryFailed, clip(err.Error(), maxDeliveryMessage)
+		if a.Events != nil {
+			a.Events.Eventf(al, nil, corev1.EventTypeWarning, v1alpha1.ReasonDeliveryFailed, "Notify",
+				"%s of Release %s/%s not delivered to %s: %v", ev.Reason, ev.Namespace, ev.Name, t.Type, err)
+		}
+	}
+	before := al.DeepCopy()
+	al.Status.LastDelivery = d
+	if perr := a.Client.Status().Patch(ctx, al, client.MergeFrom(before)); perr != nil {
+		log.FromContext(ctx).Info("record the Alert's last delivery failed", "alert", t.Alert, "error", perr.Error())
+	}
+}
+
+// maxDeliveryMessage bounds status.lastDelivery.message, as the CRD does.
+const maxDeliveryMessage = 1024
+
+// clip is s cut to at most n bytes, on a rune boundary, marked with "…".
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // provider is al's provider, built again when al or its Secret changed.

@@ -261,3 +261,59 @@ func TestAlertSendsReleaseChanges(t *testing.T) {
 		t.Errorf("%d Ready events for v1, want 1 (2 with the rollback)", n)
 	}
 }
+
+// TestAlertRecordsLastDelivery: an Alert's status.lastDelivery says how its
+// last notification ended: Delivered after a 503 and a retry (2 attempts),
+// or Failed at once on a 404, with a message that names the endpoint's host
+// but not the URL's path, which holds the webhook's token.
+func TestAlertRecordsLastDelivery(t *testing.T) {
+	var m *notify.Metrics
+	h := newHarness(t, harnessOptions{setup: alertsSetup(t, &m)})
+	key := []byte("alert-hmac-key")
+	hook := newEndpoint(t, key, 1)
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no such hook", http.StatusNotFound)
+	}))
+	t.Cleanup(gone.Close)
+	for name, addr := range map[string]string{"hook": hook.srv.URL + "/hook/SECRETPATH", "gone": gone.URL + "/hooks/SECRETPATH"} {
+		h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
+			Data: map[string][]byte{"address": []byte(addr), "hmacKey": key}})
+		h.create(&v1alpha1.Alert{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns}, Spec: v1alpha1.AlertSpec{
+			Provider:     v1alpha1.AlertProvider{Type: "generic", SecretRef: v1alpha1.LocalObjectReference{Name: name}, Insecure: true},
+			EventSources: []v1alpha1.AlertEventSource{{Name: "web"}},
+		}})
+		h.alertReady(name)
+	}
+	if d := h.alertReady("hook").Status.LastDelivery; d != nil {
+		t.Errorf("before any notification: lastDelivery = %+v, want none", d)
+	}
+	v1 := h.pushSigned("stable", "v1", map[string]string{"a.yaml": configMapYAML("a", map[string]string{"k": "1"})})
+	started := time.Now().Add(-time.Second)
+	h.release("web", "stable", nil)
+	h.readyAt("web", v1)
+
+	last := func(name string) *v1alpha1.AlertDelivery {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if d := h.alertReady(name).Status.LastDelivery; d != nil {
+				return d
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Alert %s: no status.lastDelivery after 30s", name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	d := last("hook")
+	if d.Result != v1alpha1.DeliveryDelivered || d.Event != v1alpha1.AlertEventReady || d.Release != "web" || d.Attempts != 2 || d.Message != "" || d.Time.Time.Before(started) {
+		t.Errorf("Alert hook: lastDelivery = %+v, want Delivered, Ready of web, 2 attempts, no message, a time after the start", d)
+	}
+	d = last("gone")
+	if d.Result != v1alpha1.DeliveryFailed || d.Event != v1alpha1.AlertEventReady || d.Release != "web" || d.Attempts != 1 {
+		t.Errorf("Alert gone: lastDelivery = %+v, want Failed, Ready of web, 1 attempt (a 404 is not retried)", d)
+	}
+	if host := strings.TrimPrefix(gone.URL, "http://"); !strings.Contains(d.Message, "404") || !strings.Contains(d.Message, host) || strings.Contains(d.Message, "SECRETPATH") {
+		t.Errorf("Alert gone: lastDelivery.message %q, want the 404 and the host %s, without the URL's path", d.Message, host)
+	}
+}

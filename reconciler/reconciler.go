@@ -71,7 +71,9 @@ type Reconciler struct {
 	// BackoffBase is the first retry delay after a failure; it doubles up to
 	// the Release's retryInterval. 0 means 1s.
 	BackoffBase time.Duration
-	// HealthPoll is how often health is checked while objects progress. 0 means 2s.
+	// HealthPoll is the longest wait between health checks while objects
+	// progress; the first checks after an apply come sooner (healthPoll).
+	// 0 means 2s.
 	HealthPoll time.Duration
 	// Mirrors rewrites Release URLs to site registries: the controller then
 	// contacts only the mirror. nil means none.
@@ -381,7 +383,8 @@ func (r *Reconciler) checkHealth(ctx context.Context, rel *v1alpha1.Release, c c
 		setHistoryHealth(rel, v1alpha1.HealthHealthy)
 		return r.succeed(rel, applied+", all healthy")
 	}
-	deadline := r.appliedAt(rel).Add(rel.GetTimeout())
+	appliedAt := r.appliedAt(rel)
+	deadline := appliedAt.Add(rel.GetTimeout())
 	if !h.Failed && r.now().Before(deadline) {
 		msg := "waiting for objects to become Current: " + h.Message()
 		setCondition(rel, v1alpha1.ConditionHealthy, metav1.ConditionUnknown, v1alpha1.ReasonProgressing, msg)
@@ -389,7 +392,7 @@ func (r *Reconciler) checkHealth(ctx context.Context, rel *v1alpha1.Release, c c
 		setCondition(rel, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonProgressing, msg)
 		meta.RemoveStatusCondition(&rel.Status.Conditions, v1alpha1.ConditionStalled)
 		setHistoryHealth(rel, v1alpha1.HealthProgressing)
-		next := min(r.healthPoll(), deadline.Sub(r.now())+time.Millisecond)
+		next := min(r.healthPoll(r.now().Sub(appliedAt)), deadline.Sub(r.now())+time.Millisecond)
 		_ = key
 		return outcome{result: "progressing", requeue: next}
 	}
@@ -406,11 +409,21 @@ func (r *Reconciler) checkHealth(ctx context.Context, rel *v1alpha1.Release, c c
 	return r.fail(rel, v1alpha1.ReasonUnhealthy, err)
 }
 
-func (r *Reconciler) healthPoll() time.Duration {
+// minHealthPoll is the soonest health is checked again while objects
+// progress.
+const minHealthPoll = 250 * time.Millisecond
+
+// healthPoll is when to check health again, since after the apply: soon at
+// first, when a small rollout is likely done (half the time since the
+// apply, minHealthPoll or more), then backing off to HealthPoll (0 means
+// 2s), so that a push reaches Ready well within HealthPoll of its rollout's
+// end, and a long rollout costs only a few more checks.
+func (r *Reconciler) healthPoll(since time.Duration) time.Duration {
+	longest := 2 * time.Second
 	if r.HealthPoll > 0 {
-		return r.HealthPoll
+		longest = r.HealthPoll
 	}
-	return 2 * time.Second
+	return min(longest, max(minHealthPoll, since/2))
 }
 
 func (r *Reconciler) appliedAt(rel *v1alpha1.Release) time.Time {

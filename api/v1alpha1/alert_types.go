@@ -147,6 +147,55 @@ type AlertStatus struct {
 	// type needs; False names what is missing.
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// LastDelivery is the end of the last notification this Alert sent:
+	// delivered, or given up.
+	// +optional
+	LastDelivery *AlertDelivery `json:"lastDelivery,omitempty"`
+}
+
+// --- Alert delivery record (status.lastDelivery) ----------------------------
+
+// Results of a delivery (status.lastDelivery.result).
+const (
+	// DeliveryDelivered: the endpoint accepted the notification.
+	DeliveryDelivered = "Delivered"
+	// DeliveryFailed: the notification was given up, after every retry or
+	// at once when the endpoint refused it for good.
+	DeliveryFailed = "Failed"
+)
+
+// AlertDelivery is the end of one notification an Alert sent.
+type AlertDelivery struct {
+	// Time is when the delivery ended.
+	// +required
+	Time metav1.Time `json:"time"`
+
+	// Result is Delivered or Failed.
+	// +kubebuilder:validation:Enum=Delivered;Failed
+	// +required
+	Result string `json:"result"`
+
+	// Event is the change sent: Ready, VerificationFailed, RolledBack,
+	// DriftCorrected or Pruned.
+	// +required
+	Event string `json:"event"`
+
+	// Release is the name of the Release, in the Alert's namespace, whose
+	// change it was.
+	// +required
+	Release string `json:"release"`
+
+	// Attempts is the number of attempts made.
+	// +required
+	Attempts int32 `json:"attempts"`
+
+	// Message is why a Failed delivery failed (its last error). It names
+	// the endpoint by scheme and host only, since a webhook URL's path is
+	// often its token. Empty when Delivered.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // Alert sends changes of Releases in its namespace (a new digest Ready, a
@@ -158,6 +207,7 @@ type AlertStatus struct {
 // +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.spec.provider.type`
 // +kubebuilder:printcolumn:name="Severity",type=string,JSONPath=`.spec.eventSeverity`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Last delivery",type=string,JSONPath=`.status.lastDelivery.result`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 type Alert struct {

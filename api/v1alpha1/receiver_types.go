@@ -19,8 +19,9 @@ const (
 	// ReceiverDistribution accepts the CNCF distribution registry's
 	// notification envelope, with the header Authorization: Bearer TOKEN.
 	ReceiverDistribution = "distribution"
-	// ReceiverHarbor accepts Harbor's webhook payload (the default format),
-	// with the policy's auth header set to "Bearer TOKEN".
+	// ReceiverHarbor accepts Harbor's webhook payload (the Default or the
+	// CloudEvents format), with the policy's auth header set to
+	// "Bearer TOKEN".
 	ReceiverHarbor = "harbor"
 	// ReceiverQuay accepts Quay's repository push notification. Quay sends no
 	// credentials: only the unguessable path authenticates it.

@@ -26,6 +26,16 @@
 //
 //	KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) go run ./bench/controller --releases 300 --spokes 3 --shards 2
 //
+// With --push-notify N it measures a push through the receiver on the local
+// cluster: one Release (interval 1h, wait: true) of a Deployment of one
+// replica, a generic-hmac Receiver, and the controller with --receiver-addr;
+// then N times the airlock CLI's `push artifact --sign-key --notify URL
+// --notify-secret FILE`, each a new rollout, timed from the CLI's exit
+// until the Release is Ready on the pushed digest:
+//
+//	KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) AIRLOCK_CLUSTER_ASSETS=$(hack/cluster-assets.sh) \
+//	  go run ./bench/controller --push-notify 20
+//
 // --profile-dir saves the controller's heap and goroutine profiles (pprof)
 // once the no-op phase is over: read them with go tool pprof.
 package main
@@ -72,6 +82,8 @@ type options struct {
 	memLimit   string
 	spokes     int
 	shards     int
+	pushNotify int
+	airlock    string
 }
 
 func main() {
@@ -86,7 +98,12 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "longest wait for all Releases to be Ready")
 	flag.IntVar(&o.spokes, "spokes", 0, "remote clusters (envtest API servers) the Releases apply to through spec.kubeConfig, Release i to spoke i mod N; 0 applies to the hub itself")
 	flag.IntVar(&o.shards, "shards", 1, "controllers, each with --watch-label-selector shard=sK for its share of the Releases (Release i in shard i mod M)")
+	flag.IntVar(&o.pushNotify, "push-notify", 0, "time this many pushes through the receiver on the local cluster (implies --cluster and --releases 1): airlock push artifact --notify, until the Release is Ready on the new digest")
+	flag.StringVar(&o.airlock, "airlock", "", "airlock CLI binary that --push-notify runs; empty builds ./cmd/airlock")
 	flag.Parse()
+	if o.pushNotify > 0 {
+		o.cluster, o.releases = true, 1
+	}
 	if o.shards < 1 || o.spokes < 0 || (o.cluster && o.spokes > 0) {
 		fmt.Fprintln(os.Stderr, "bench: --shards must be 1 or more, --spokes 0 or more, and --spokes does not go with --cluster")
 		os.Exit(2)
@@ -187,6 +204,12 @@ func run(o options) (err error) {
 			return fmt.Errorf("build airlock-controller (run from the repository root): %v\n%s", err, out)
 		}
 	}
+	if o.pushNotify > 0 && o.airlock == "" {
+		o.airlock = filepath.Join(work, "airlock")
+		if out, err := exec.Command("go", "build", "-o", o.airlock, "./cmd/airlock").CombinedOutput(); err != nil {
+			return fmt.Errorf("build airlock (run from the repository root): %v\n%s", err, out)
+		}
+	}
 
 	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
 	assets := ""
@@ -273,6 +296,9 @@ func run(o options) (err error) {
 	}
 	files := fluxShape
 	shape := "a Deployment scaled to zero, a ServiceAccount, a Service and an Ingress"
+	if o.pushNotify > 0 {
+		files, shape = pushShape(0), "a Deployment of 1 replica"
+	}
 	if !o.cluster {
 		files = map[string]string{}
 		for i := 0; i < o.objects; i++ {
@@ -295,8 +321,12 @@ func run(o options) (err error) {
 		return err
 	}
 
-	// Releases with a 20 s interval, so the no-op phase below needs no writes from us.
-	const interval = 20 * time.Second
+	// Releases with a 20 s interval, so the no-op phase below needs no writes
+	// from us; with --push-notify 1h, so only the receiver reconciles.
+	interval := 20 * time.Second
+	if o.pushNotify > 0 {
+		interval = time.Hour
+	}
 	wait := true
 	var namespaces []string
 	for i := 0; i < n; i++ {
@@ -379,6 +409,10 @@ func run(o options) (err error) {
 		fmt.Printf("  %s: peak RSS %d MiB, peak Go heap %d MiB so far\n", p.name, hwm>>10, heapReady>>20)
 	}
 
+	if o.pushNotify > 0 {
+		return pushNotify(ctx, o, c, namespaces[0], procs[0].receiverAddr, reg.Addr+"/bench/app", work, priv)
+	}
+
 	// No-op reconciles: the interval passes with nothing changed.
 	before := make([]map[string]float64, len(procs))
 	for i, p := range procs {
@@ -433,6 +467,7 @@ type controllerProc struct {
 	name                   string
 	cmd                    *exec.Cmd
 	metricsAddr, pprofAddr string
+	receiverAddr           string
 	heap                   *heapSampler
 }
 
@@ -461,6 +496,12 @@ func startController(o options, bin, kubeconfig, dir, selector string, namespace
 		"--allow-controller-identity-namespaces", strings.Join(namespaces, ",")}
 	if selector != "" {
 		args = append(args, "--watch-label-selector", selector)
+	}
+	if o.pushNotify > 0 {
+		if p.receiverAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		args = append(args, "--receiver-addr", p.receiverAddr)
 	}
 	if o.profileDir != "" {
 		if p.pprofAddr, err = freeAddr(); err != nil {
