@@ -120,6 +120,9 @@ type Reconciler struct {
 	mu         sync.Mutex
 	failures   map[types.NamespacedName]int
 	desired    map[types.NamespacedName]*desiredState
+	// configMapWatch is the watch of ConfigMaps, started by the first
+	// Release that reads one (watchConfigMapsFor).
+	configMapWatch lazyWatch
 }
 
 // desiredState is what the last successful apply of a Release applied: with
@@ -198,6 +201,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 	}
 
+	if err := r.watchConfigMapsFor(rel); err != nil {
+		return reconcile.Result{}, err
+	}
 	before := rel.DeepCopy()
 	out := r.pipeline(ctx, rel)
 	rel.Status.ObservedGeneration = rel.Generation
