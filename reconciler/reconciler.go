@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/Masterminds/semver/v3"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -141,8 +142,9 @@ type desiredState struct {
 	relocated map[string]string
 	// manifest is the artifact manifest that the Release's own registry
 	// served for digest when it was verified and applied: the proof the
-	// artifact cache asks for (Cache.Get).
-	manifest []byte
+	// artifact cache asks for (Cache.Get). It is interned: the Releases of
+	// one digest keep one copy.
+	manifest unique.Handle[string]
 	// hash is objectsHash of the objects applied.
 	hash      string
 	appliedAt time.Time
@@ -153,7 +155,7 @@ func newDesiredState(rel *v1alpha1.Release, digest, trust, values string, reloca
 	if err != nil {
 		return nil, err
 	}
-	d := &desiredState{digest: digest, generation: rel.Generation, trust: trust, values: values, manifest: manifest, hash: h, appliedAt: at}
+	d := &desiredState{digest: digest, generation: rel.Generation, trust: trust, values: values, manifest: unique.Make(string(manifest)), hash: h, appliedAt: at}
 	if len(relocated) > 0 {
 		d.relocated = make(map[string]string, len(relocated))
 		for _, ri := range relocated {
@@ -894,12 +896,13 @@ func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, 
 		return nil, err
 	}
 	ref := repo.WithDigest(d.digest)
-	art, err := r.Cache.Get(ctx, d.digest, d.manifest, func(ctx context.Context, dir string) (*artifact.PullResult, error) {
+	manifest := []byte(d.manifest.Value())
+	art, err := r.Cache.Get(ctx, d.digest, manifest, func(ctx context.Context, dir string) (*artifact.PullResult, error) {
 		registry, err := r.registryClient(ctx, rel, repo)
 		if err != nil {
 			return nil, err
 		}
-		return r.Source.Pull(ctx, registry, ref, dir, artifact.PullOptions{MaxSize: r.MaxSize, Manifest: d.manifest})
+		return r.Source.Pull(ctx, registry, ref, dir, artifact.PullOptions{MaxSize: r.MaxSize, Manifest: manifest})
 	})
 	if err != nil {
 		return nil, err

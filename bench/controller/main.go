@@ -71,6 +71,7 @@ type options struct {
 	profileDir string
 	timeout    time.Duration
 	memLimit   string
+	goGC       string
 	spokes     int
 	shards     int
 }
@@ -84,6 +85,7 @@ func main() {
 	flag.BoolVar(&o.cluster, "cluster", false, "run on the local cluster with workloads ($AIRLOCK_CLUSTER_ASSETS) in the flux-benchmark shape: a Deployment scaled to zero, a ServiceAccount, a Service and an Ingress per Release, wait: true")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "save the controller's heap and goroutine profiles here after the no-op phase (the controller needs --pprof-addr)")
 	flag.StringVar(&o.memLimit, "gomemlimit", "", "GOMEMLIMIT of the controller (for example 40MiB), as --memory-limit-ratio would set it in a container; empty sets none")
+	flag.StringVar(&o.goGC, "gogc", "", "GOGC of the controller (for example 50 or off); empty leaves the controller's own default")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "longest wait for all Releases to be Ready")
 	flag.IntVar(&o.spokes, "spokes", 0, "remote clusters (envtest API servers) the Releases apply to through spec.kubeConfig, Release i to spoke i mod N; 0 applies to the hub itself")
 	flag.IntVar(&o.shards, "shards", 1, "controllers, each with --watch-label-selector shard=sK for its share of the Releases (Release i in shard i mod M)")
@@ -369,6 +371,7 @@ func run(o options) (err error) {
 	case o.spokes > 0:
 		where = fmt.Sprintf("%d envtest spokes through spec.kubeConfig, from an envtest hub", o.spokes)
 	}
+	fmt.Printf("controller: GOGC=%s GOMEMLIMIT=%s (empty: the controller's defaults)\n", o.goGC, o.memLimit)
 	fmt.Printf("cold: %d Releases × %s Ready in %v on %s, %d controller(s) (load average before %s, now %s)\n",
 		n, shape, cold.Round(10*time.Millisecond), where, o.shards, load, loadAverage())
 	for _, p := range procs {
@@ -475,8 +478,12 @@ func startController(o options, bin, kubeconfig, dir, selector string, namespace
 		args = append(args, "--pprof-addr", p.pprofAddr)
 	}
 	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = os.Environ()
 	if o.memLimit != "" {
-		p.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+o.memLimit)
+		p.cmd.Env = append(p.cmd.Env, "GOMEMLIMIT="+o.memLimit)
+	}
+	if o.goGC != "" {
+		p.cmd.Env = append(p.cmd.Env, "GOGC="+o.goGC)
 	}
 	logf, err := os.Create(filepath.Join(dir, "controller.log"))
 	if err != nil {
