@@ -13,6 +13,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 )
 
+// defaultGCPercent is the controller's GOGC unless $GOGC is set: Go's 100
+// lets the heap grow to twice what the last collection kept, and at 1,000
+// Releases most of the controller's anonymous memory was that garbage.
+const defaultGCPercent = 50
+
 // cgroupMemoryMax is the memory limit of the controller's container, as
 // cgroup v2 shows it to the processes inside.
 const cgroupMemoryMax = "/sys/fs/cgroup/memory.max"
