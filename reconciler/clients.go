@@ -25,9 +25,28 @@ type Clients struct {
 	Mapper meta.RESTMapper
 	// Metrics counts writes. nil means none.
 	Metrics *Metrics
+	// Max bounds the clients kept, one per identity (the controller, and
+	// each ServiceAccount Releases apply as: with
+	// --default-service-account, one per namespace). Beyond it the least
+	// recently used is dropped; they share the controller's transport, so
+	// a dropped client closes nothing. 0 means 64.
+	Max int
 
 	mu    sync.Mutex
-	byKey map[string]client.Client
+	tick  uint64
+	byKey map[string]*keptKubeClient
+}
+
+type keptKubeClient struct {
+	client   client.Client
+	lastUsed uint64
+}
+
+func (c *Clients) max() int {
+	if c.Max > 0 {
+		return c.Max
+	}
+	return 64
 }
 
 // For returns the client acting as serviceAccount in namespace, or as the
@@ -39,8 +58,10 @@ func (c *Clients) For(namespace, serviceAccount string) (client.Client, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cl, ok := c.byKey[key]; ok {
-		return cl, nil
+	c.tick++
+	if e, ok := c.byKey[key]; ok {
+		e.lastUsed = c.tick
+		return e.client, nil
 	}
 	cfg := rest.CopyConfig(c.Config)
 	if key != "" {
@@ -56,9 +77,18 @@ func (c *Clients) For(namespace, serviceAccount string) (client.Client, error) {
 		cl = countWrites(wc, c.Metrics)
 	}
 	if c.byKey == nil {
-		c.byKey = map[string]client.Client{}
+		c.byKey = map[string]*keptKubeClient{}
 	}
-	c.byKey[key] = cl
+	c.byKey[key] = &keptKubeClient{client: cl, lastUsed: c.tick}
+	for len(c.byKey) > c.max() {
+		victim, oldest := "", c.tick // "" is also the key of the controller's own client
+		for k, e := range c.byKey {
+			if e.lastUsed < oldest {
+				victim, oldest = k, e.lastUsed
+			}
+		}
+		delete(c.byKey, victim)
+	}
 	return cl, nil
 }
 

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,42 @@ func TestDesiredStateHoldsNoObjects(t *testing.T) {
 	if changed, _ := objectsHash(objs); changed == d.hash {
 		t.Errorf("objectsHash did not change with an object")
 	}
+}
+
+// TestDesiredStateSharesManifests: the Releases of one digest keep one copy
+// of its manifest between reconciles, not one each (each Release read its
+// own copy from the registry).
+func TestDesiredStateSharesManifests(t *testing.T) {
+	const n = 1000
+	manifest := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[` + strings.Repeat(`{"digest":"sha256:`+strings.Repeat("b", 64)+`"},`, 20) + `{}]}`
+	rel := &v1alpha1.Release{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "apps", Generation: 1}}
+	digest := "sha256:" + strings.Repeat("a", 64)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	copies := make([][]byte, n)
+	for i := range copies {
+		copies[i] = []byte(manifest) // as each Release's registry read served it
+	}
+	states := make([]*desiredState, n)
+	for i := range states {
+		d, err := newDesiredState(rel, digest, "trust", "", nil, copies[i], nil, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		states[i] = d
+	}
+	copies = nil
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perRelease := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	if perRelease > int64(len(manifest))/2 {
+		t.Errorf("the desired states take %d bytes per Release with a %d-byte manifest: want the manifest kept once", perRelease, len(manifest))
+	}
+	if got := states[n-1].manifest.Value(); got != manifest {
+		t.Errorf("manifest kept: %q, want %q", got, manifest)
+	}
+	runtime.KeepAlive(states)
 }
 
 // retained approximates the bytes reachable from v: strings, slices, maps

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/Masterminds/semver/v3"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -122,6 +123,9 @@ type Reconciler struct {
 	mu         sync.Mutex
 	failures   map[types.NamespacedName]int
 	desired    map[types.NamespacedName]*desiredState
+	// configMapWatch is the watch of ConfigMaps, started by the first
+	// Release that reads one (watchConfigMapsFor).
+	configMapWatch lazyWatch
 }
 
 // desiredState is what the last successful apply of a Release applied: with
@@ -140,8 +144,9 @@ type desiredState struct {
 	relocated map[string]string
 	// manifest is the artifact manifest that the Release's own registry
 	// served for digest when it was verified and applied: the proof the
-	// artifact cache asks for (Cache.Get).
-	manifest []byte
+	// artifact cache asks for (Cache.Get). It is interned: the Releases of
+	// one digest keep one copy.
+	manifest unique.Handle[string]
 	// hash is objectsHash of the objects applied.
 	hash      string
 	appliedAt time.Time
@@ -152,7 +157,7 @@ func newDesiredState(rel *v1alpha1.Release, digest, trust, values string, reloca
 	if err != nil {
 		return nil, err
 	}
-	d := &desiredState{digest: digest, generation: rel.Generation, trust: trust, values: values, manifest: manifest, hash: h, appliedAt: at}
+	d := &desiredState{digest: digest, generation: rel.Generation, trust: trust, values: values, manifest: unique.Make(string(manifest)), hash: h, appliedAt: at}
 	if len(relocated) > 0 {
 		d.relocated = make(map[string]string, len(relocated))
 		for _, ri := range relocated {
@@ -200,6 +205,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 	}
 
+	if err := r.watchConfigMapsFor(rel); err != nil {
+		return reconcile.Result{}, err
+	}
 	before := rel.DeepCopy()
 	out := r.pipeline(ctx, rel)
 	rel.Status.ObservedGeneration = rel.Generation
@@ -901,12 +909,13 @@ func (r *Reconciler) desiredObjects(ctx context.Context, rel *v1alpha1.Release, 
 		return nil, err
 	}
 	ref := repo.WithDigest(d.digest)
-	art, err := r.Cache.Get(ctx, d.digest, d.manifest, func(ctx context.Context, dir string) (*artifact.PullResult, error) {
+	manifest := []byte(d.manifest.Value())
+	art, err := r.Cache.Get(ctx, d.digest, manifest, func(ctx context.Context, dir string) (*artifact.PullResult, error) {
 		registry, err := r.registryClient(ctx, rel, repo)
 		if err != nil {
 			return nil, err
 		}
-		return r.Source.Pull(ctx, registry, ref, dir, artifact.PullOptions{MaxSize: r.MaxSize, Manifest: d.manifest})
+		return r.Source.Pull(ctx, registry, ref, dir, artifact.PullOptions{MaxSize: r.MaxSize, Manifest: manifest})
 	})
 	if err != nil {
 		return nil, err

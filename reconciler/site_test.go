@@ -97,6 +97,10 @@ func TestSubstitution(t *testing.T) {
 	)
 	logs := &lockedBuffer{}
 	h := newHarness(t, harnessOptions{logs: logs})
+	// No Release reads a ConfigMap yet: the controller caches none.
+	if h.rec.WatchesConfigMaps() {
+		t.Error("the controller watches ConfigMaps before any Release reads one")
+	}
 	d := h.pushSigned("v1", "v1", map[string]string{
 		"kustomization.yaml": "resources: [app.yaml, db.yaml, script.yaml]\n",
 		"app.yaml":           "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata:\n  host: ${HOST}\n  mode: ${MODE:=safe}\n",
@@ -126,6 +130,9 @@ func TestSubstitution(t *testing.T) {
 	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "site-secrets", Namespace: h.ns}, Data: map[string][]byte{"DB_PASSWORD": []byte(password1)}})
 	rel = h.readyAt("app", d)
 	first := siteStatus(rel)
+	if !h.rec.WatchesConfigMaps() {
+		t.Error("the controller does not watch ConfigMaps once a Release reads one")
+	}
 	if cm := h.mustConfigMap("app"); cm.Data["host"] != "db.staging" || cm.Data["mode"] != "safe" {
 		t.Errorf("ConfigMap app data = %v, want host db.staging and mode safe", cm.Data)
 	}

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -127,10 +128,15 @@ func policyCovers(p *v1alpha1.ClusterTrustPolicy, url string) (bool, error) {
 
 // keyCache keeps the parsed keys of each keys Secret for one
 // resourceVersion: a reconcile reads the Secret, and parses its keys only
-// when it changed.
+// when it changed. Secrets with the same data share one parse: a site
+// gives its signing key to every namespace, and each parsed key (its
+// verifier's curve point) takes about 1.5 KiB.
 type keyCache struct {
 	mu      sync.Mutex
 	secrets map[types.NamespacedName]cachedKeys
+	// byData holds the keys parsed from each Secret data (by dataDigest)
+	// that some entry of secrets uses.
+	byData map[[sha256.Size]byte]*sharedKeys
 	// parses counts the Secrets parsed, for tests.
 	parses int
 }
@@ -139,6 +145,36 @@ type cachedKeys struct {
 	resourceVersion string
 	keys            []verify.PublicKey
 	err             error
+	// data is the dataDigest of the Secret's data, when its keys are in byData.
+	data   [sha256.Size]byte
+	shared bool
+}
+
+type sharedKeys struct {
+	keys  []verify.PublicKey
+	users int
+}
+
+// dataDigest is the SHA-256 of a Secret's data: each key and value,
+// length-prefixed, in key order.
+func dataDigest(data map[string][]byte) [sha256.Size]byte {
+	names := make([]string, 0, len(data))
+	for k := range data {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	var n [8]byte
+	for _, k := range names {
+		for _, b := range [][]byte{[]byte(k), data[k]} {
+			binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+			h.Write(n[:])
+			h.Write(b)
+		}
+	}
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	return d
 }
 
 // loadKeys returns the *.pub keys of Secret key, named without .pub. field
@@ -151,16 +187,35 @@ func (r *Reconciler) loadKeys(ctx context.Context, key types.NamespacedName, fie
 	c := &r.keys
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.secrets[key]; ok && e.resourceVersion == s.ResourceVersion && s.ResourceVersion != "" {
-		return e.keys, e.err
+	old, ok := c.secrets[key]
+	if ok && old.resourceVersion == s.ResourceVersion && s.ResourceVersion != "" {
+		return old.keys, old.err
 	}
-	keys, err := parseKeys(s, field)
 	if c.secrets == nil {
 		c.secrets = map[types.NamespacedName]cachedKeys{}
+		c.byData = map[[sha256.Size]byte]*sharedKeys{}
 	}
-	c.secrets[key] = cachedKeys{resourceVersion: s.ResourceVersion, keys: keys, err: err}
-	c.parses++
-	return keys, err
+	e := cachedKeys{resourceVersion: s.ResourceVersion, data: dataDigest(s.Data)}
+	if sh, ok := c.byData[e.data]; ok {
+		sh.users++
+		e.keys, e.shared = sh.keys, true
+	} else {
+		e.keys, e.err = parseKeys(s, field)
+		c.parses++
+		if e.err == nil { // errors name the Secret: never shared
+			c.byData[e.data] = &sharedKeys{keys: e.keys, users: 1}
+			e.shared = true
+		}
+	}
+	if ok && old.shared {
+		if sh := c.byData[old.data]; sh != nil {
+			if sh.users--; sh.users == 0 {
+				delete(c.byData, old.data)
+			}
+		}
+	}
+	c.secrets[key] = e
+	return e.keys, e.err
 }
 
 // KeyParses is how many times a keys Secret was parsed (each parse follows a

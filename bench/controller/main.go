@@ -2,7 +2,8 @@
 // time until N Releases are Ready, the cost of a no-op reconcile (interval
 // reached, nothing changed: registry requests and non-dry-run apiserver
 // writes, from the controller's own metrics), and the controller's peak RSS
-// and Go heap.
+// and Go heap, with the peaks of its two halves: RssAnon (what it
+// allocated: Go heap, stacks) and RssFile (the binary's own pages).
 //
 // By default the Releases apply --objects ConfigMaps each to a bare
 // kube-apiserver (envtest), with the embedded registry:
@@ -80,6 +81,7 @@ type options struct {
 	profileDir string
 	timeout    time.Duration
 	memLimit   string
+	goGC       string
 	spokes     int
 	shards     int
 	pushNotify int
@@ -95,6 +97,7 @@ func main() {
 	flag.BoolVar(&o.cluster, "cluster", false, "run on the local cluster with workloads ($AIRLOCK_CLUSTER_ASSETS) in the flux-benchmark shape: a Deployment scaled to zero, a ServiceAccount, a Service and an Ingress per Release, wait: true")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "save the controller's heap and goroutine profiles here after the no-op phase (the controller needs --pprof-addr)")
 	flag.StringVar(&o.memLimit, "gomemlimit", "", "GOMEMLIMIT of the controller (for example 40MiB), as --memory-limit-ratio would set it in a container; empty sets none")
+	flag.StringVar(&o.goGC, "gogc", "", "GOGC of the controller (for example 50 or off); empty leaves the controller's own default")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "longest wait for all Releases to be Ready")
 	flag.IntVar(&o.spokes, "spokes", 0, "remote clusters (envtest API servers) the Releases apply to through spec.kubeConfig, Release i to spoke i mod N; 0 applies to the hub itself")
 	flag.IntVar(&o.shards, "shards", 1, "controllers, each with --watch-label-selector shard=sK for its share of the Releases (Release i in shard i mod M)")
@@ -398,15 +401,18 @@ func run(o options) (err error) {
 	case o.spokes > 0:
 		where = fmt.Sprintf("%d envtest spokes through spec.kubeConfig, from an envtest hub", o.spokes)
 	}
+	fmt.Printf("controller: GOGC=%s GOMEMLIMIT=%s (empty: the controller's defaults)\n", o.goGC, o.memLimit)
 	fmt.Printf("cold: %d Releases × %s Ready in %v on %s, %d controller(s) (load average before %s, now %s)\n",
 		n, shape, cold.Round(10*time.Millisecond), where, o.shards, load, loadAverage())
 	for _, p := range procs {
-		hwm, _, err := memory(p.cmd.Process.Pid)
+		m, err := memory(p.cmd.Process.Pid)
 		if err != nil {
 			return err
 		}
+		p.heap.sampleRSS(p.cmd.Process.Pid)
+		anon, file := p.heap.peakRSS()
 		heapReady, _ := p.heap.peakSoFar()
-		fmt.Printf("  %s: peak RSS %d MiB, peak Go heap %d MiB so far\n", p.name, hwm>>10, heapReady>>20)
+		fmt.Printf("  %s: peak RSS %d MiB (peak RssAnon %d MiB, peak RssFile %d MiB), peak Go heap %d MiB so far\n", p.name, m.hwm>>10, anon>>10, file>>10, heapReady>>20)
 	}
 
 	if o.pushNotify > 0 {
@@ -452,12 +458,15 @@ func run(o options) (err error) {
 	}
 
 	for _, p := range procs {
-		hwm, rss, err := memory(p.cmd.Process.Pid)
+		m, err := memory(p.cmd.Process.Pid)
 		if err != nil {
 			return err
 		}
+		p.heap.sampleRSS(p.cmd.Process.Pid)
 		peak, now := p.heap.stop()
-		fmt.Printf("%s memory with %d Releases: peak RSS %d MiB, RSS now %d MiB (target ≤ 64 MiB); Go heap in use: peak %d MiB, now %d MiB\n", p.name, n/o.shards, hwm>>10, rss>>10, peak>>20, now>>20)
+		anon, file := p.heap.peakRSS()
+		fmt.Printf("%s memory with %d Releases: peak RSS %d MiB, RSS now %d MiB (target ≤ 64 MiB): RssAnon peak %d MiB, now %d MiB; RssFile peak %d MiB, now %d MiB; Go heap in use: peak %d MiB, now %d MiB\n",
+			p.name, n/o.shards, m.hwm>>10, m.rss>>10, anon>>10, m.anon>>10, file>>10, m.file>>10, peak>>20, now>>20)
 	}
 	return nil
 }
@@ -510,8 +519,12 @@ func startController(o options, bin, kubeconfig, dir, selector string, namespace
 		args = append(args, "--pprof-addr", p.pprofAddr)
 	}
 	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = os.Environ()
 	if o.memLimit != "" {
-		p.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+o.memLimit)
+		p.cmd.Env = append(p.cmd.Env, "GOMEMLIMIT="+o.memLimit)
+	}
+	if o.goGC != "" {
+		p.cmd.Env = append(p.cmd.Env, "GOGC="+o.goGC)
 	}
 	logf, err := os.Create(filepath.Join(dir, "controller.log"))
 	if err != nil {
@@ -521,7 +534,7 @@ func startController(o options, bin, kubeconfig, dir, selector string, namespace
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
-	p.heap = sampleHeap(p.metricsAddr)
+	p.heap = sampleHeap(p.metricsAddr, p.cmd.Process.Pid)
 	return p, nil
 }
 
@@ -667,41 +680,53 @@ func sumMatching(m map[string]float64, name, label string) float64 {
 	return s
 }
 
-// memory returns VmHWM and VmRSS of pid in KiB.
-func memory(pid int) (int64, int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	var hwm, rss int64
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "VmHWM:" {
-			hwm, _ = strconv.ParseInt(f[1], 10, 64)
-		}
-		if len(f) >= 2 && f[0] == "VmRSS:" {
-			rss, _ = strconv.ParseInt(f[1], 10, 64)
-		}
-	}
-	return hwm, rss, nil
+// procMemory is a process's memory from /proc/PID/status, in KiB: VmHWM
+// (peak RSS), VmRSS, and its two halves RssAnon (heap, stacks: what the
+// process allocated) and RssFile (pages of the binary and other mapped
+// files).
+type procMemory struct {
+	hwm, rss, anon, file int64
 }
 
-// heapSampler polls the controller's go_memstats_heap_inuse_bytes once a
-// second and keeps the highest value seen.
+// memory reads pid's procMemory.
+func memory(pid int) (procMemory, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return procMemory{}, err
+	}
+	var m procMemory
+	fields := map[string]*int64{"VmHWM:": &m.hwm, "VmRSS:": &m.rss, "RssAnon:": &m.anon, "RssFile:": &m.file}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 {
+			if p, ok := fields[f[0]]; ok {
+				*p, _ = strconv.ParseInt(f[1], 10, 64)
+			}
+		}
+	}
+	return m, nil
+}
+
+// heapSampler polls, once a second, the controller's
+// go_memstats_heap_inuse_bytes and its RssAnon and RssFile, and keeps the
+// highest value of each seen.
 type heapSampler struct {
 	done      chan struct{}
 	finished  chan struct{}
 	mu        sync.Mutex
 	peak, now float64
+	// peakAnon and peakFile are the highest RssAnon and RssFile seen, in KiB.
+	peakAnon, peakFile int64
 }
 
-func sampleHeap(metricsAddr string) *heapSampler {
+func sampleHeap(metricsAddr string, pid int) *heapSampler {
 	h := &heapSampler{done: make(chan struct{}), finished: make(chan struct{})}
 	go func() {
 		defer close(h.finished)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
+			h.sampleRSS(pid)
 			if m, err := scrape(metricsAddr); err == nil {
 				if v, ok := m["go_memstats_heap_inuse_bytes"]; ok {
 					h.mu.Lock()
@@ -718,6 +743,22 @@ func sampleHeap(metricsAddr string) *heapSampler {
 		}
 	}()
 	return h
+}
+
+func (h *heapSampler) sampleRSS(pid int) {
+	if m, err := memory(pid); err == nil {
+		h.mu.Lock()
+		h.peakAnon = max(h.peakAnon, m.anon)
+		h.peakFile = max(h.peakFile, m.file)
+		h.mu.Unlock()
+	}
+}
+
+// peakRSS returns the highest RssAnon and RssFile sampled yet, in KiB.
+func (h *heapSampler) peakRSS() (anon, file int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.peakAnon, h.peakFile
 }
 
 // peakSoFar returns the highest and the last value sampled yet, in bytes.

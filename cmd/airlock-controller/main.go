@@ -79,6 +79,7 @@ type options struct {
 
 	pprofAddr        string
 	memoryLimitRatio float64
+	gcPercent        int
 
 	ui uiOptions
 
@@ -146,6 +147,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.finalizerTimeout, "finalizer-timeout", 10*time.Minute, "how long a deleted Release retries a failing prune before it leaves its objects, records a Warning event naming them and removes its finalizer")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "loopback address (for example 127.0.0.1:6060) of the /debug/pprof/ profiles; empty disables them")
 	fs.Float64Var(&o.memoryLimitRatio, "memory-limit-ratio", 0.9, "share of the container's memory limit (cgroup v2 memory.max) set as the Go memory limit, so that the heap is collected before the container is killed; $GOMEMLIMIT, when set, wins")
+	fs.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "Go's GC target (GOGC): a collection starts when the heap has grown by this percentage of what the last one kept; lower keeps the controller's memory nearer its live heap for more CPU; $GOGC, when set, wins")
 	fs.StringVar(&o.receiverAddr, "receiver-addr", "", "address of the receiver endpoint, for example :9292, that serves the Receivers' push notifications from registries and CI jobs; empty disables it and the Receiver controller")
 	fs.StringVar(&o.receiverTLSCert, "receiver-tls-cert", "", "PEM certificate to serve the receiver endpoint over HTTPS; empty means plain HTTP (put it behind a TLS ingress)")
 	fs.StringVar(&o.receiverTLSKey, "receiver-tls-key", "", "PEM private key for --receiver-tls-cert")
@@ -193,6 +195,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	_ = stdout
 
+	if o.gcPercent < 1 {
+		return fmt.Errorf("--gc-percent %d: want 1 or more (GOGC=off, set in the environment, turns the collector off)", o.gcPercent)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(o.gcPercent)
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		limit, err := goMemoryLimit(cgroupMemoryMax, o.memoryLimitRatio)
 		if err != nil {

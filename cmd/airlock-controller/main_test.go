@@ -19,7 +19,7 @@ func TestHelpListsFlags(t *testing.T) {
 		"-default-service-account", "-controller-namespace", "-allow-controller-identity-namespaces", "-allow-controller-identity-namespace-selector", "-no-cross-namespace-refs", "-finalizer-timeout",
 		"-build-max-objects", "-concurrent-builds", "-build-max-file-bytes", "-build-max-total-bytes", "-build-timeout",
 		"-receiver-addr", "-receiver-tls-cert", "-receiver-max-body-bytes", "-receiver-replay-window",
-		"-leader-election-id", "-max-remote-clients"} {
+		"-leader-election-id", "-max-remote-clients", "-gc-percent", "-memory-limit-ratio"} {
 		if !strings.Contains(stderr.String(), f) {
 			t.Errorf("help does not list %s", f)
 		}
@@ -52,6 +52,13 @@ func TestBadIdentitySelectorFails(t *testing.T) {
 	err := run(context.Background(), []string{"--allow-controller-identity-namespace-selector", "a in (", "--kubeconfig", "/nonexistent"}, &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "--allow-controller-identity-namespace-selector") {
 		t.Fatalf("err = %v, want one naming --allow-controller-identity-namespace-selector", err)
+	}
+}
+
+func TestBadGCPercentFails(t *testing.T) {
+	err := run(context.Background(), []string{"--gc-percent", "0", "--kubeconfig", "/nonexistent"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--gc-percent 0") {
+		t.Errorf("err = %v, want one naming --gc-percent 0", err)
 	}
 }
 

@@ -13,6 +13,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 )
 
+// defaultGCPercent is the controller's GOGC unless $GOGC is set: Go's 100
+// lets the heap grow to twice what the last collection kept, and at 1,000
+// Releases most of the controller's anonymous memory was that garbage.
+const defaultGCPercent = 50
+
 // cgroupMemoryMax is the memory limit of the controller's container, as
 // cgroup v2 shows it to the processes inside.
 const cgroupMemoryMax = "/sys/fs/cgroup/memory.max"
@@ -68,7 +73,19 @@ const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 // controller never reads from a cached object, the managed fields and
 // kubectl's last-applied copy of the object, which together can be larger
 // than the object itself.
+//
+// Of the objects watched by metadata only (Secrets, ConfigMaps: every one
+// in the cluster, 11,000 at 1,000 Releases of 10 ConfigMaps), it keeps only
+// what identifies the object and its version: the watches map a change to
+// the Releases that name the object by namespace and name, and nothing
+// reads their labels, annotations or owners from the cache.
 func stripForCache(in any) (any, error) {
+	if p, ok := in.(*metav1.PartialObjectMetadata); ok {
+		return &metav1.PartialObjectMetadata{TypeMeta: p.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+			Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
+			Generation: p.Generation, DeletionTimestamp: p.DeletionTimestamp,
+		}}, nil
+	}
 	out, err := cache.TransformStripManagedFields()(in)
 	if err != nil {
 		return out, err

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"airlock.dev/airlock/api/v1alpha1"
@@ -98,8 +99,16 @@ func TestCacheTransformStrips(t *testing.T) {
 	if got.Annotations[v1alpha1.ReconcileRequestAnnotation] != "now" {
 		t.Errorf("annotations = %v, want %s kept", got.Annotations, v1alpha1.ReconcileRequestAnnotation)
 	}
-	meta := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "keys", Annotations: map[string]string{lastAppliedAnnotation: "{}"}}}
-	if out, err := stripForCache(meta); err != nil || len(out.(*metav1.PartialObjectMetadata).Annotations) != 0 {
-		t.Errorf("Secret metadata: %v, %v: want no annotations left", out, err)
+	meta := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: "apps", UID: "u1", ResourceVersion: "7",
+		Labels: map[string]string{"app": "web"}, Annotations: map[string]string{lastAppliedAnnotation: "{}", "note": "kept nowhere"},
+		OwnerReferences: []metav1.OwnerReference{{Name: "owner"}}, Finalizers: []string{"example.com/f"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
+	out, err = stripForCache(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: "apps", UID: "u1", ResourceVersion: "7"}}
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Errorf("Secret metadata kept in the cache (-want +got):\n%s", diff)
 	}
 }
