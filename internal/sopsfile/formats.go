@@ -39,14 +39,31 @@ func emit(f Format, branches []branch) ([]byte, error) {
 	return nil, errors.New("unknown format")
 }
 
-// counter bounds the values a reader makes.
-type counter int
+// counter bounds the values a reader makes, YAML aliases expanded.
+type counter struct {
+	n int
+	// open are the YAML nodes being read: an alias to one of them is a
+	// cycle, which sops would follow until its stack overflows.
+	open map[*yaml.Node]bool
+}
 
 func (c *counter) add() error {
-	*c++
-	if *c > maxValues {
+	c.n++
+	if c.n > maxValues {
 		return errTooMany
 	}
+	return nil
+}
+
+// enter marks n open, or refuses an alias cycle.
+func (c *counter) enter(n *yaml.Node) error {
+	if c.open == nil {
+		c.open = map[*yaml.Node]bool{}
+	}
+	if c.open[n] {
+		return errors.New("a YAML alias to a node that contains it")
+	}
+	c.open[n] = true
 	return nil
 }
 
@@ -141,6 +158,10 @@ func (c *counter) nodeValue(n *yaml.Node, commentsHandled bool, depth int) (any,
 		if n.Alias == nil {
 			return nil, nil
 		}
+		if err := c.enter(n.Alias); err != nil {
+			return nil, err
+		}
+		defer delete(c.open, n.Alias)
 		return c.nodeValue(n.Alias, false, depth+1)
 	case yaml.DocumentNode:
 		return nil, errors.New("a YAML document inside a value")
@@ -198,6 +219,10 @@ func (c *counter) appendNode(n *yaml.Node, b branch, commentsHandled bool, depth
 		if n.Alias == nil {
 			return nil, errors.New("a YAML alias without its anchor")
 		}
+		if err := c.enter(n.Alias); err != nil {
+			return nil, err
+		}
+		defer delete(c.open, n.Alias)
 		if b, err = c.appendNode(n.Alias, b, false, depth+1); err != nil {
 			return nil, err
 		}

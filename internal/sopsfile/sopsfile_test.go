@@ -387,3 +387,17 @@ func TestRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestHostileYAML: an alias cycle (sops's reader would recurse until its
+// stack overflows) and an alias bomb are refused, not followed.
+func TestHostileYAML(t *testing.T) {
+	bomb := "sops: {lastmodified: '2024-01-01T00:00:00Z', mac: '', age: [{recipient: r, enc: e}]}\n---\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
+	for name, in := range map[string]string{
+		"alias cycle": "sops: {mac: x}\n---\na: &x [*x, *x]\n",
+		"alias bomb":  bomb,
+	} {
+		if _, err := Parse([]byte(in), YAML); err == nil {
+			t.Errorf("%s: read", name)
+		}
+	}
+}
