@@ -186,7 +186,10 @@ func TestMatchesSops(t *testing.T) {
 		{"unencrypted_regex", func(o *sopstest.Options) { o.UnencryptedRegex = "^(metadata|kind|name|web)$" }},
 		{"encrypted_comment_regex", func(o *sopstest.Options) { o.EncryptedCommentRegex = "sops:enc" }},
 		{"unencrypted_comment_regex", func(o *sopstest.Options) { o.UnencryptedCommentRegex = "first host" }},
-		{"mac_only_encrypted", func(o *sopstest.Options) { o.MACOnlyEncrypted = true; o.EncryptedRegex = "^(stringData|password|PASSWORD|db|data)$" }},
+		{"mac_only_encrypted", func(o *sopstest.Options) {
+			o.MACOnlyEncrypted = true
+			o.EncryptedRegex = "^(stringData|password|PASSWORD|db|data)$"
+		}},
 		{"mac_only_encrypted, everything", func(o *sopstest.Options) { o.MACOnlyEncrypted = true }},
 	}
 	check := func(t *testing.T, f Format, sf sopstest.Format, plain string, o sopstest.Options, keys keyring, ageOnly bool) {
