@@ -39,14 +39,31 @@ func emit(f Format, branches []branch) ([]byte, error) {
 	return nil, errors.New("unknown format")
 }
 
-// counter bounds the values a reader makes.
-type counter int
+// counter bounds the values a reader makes, YAML aliases expanded.
+type counter struct {
+	n int
+	// open are the YAML nodes being read: an alias to one of them is a
+	// cycle, which sops would follow until its stack overflows.
+	open map[*yaml.Node]bool
+}
 
 func (c *counter) add() error {
-	*c++
-	if *c > maxValues {
+	c.n++
+	if c.n > maxValues {
 		return errTooMany
 	}
+	return nil
+}
+
+// enter marks n open, or refuses an alias cycle.
+func (c *counter) enter(n *yaml.Node) error {
+	if c.open == nil {
+		c.open = map[*yaml.Node]bool{}
+	}
+	if c.open[n] {
+		return errors.New("a YAML alias to a node that contains it")
+	}
+	c.open[n] = true
 	return nil
 }
 
@@ -141,6 +158,10 @@ func (c *counter) nodeValue(n *yaml.Node, commentsHandled bool, depth int) (any,
 		if n.Alias == nil {
 			return nil, nil
 		}
+		if err := c.enter(n.Alias); err != nil {
+			return nil, err
+		}
+		defer delete(c.open, n.Alias)
 		return c.nodeValue(n.Alias, false, depth+1)
 	case yaml.DocumentNode:
 		return nil, errors.New("a YAML document inside a value")
@@ -198,6 +219,10 @@ func (c *counter) appendNode(n *yaml.Node, b branch, commentsHandled bool, depth
 		if n.Alias == nil {
 			return nil, errors.New("a YAML alias without its anchor")
 		}
+		if err := c.enter(n.Alias); err != nil {
+			return nil, err
+		}
+		defer delete(c.open, n.Alias)
 		if b, err = c.appendNode(n.Alias, b, false, depth+1); err != nil {
 			return nil, err
 		}
@@ -270,68 +295,76 @@ func yamlNode(v any) *yaml.Node {
 // comment, inline ones its line comment, trailing ones the foot comment of
 // the last element.
 func yamlSequence(in []any, n *yaml.Node) {
-	var head, inline []string
-	beginning := true
+	p := placer{parent: n}
 	for _, v := range in {
 		if c, ok := v.(Comment); ok {
-			if c.Inline {
-				inline = append(inline, c.Value)
-			} else {
-				head = append(head, c.Value)
-			}
+			p.comment(c)
 			continue
 		}
-		if beginning {
-			headComments(n, head)
-			head, beginning = nil, false
-		}
 		child := yamlNode(v)
-		headComments(child, head)
-		appendComments(&child.LineComment, inline)
-		head, inline = nil, nil
+		p.element(child, child)
 		n.Content = append(n.Content, child)
 	}
-	head = append(head, inline...)
-	if len(head) > 0 {
-		if beginning {
-			headComments(n, head)
-		} else {
-			appendComments(&n.Content[len(n.Content)-1].FootComment, head)
-		}
-	}
+	p.end()
 }
 
 func yamlMapping(b branch, n *yaml.Node) {
-	var head, inline []string
-	beginning := true
+	p := placer{parent: n}
 	for _, it := range b {
 		if c, ok := it.key.(Comment); ok {
-			if c.Inline {
-				inline = append(inline, c.Value)
-			} else {
-				head = append(head, c.Value)
-			}
+			p.comment(c)
 			continue
-		}
-		if beginning {
-			headComments(n, head)
-			head, beginning = nil, false
 		}
 		key := &yaml.Node{}
 		_ = key.Encode(it.key)
-		headComments(key, head)
 		value := yamlNode(it.value)
-		appendComments(&value.LineComment, inline)
-		head, inline = nil, nil
+		p.element(key, value)
 		n.Content = append(n.Content, key, value)
 	}
-	head = append(head, inline...)
-	if len(head) > 0 {
-		if beginning {
-			headComments(n, head)
-		} else {
-			appendComments(&n.Content[len(n.Content)-2].FootComment, head)
-		}
+	p.end()
+}
+
+// placer holds the comments met before the next element of a mapping or
+// a list.
+type placer struct {
+	parent       *yaml.Node
+	head, inline []string
+	started      bool
+	last         *yaml.Node // the last element (its key in a mapping)
+}
+
+func (p *placer) comment(c Comment) {
+	if c.Inline {
+		p.inline = append(p.inline, c.Value)
+	} else {
+		p.head = append(p.head, c.Value)
+	}
+}
+
+// element places the comments met so far: those before the first element
+// on the parent, then head comments on first and inline ones on line.
+func (p *placer) element(first, line *yaml.Node) {
+	if !p.started {
+		headComments(p.parent, p.head)
+		p.head, p.started = nil, true
+	}
+	headComments(first, p.head)
+	appendComments(&line.LineComment, p.inline)
+	p.head, p.inline = nil, nil
+	p.last = first
+}
+
+// end places trailing comments as the foot comment of the last element,
+// or on the parent when it has none.
+func (p *placer) end() {
+	rest := append(p.head, p.inline...)
+	if len(rest) == 0 {
+		return
+	}
+	if !p.started {
+		headComments(p.parent, rest)
+	} else {
+		appendComments(&p.last.FootComment, rest)
 	}
 }
 

@@ -186,7 +186,10 @@ func TestMatchesSops(t *testing.T) {
 		{"unencrypted_regex", func(o *sopstest.Options) { o.UnencryptedRegex = "^(metadata|kind|name|web)$" }},
 		{"encrypted_comment_regex", func(o *sopstest.Options) { o.EncryptedCommentRegex = "sops:enc" }},
 		{"unencrypted_comment_regex", func(o *sopstest.Options) { o.UnencryptedCommentRegex = "first host" }},
-		{"mac_only_encrypted", func(o *sopstest.Options) { o.MACOnlyEncrypted = true; o.EncryptedRegex = "^(stringData|password|PASSWORD|db|data)$" }},
+		{"mac_only_encrypted", func(o *sopstest.Options) {
+			o.MACOnlyEncrypted = true
+			o.EncryptedRegex = "^(stringData|password|PASSWORD|db|data)$"
+		}},
 		{"mac_only_encrypted, everything", func(o *sopstest.Options) { o.MACOnlyEncrypted = true }},
 	}
 	check := func(t *testing.T, f Format, sf sopstest.Format, plain string, o sopstest.Options, keys keyring, ageOnly bool) {
@@ -386,4 +389,18 @@ func TestRefusals(t *testing.T) {
 			t.Error("a file with two rules is read")
 		}
 	})
+}
+
+// TestHostileYAML: an alias cycle (sops's reader would recurse until its
+// stack overflows) and an alias bomb are refused, not followed.
+func TestHostileYAML(t *testing.T) {
+	bomb := "sops: {lastmodified: '2024-01-01T00:00:00Z', mac: '', age: [{recipient: r, enc: e}]}\n---\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
+	for name, in := range map[string]string{
+		"alias cycle": "sops: {mac: x}\n---\na: &x [*x, *x]\n",
+		"alias bomb":  bomb,
+	} {
+		if _, err := Parse([]byte(in), YAML); err == nil {
+			t.Errorf("%s: read", name)
+		}
+	}
 }
