@@ -11,9 +11,13 @@ help: ## show the targets
 # The controller is built static (CGO_ENABLED=0): with cgo, kustomize's import
 # of Go's plugin package makes the linker export every symbol, and the dynamic
 # symbol tables cost the controller about 16 MiB of RSS (bench/controller).
+# GOTAGS drops that import (airlock runs kustomize with plugins disabled), so
+# that cgo builds, the CLI's included, are spared it too: 32 MB of the
+# controller's 118 MB cgo binary.
+GOTAGS ?= kustomize_disable_go_plugin_support
 build: ## build bin/airlock and bin/airlock-controller (release flags)
-	$(GO) build -trimpath -ldflags="-s -w" -o bin/airlock ./cmd/airlock
-	@if [ -d cmd/airlock-controller ]; then CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o bin/airlock-controller ./cmd/airlock-controller; fi
+	$(GO) build -tags "$(GOTAGS)" -trimpath -ldflags="-s -w" -o bin/airlock ./cmd/airlock
+	@if [ -d cmd/airlock-controller ]; then CGO_ENABLED=0 $(GO) build -tags "$(GOTAGS)" -trimpath -ldflags="-s -w" -o bin/airlock-controller ./cmd/airlock-controller; fi
 
 release: ## signed release in dist/VERSION: static CLIs (linux, darwin x amd64, arm64), controller image, SBOM, SHA256SUMS (RELEASE_KEY=release.key)
 	hack/release.sh

@@ -3,7 +3,6 @@ package verify
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
-	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 )
 
@@ -32,15 +30,7 @@ func signed(t testing.TB, k *testKeyPair, dgst string, ann map[string]interface{
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := k.priv.signer.SignMessage(bytes.NewReader(pl))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fetchedSignature{
-		Payload:     pl,
-		Annotations: map[string]string{static.SignatureAnnotationKey: base64.StdEncoding.EncodeToString(raw)},
-		MediaType:   "application/vnd.dev.cosign.simplesigning.v1+json",
-	}
+	return signedRaw(t, k, pl)
 }
 
 func TestEvaluate(t *testing.T) {

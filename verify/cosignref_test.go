@@ -86,7 +86,7 @@ func layerOf(t *testing.T, fs fetchedSignature) sigLayer {
 }
 
 // signedRaw signs pl with k as a cosign signature layer would carry it.
-func signedRaw(t *testing.T, k *testKeyPair, pl []byte) fetchedSignature {
+func signedRaw(t testing.TB, k *testKeyPair, pl []byte) fetchedSignature {
 	t.Helper()
 	raw, err := k.priv.signer.SignMessage(bytes.NewReader(pl))
 	if err != nil {
