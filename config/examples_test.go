@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -66,7 +67,7 @@ func TestExampleMonitoring(t *testing.T) {
 	m.ObjectsApplied.Add(0) // every family must have a sample to be gathered
 	m.ObjectsPruned.Add(0)
 	m.ReconcileDuration.WithLabelValues("success").Observe(0)
-	m.Condition.WithLabelValues("ns", "n", "Ready", "True").Set(1)
+	m.Condition.Set(types.NamespacedName{Namespace: "ns", Name: "n"}, []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue}})
 	m.RegistryRequests.WithLabelValues("GET", "200").Add(0)
 	m.ObjectsDrifted.WithLabelValues("ns", "n").Add(0)
 	m.APIWrites.WithLabelValues("patch", "false").Add(0)

@@ -142,9 +142,9 @@ func (g *ConditionGauges) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// set records key's conditions: their current statuses replace the ones
-// recorded before.
-func (g *ConditionGauges) set(key types.NamespacedName, conds []metav1.Condition) {
+// Set records key's conditions: their current statuses replace the ones
+// recorded before. The reconciler calls it after each status update.
+func (g *ConditionGauges) Set(key types.NamespacedName, conds []metav1.Condition) {
 	var codes conditionCodes
 	for i, t := range conditionTypes {
 		for _, c := range conds {
@@ -177,7 +177,7 @@ func (g *ConditionGauges) delete(key types.NamespacedName) {
 // recordConditions sets the condition gauges of one Release: one series,
 // of value 1, for the current status of each condition it has.
 func (m *Metrics) recordConditions(key types.NamespacedName, conds []metav1.Condition) {
-	m.Condition.set(key, conds)
+	m.Condition.Set(key, conds)
 }
 
 // forget drops the gauges of a deleted Release.
