@@ -132,7 +132,7 @@ func TestRelease(t *testing.T) {
 			Name string `json:"name"`
 		} `json:"components"`
 	}
-	for file, want := range map[string]string{bin + ".cdx.json": "sigstore/cosign", controllerBOM: "sigs.k8s.io/controller-runtime"} {
+	for file, want := range map[string]string{bin + ".cdx.json": "github.com/sigstore/sigstore", controllerBOM: "sigs.k8s.io/controller-runtime"} {
 		b, err := os.ReadFile(filepath.Join(dist, file))
 		if err != nil || json.Unmarshal(b, &bom) != nil || bom.BOMFormat != "CycloneDX" {
 			t.Fatalf("SBOM %s: %v %.200s", file, err, b)
