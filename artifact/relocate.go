@@ -3,8 +3,6 @@ package artifact
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -645,7 +643,8 @@ func checkArchiveEntry(hdr *tar.Header) string {
 
 // OpenArchive checks every entry of the tarball at p and every blob against
 // its digest, before anything is pushed, and opens it. The blobs are hashed
-// as the store serves them, so what is checked is what Import pushes.
+// as the store serves them (from the offsets of one pass over the tar
+// headers, several blobs at once), so what is checked is what Import pushes.
 func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -655,7 +654,8 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 	tr := tar.NewReader(f)
 	var indexJSON, lockJSON, bundleJSON []byte
 	seen := map[string]bool{}
-	var blobs []string
+	blobs := map[digest.Digest]blobAt{}
+	var order []digest.Digest
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -674,7 +674,15 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 		switch {
 		case hdr.Typeflag == tar.TypeDir:
 		case strings.HasPrefix(hdr.Name, "blobs/"):
-			blobs = append(blobs, hdr.Name)
+			// archive/tar stops at the entry's first byte (and skips the
+			// rest of it with Seek): that is where the blob is.
+			offset, err := f.Seek(0, io.SeekCurrent)
+			if err != nil {
+				return nil, fmt.Errorf("archive %s: %w", p, err)
+			}
+			d := digest.NewDigestFromEncoded(digest.SHA256, strings.TrimPrefix(hdr.Name, "blobs/sha256/"))
+			blobs[d] = blobAt{name: hdr.Name, offset: offset, size: hdr.Size}
+			order = append(order, d)
 		default:
 			if hdr.Size > MaxManifestSize {
 				return nil, fmt.Errorf("archive %s: %s is %d bytes: %w", p, hdr.Name, hdr.Size, ErrTooLarge)
@@ -713,28 +721,15 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 			return nil, fmt.Errorf("archive %s: %w; nothing was pushed", p, err)
 		}
 	}
-	if a.Store, err = oci.NewFromTar(ctx, p); err != nil {
+	layout, err := oci.NewFromTar(ctx, p)
+	if err != nil {
 		return nil, fmt.Errorf("archive %s: %w", p, err)
 	}
-	for _, name := range blobs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		want := digest.NewDigestFromEncoded(digest.SHA256, strings.TrimPrefix(name, "blobs/sha256/"))
-		rc, err := a.Store.Fetch(ctx, ocispec.Descriptor{Digest: want})
-		if err != nil {
-			return nil, fmt.Errorf("archive %s: read blob %s: %w", p, name, err)
-		}
-		h := sha256.New()
-		_, err = io.Copy(h, rc)
-		rc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("archive %s: read blob %s: %w", p, name, err)
-		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != want.Encoded() {
-			return nil, fmt.Errorf("archive %s: entry %q: blob %s has content with digest sha256:%s: %w: %w (or it was corrupted in transit); nothing was pushed", p, name, want, got, ErrDigest, ErrArchiveAltered)
-		}
+	store := &archiveStore{ReadOnlyTarget: layout, path: p, blobs: blobs}
+	if err := store.checkBlobs(ctx, p, order); err != nil {
+		return nil, err
 	}
+	a.Store = store
 	return a, nil
 }
 
