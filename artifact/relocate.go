@@ -132,6 +132,10 @@ func Copy(ctx context.Context, src, dst Reference, opts RelocateOptions) ([]Relo
 		dst.Tag = src.Tag
 	}
 	dst.Digest = ""
+	dstClient, err := NewClient(opts.Dst)
+	if err != nil {
+		return nil, err
+	}
 	return relocate(ctx, moves.list, fromRegistry(opts.Src, srcRepo), func(m move) (landing, error) {
 		var to Reference
 		switch m.role {
@@ -142,7 +146,7 @@ func Copy(ctx context.Context, src, dst Reference, opts RelocateOptions) ([]Relo
 		default: // attached tags and referrers, beside the artifact
 			to = Reference{Registry: dst.Registry, Repository: dst.Repository, Tag: m.src.Tag, Digest: m.src.Digest}
 		}
-		return toRegistry(opts.Dst, to)
+		return toRegistry(dstClient, to)
 	})
 }
 
@@ -225,9 +229,10 @@ func fromRegistry(opts RemoteOptions, repo *remote.Repository) func(move) (oras.
 	}
 }
 
-// toRegistry lands at ref in its registry, under its tag, or by digest.
-func toRegistry(opts RemoteOptions, ref Reference) (landing, error) {
-	repo, err := opts.Repository(ref)
+// toRegistry lands at ref in its registry, under its tag, or by digest,
+// through c (one pool of connections for every move).
+func toRegistry(c *Client, ref Reference) (landing, error) {
+	repo, err := c.Repository(ref)
 	if err != nil {
 		return landing{}, err
 	}
@@ -754,19 +759,23 @@ func Import(ctx context.Context, a *Archive, dst Reference, opts ImportOptions) 
 		return nil, err
 	}
 	target := MirrorImage(dst.Registry, dst.Repository, art)
+	c, err := NewClient(opts.Dst)
+	if err != nil {
+		return nil, err
+	}
 	out, err := relocate(ctx, list, func(move) (oras.ReadOnlyTarget, error) { return a.Store, nil }, func(m move) (landing, error) {
-		return toRegistry(opts.Dst, MirrorImage(dst.Registry, dst.Repository, m.src))
+		return toRegistry(c, MirrorImage(dst.Registry, dst.Repository, m.src))
 	})
 	if err != nil {
 		return out, err
 	}
-	tagged, err := tagImages(ctx, a, dst, opts.Dst)
+	tagged, err := tagImages(ctx, a, dst, c)
 	out = append(out, tagged...)
 	if err != nil {
 		return out, err
 	}
 	if len(a.Lock.Images) > 0 {
-		repo, err := opts.Dst.Repository(target)
+		repo, err := c.Repository(target)
 		if err != nil {
 			return out, err
 		}
@@ -785,7 +794,7 @@ func Import(ctx context.Context, a *Archive, dst Reference, opts ImportOptions) 
 // it, so a node whose container runtime mirrors upstream/team/web:1.0 to
 // the site finds it there. The images were pushed by digest; plan has
 // checked every lock entry, so each tag names an image just pushed.
-func tagImages(ctx context.Context, a *Archive, dst Reference, opts RemoteOptions) ([]Relocated, error) {
+func tagImages(ctx context.Context, a *Archive, dst Reference, c *Client) ([]Relocated, error) {
 	var out []Relocated
 	for _, l := range a.Lock.Images {
 		iref, err := ParseImage(l.Reference)
@@ -796,7 +805,7 @@ func tagImages(ctx context.Context, a *Archive, dst Reference, opts RemoteOption
 			continue
 		}
 		at := MirrorImage(dst.Registry, dst.Repository, iref.WithDigest(""))
-		repo, err := opts.Repository(at)
+		repo, err := c.Repository(at)
 		if err != nil {
 			return out, err
 		}
