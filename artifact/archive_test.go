@@ -10,10 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -185,7 +188,10 @@ func alteredArchives(t testing.TB) map[string]struct {
 		"outside-dir":    {with(archiveEntry{name: "blobs/other/", typ: tar.TypeDir}), "blobs/other/"},
 		// A PAX header says 9 bytes, the header block itself 4: readers that
 		// honour PAX check "the layer", the store serves "the ".
-		"pax-size": {append(append([]archiveEntry{}, valid[:2]...), append([]archiveEntry{{name: "blobs/sha256/" + layer, body: "the layer", pax: "size=9", ustarSize: 4}}, valid[3:]...)...), "blobs/sha256/" + layer},
+		// The same trick on index.json: the layout store, which resolves
+		// by it, would read another index than the one checked.
+		"pax-size-index": {append(append([]archiveEntry{}, valid[:4]...), archiveEntry{name: "index.json", body: valid[4].body, pax: fmt.Sprintf("size=%d", len(valid[4].body)), ustarSize: 2}, valid[5]), "index.json"},
+		"pax-size":       {append(append([]archiveEntry{}, valid[:2]...), append([]archiveEntry{{name: "blobs/sha256/" + layer, body: "the layer", pax: "size=9", ustarSize: 4}}, valid[3:]...)...), "blobs/sha256/" + layer},
 	}
 }
 
@@ -264,4 +270,66 @@ func FuzzOpenArchive(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestArchiveStoreServesExactBlobs: the archive's store serves a blob as
+// exactly its entry's bytes, refuses a descriptor of another size (the
+// bytes sent would not be the ones checked), and a blob sent as an HTTP
+// request body (by sendfile(2), the store's reader being a syscall.Conn)
+// arrives whole and alone, nothing of the entries after it.
+func TestArchiveStoreServesExactBlobs(t *testing.T) {
+	entries, layer := validExport(t)
+	a, err := openArchiveBytes(t, writeArchive(t, entries))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	desc := ocispec.Descriptor{MediaType: artifact.ContentMediaType, Digest: digest.Digest("sha256:" + layer), Size: int64(len("the layer"))}
+
+	wrong := desc
+	wrong.Size = 4
+	if rc, err := a.Store.Fetch(ctx, wrong); !errors.Is(err, artifact.ErrArchiveAltered) {
+		if rc != nil {
+			rc.Close()
+		}
+		t.Errorf("fetch with size 4 of a 9-byte blob: %v, want ErrArchiveAltered", err)
+	}
+
+	rc, err := a.Store.Fetch(ctx, desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(b) != "the layer" {
+		t.Fatalf("read %q, %v; want %q", b, err, "the layer")
+	}
+
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- string(b)
+	}))
+	defer srv.Close()
+	rc, err = a.Store.Fetch(ctx, desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, ok := rc.(syscall.Conn); !ok {
+		t.Errorf("the blob reader %T is not a syscall.Conn: net/http cannot send it with sendfile", rc)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, srv.URL, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = desc.Size
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("PUT the blob: %v", err)
+	}
+	resp.Body.Close()
+	if body := <-got; body != "the layer" {
+		t.Errorf("the server received %q, want %q", body, "the layer")
+	}
 }

@@ -3,8 +3,6 @@ package artifact
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -134,6 +132,10 @@ func Copy(ctx context.Context, src, dst Reference, opts RelocateOptions) ([]Relo
 		dst.Tag = src.Tag
 	}
 	dst.Digest = ""
+	dstClient, err := NewClient(opts.Dst)
+	if err != nil {
+		return nil, err
+	}
 	return relocate(ctx, moves.list, fromRegistry(opts.Src, srcRepo), func(m move) (landing, error) {
 		var to Reference
 		switch m.role {
@@ -144,7 +146,7 @@ func Copy(ctx context.Context, src, dst Reference, opts RelocateOptions) ([]Relo
 		default: // attached tags and referrers, beside the artifact
 			to = Reference{Registry: dst.Registry, Repository: dst.Repository, Tag: m.src.Tag, Digest: m.src.Digest}
 		}
-		return toRegistry(opts.Dst, to)
+		return toRegistry(dstClient, to)
 	})
 }
 
@@ -227,9 +229,10 @@ func fromRegistry(opts RemoteOptions, repo *remote.Repository) func(move) (oras.
 	}
 }
 
-// toRegistry lands at ref in its registry, under its tag, or by digest.
-func toRegistry(opts RemoteOptions, ref Reference) (landing, error) {
-	repo, err := opts.Repository(ref)
+// toRegistry lands at ref in its registry, under its tag, or by digest,
+// through c (one pool of connections for every move).
+func toRegistry(c *Client, ref Reference) (landing, error) {
+	repo, err := c.Repository(ref)
 	if err != nil {
 		return landing{}, err
 	}
@@ -619,6 +622,12 @@ func archiveEntryError(p, entry, why string) error {
 // names of an OCI layout pass, each once.
 func checkArchiveEntry(hdr *tar.Header) string {
 	name := hdr.Name
+	if _, ok := hdr.PAXRecords["size"]; ok {
+		// The layout store (which reads index.json for Resolve) takes an
+		// entry's size from its header block alone: a PAX size would make
+		// it read other bytes than the ones checked.
+		return "its size is in a PAX record, which airlock export never writes (the header block gives another)"
+	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		if dir := strings.TrimSuffix(name, "/"); dir == "blobs" || dir == "blobs/sha256" {
@@ -645,7 +654,8 @@ func checkArchiveEntry(hdr *tar.Header) string {
 
 // OpenArchive checks every entry of the tarball at p and every blob against
 // its digest, before anything is pushed, and opens it. The blobs are hashed
-// as the store serves them, so what is checked is what Import pushes.
+// as the store serves them (from the offsets of one pass over the tar
+// headers, several blobs at once), so what is checked is what Import pushes.
 func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -655,7 +665,8 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 	tr := tar.NewReader(f)
 	var indexJSON, lockJSON, bundleJSON []byte
 	seen := map[string]bool{}
-	var blobs []string
+	blobs := map[digest.Digest]blobAt{}
+	var order []digest.Digest
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -674,7 +685,15 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 		switch {
 		case hdr.Typeflag == tar.TypeDir:
 		case strings.HasPrefix(hdr.Name, "blobs/"):
-			blobs = append(blobs, hdr.Name)
+			// archive/tar stops at the entry's first byte (and skips the
+			// rest of it with Seek): that is where the blob is.
+			offset, err := f.Seek(0, io.SeekCurrent)
+			if err != nil {
+				return nil, fmt.Errorf("archive %s: %w", p, err)
+			}
+			d := digest.NewDigestFromEncoded(digest.SHA256, strings.TrimPrefix(hdr.Name, "blobs/sha256/"))
+			blobs[d] = blobAt{name: hdr.Name, offset: offset, size: hdr.Size}
+			order = append(order, d)
 		default:
 			if hdr.Size > MaxManifestSize {
 				return nil, fmt.Errorf("archive %s: %s is %d bytes: %w", p, hdr.Name, hdr.Size, ErrTooLarge)
@@ -713,28 +732,15 @@ func OpenArchive(ctx context.Context, p string) (*Archive, error) {
 			return nil, fmt.Errorf("archive %s: %w; nothing was pushed", p, err)
 		}
 	}
-	if a.Store, err = oci.NewFromTar(ctx, p); err != nil {
+	layout, err := oci.NewFromTar(ctx, p)
+	if err != nil {
 		return nil, fmt.Errorf("archive %s: %w", p, err)
 	}
-	for _, name := range blobs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		want := digest.NewDigestFromEncoded(digest.SHA256, strings.TrimPrefix(name, "blobs/sha256/"))
-		rc, err := a.Store.Fetch(ctx, ocispec.Descriptor{Digest: want})
-		if err != nil {
-			return nil, fmt.Errorf("archive %s: read blob %s: %w", p, name, err)
-		}
-		h := sha256.New()
-		_, err = io.Copy(h, rc)
-		rc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("archive %s: read blob %s: %w", p, name, err)
-		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != want.Encoded() {
-			return nil, fmt.Errorf("archive %s: entry %q: blob %s has content with digest sha256:%s: %w: %w (or it was corrupted in transit); nothing was pushed", p, name, want, got, ErrDigest, ErrArchiveAltered)
-		}
+	store := &archiveStore{ReadOnlyTarget: layout, path: p, blobs: blobs}
+	if err := store.checkBlobs(ctx, p, order); err != nil {
+		return nil, err
 	}
+	a.Store = store
 	return a, nil
 }
 
@@ -753,19 +759,23 @@ func Import(ctx context.Context, a *Archive, dst Reference, opts ImportOptions) 
 		return nil, err
 	}
 	target := MirrorImage(dst.Registry, dst.Repository, art)
+	c, err := NewClient(opts.Dst)
+	if err != nil {
+		return nil, err
+	}
 	out, err := relocate(ctx, list, func(move) (oras.ReadOnlyTarget, error) { return a.Store, nil }, func(m move) (landing, error) {
-		return toRegistry(opts.Dst, MirrorImage(dst.Registry, dst.Repository, m.src))
+		return toRegistry(c, MirrorImage(dst.Registry, dst.Repository, m.src))
 	})
 	if err != nil {
 		return out, err
 	}
-	tagged, err := tagImages(ctx, a, dst, opts.Dst)
+	tagged, err := tagImages(ctx, a, dst, c)
 	out = append(out, tagged...)
 	if err != nil {
 		return out, err
 	}
 	if len(a.Lock.Images) > 0 {
-		repo, err := opts.Dst.Repository(target)
+		repo, err := c.Repository(target)
 		if err != nil {
 			return out, err
 		}
@@ -784,7 +794,7 @@ func Import(ctx context.Context, a *Archive, dst Reference, opts ImportOptions) 
 // it, so a node whose container runtime mirrors upstream/team/web:1.0 to
 // the site finds it there. The images were pushed by digest; plan has
 // checked every lock entry, so each tag names an image just pushed.
-func tagImages(ctx context.Context, a *Archive, dst Reference, opts RemoteOptions) ([]Relocated, error) {
+func tagImages(ctx context.Context, a *Archive, dst Reference, c *Client) ([]Relocated, error) {
 	var out []Relocated
 	for _, l := range a.Lock.Images {
 		iref, err := ParseImage(l.Reference)
@@ -795,7 +805,7 @@ func tagImages(ctx context.Context, a *Archive, dst Reference, opts RemoteOption
 			continue
 		}
 		at := MirrorImage(dst.Registry, dst.Repository, iref.WithDigest(""))
-		repo, err := opts.Repository(at)
+		repo, err := c.Repository(at)
 		if err != nil {
 			return out, err
 		}
