@@ -112,6 +112,14 @@ func TestInstallManifests(t *testing.T) {
 	if !podNS {
 		t.Error("the controller container lacks POD_NAMESPACE from the downward API (metadata.namespace)")
 	}
+	// $GOMEMLIMIT wins over --memory-limit-ratio: set to the whole memory
+	// limit, the soft limit would act only when the container is already
+	// being killed, since the binary's pages and stacks come on top of it.
+	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" || e.Name == "GOGC" {
+			t.Errorf("the controller container sets $%s, which overrides --memory-limit-ratio and --gc-percent: leave them to the flags", e.Name)
+		}
+	}
 }
 
 // TestInstallManifestsApply applies install.yaml to a real API server with
