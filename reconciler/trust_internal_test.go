@@ -7,7 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"airlock.dev/airlock/verify"
 )
@@ -25,15 +24,18 @@ func TestKeysSecretsShareOneParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret := func(ns string, key []byte) *corev1.Secret {
-		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: ns}, Data: map[string][]byte{"site.pub": key}}
-	}
-	c := fake.NewClientBuilder().WithObjects(secret("a", pub), secret("b", pub), secret("c", other)).Build()
-	r := &Reconciler{APIReader: c}
+	c, ns := internalNamespaces(t, "a", "b", "c")
 	ctx := context.Background()
-	load := func(ns string) []verify.PublicKey {
+	for n, key := range map[string][]byte{"a": pub, "b": pub, "c": other} {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keys", Namespace: ns[n]}, Data: map[string][]byte{"site.pub": key}}
+		if err := c.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Reconciler{APIReader: c}
+	load := func(n string) []verify.PublicKey {
 		t.Helper()
-		keys, err := r.loadKeys(ctx, types.NamespacedName{Namespace: ns, Name: "keys"}, "spec.verify")
+		keys, err := r.loadKeys(ctx, types.NamespacedName{Namespace: ns[n], Name: "keys"}, "spec.verify")
 		if err != nil || len(keys) != 1 {
 			t.Fatalf("keys of %s: %v, %v", ns, keys, err)
 		}
@@ -52,7 +54,7 @@ func TestKeysSecretsShareOneParse(t *testing.T) {
 
 	// Secret b changes to the other key: it shares c's parse, and a keeps its own.
 	s := &corev1.Secret{}
-	if err := c.Get(ctx, types.NamespacedName{Namespace: "b", Name: "keys"}, s); err != nil {
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns["b"], Name: "keys"}, s); err != nil {
 		t.Fatal(err)
 	}
 	s.Data = map[string][]byte{"site.pub": other}
