@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"container/list"
 	"context"
 	"fmt"
 	"sync"
@@ -33,20 +34,24 @@ type Clients struct {
 	Max int
 
 	mu    sync.Mutex
-	tick  uint64
-	byKey map[string]*keptKubeClient
+	lru   list.List // of *keptKubeClient, most recently used first
+	byKey map[string]*list.Element
 }
 
 type keptKubeClient struct {
-	client   client.Client
-	lastUsed uint64
+	key    string
+	client client.Client
 }
+
+// defaultMaxClients bounds the Kubernetes clients kept when Max (of
+// Clients or RemoteClients) is 0.
+const defaultMaxClients = 64
 
 func (c *Clients) max() int {
 	if c.Max > 0 {
 		return c.Max
 	}
-	return 64
+	return defaultMaxClients
 }
 
 // For returns the client acting as serviceAccount in namespace, or as the
@@ -58,10 +63,9 @@ func (c *Clients) For(namespace, serviceAccount string) (client.Client, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.tick++
 	if e, ok := c.byKey[key]; ok {
-		e.lastUsed = c.tick
-		return e.client, nil
+		c.lru.MoveToFront(e)
+		return e.Value.(*keptKubeClient).client, nil
 	}
 	cfg := rest.CopyConfig(c.Config)
 	if key != "" {
@@ -77,17 +81,13 @@ func (c *Clients) For(namespace, serviceAccount string) (client.Client, error) {
 		cl = countWrites(wc, c.Metrics)
 	}
 	if c.byKey == nil {
-		c.byKey = map[string]*keptKubeClient{}
+		c.byKey = map[string]*list.Element{}
 	}
-	c.byKey[key] = &keptKubeClient{client: cl, lastUsed: c.tick}
-	for len(c.byKey) > c.max() {
-		victim, oldest := "", c.tick // "" is also the key of the controller's own client
-		for k, e := range c.byKey {
-			if e.lastUsed < oldest {
-				victim, oldest = k, e.lastUsed
-			}
-		}
-		delete(c.byKey, victim)
+	c.byKey[key] = c.lru.PushFront(&keptKubeClient{key: key, client: cl})
+	for c.lru.Len() > c.max() {
+		victim := c.lru.Back() // the least recently used; "" (the controller's own) too
+		delete(c.byKey, victim.Value.(*keptKubeClient).key)
+		c.lru.Remove(victim)
 	}
 	return cl, nil
 }

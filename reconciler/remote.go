@@ -85,7 +85,7 @@ func (rc *RemoteClients) max() int {
 	if rc.Max > 0 {
 		return rc.Max
 	}
-	return 64
+	return defaultMaxClients
 }
 
 // Len is the number of clients kept.
