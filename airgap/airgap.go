@@ -18,6 +18,7 @@ import (
 
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/build"
+	"airlock.dev/airlock/build/helmrender"
 	"airlock.dev/airlock/verify"
 )
 
@@ -125,7 +126,7 @@ func contentImages(ctx context.Context, path string, pull func(dir string) (*art
 	if err != nil {
 		return nil, err
 	}
-	opts := build.Options{}
+	opts := build.Options{ChartRenderer: helmrender.Engine{}} // the CLI renders charts in its own process
 	if build.IsChart(pulled.Path, path) {
 		opts.Chart = &chartForImages
 	}

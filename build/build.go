@@ -92,6 +92,12 @@ type Options struct {
 	// building it with kustomize; Site and Substitute must then be nil.
 	// nil means kustomize.
 	Chart *Chart
+	// ChartRenderer runs Helm's template engine for Chart, so that build
+	// does not link it: build/helmrender.Engine{} in this process (the
+	// CLI), build/renderproc.Process in a separate one (the controller).
+	// nil makes every chart render fail with an error that says to set it;
+	// kustomize builds do not use it.
+	ChartRenderer ChartRenderer
 	// Decrypt holds the keys that decrypt, in memory, before kustomize
 	// runs, the SOPS-encrypted files the build reads: resource files and the
 	// files and envs of secretGenerators (not patches or ConfigMap

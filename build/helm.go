@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"os"
 	"path"
 	"path/filepath"
@@ -21,13 +19,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
-	"helm.sh/helm/v3/pkg/releaseutil"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	"airlock.dev/airlock/api/v1alpha1"
@@ -133,17 +127,79 @@ func isRegular(p string) bool {
 	return err == nil && info.Mode().IsRegular()
 }
 
+// ChartFile is one file of a chart, its name relative to the chart's
+// directory, slash-separated.
+type ChartFile struct {
+	Name string
+	Data []byte
+}
+
+// ChartRequest is what a ChartRenderer renders: a chart's files, read
+// within the bounds (vendored chart archives unpacked under charts/NAME/),
+// and how to render them.
+type ChartRequest struct {
+	Files []*ChartFile
+	Chart Chart
+	// MaxImages bounds ChartInfo.Images.
+	MaxImages int
+	// MaxBytes bounds the rendered templates, partials and NOTES.txt left
+	// out (IsChartPartial).
+	MaxBytes int64
+}
+
+// ChartRender is what Helm's template engine made of a ChartRequest.
+type ChartRender struct {
+	// Info has the chart's name, versions and images; SkippedHooks is
+	// left to RenderChart.
+	Info ChartInfo
+	// CRDs are the files of crds/, of the chart and of its subcharts,
+	// named as Helm names them.
+	CRDs []*ChartFile
+	// Templates are the rendered templates by name, partials and
+	// NOTES.txt left out.
+	Templates map[string]string
+}
+
+// ChartRenderer renders a Helm chart with Helm's template engine. Its
+// errors are sent back to the Release as they are, so they must quote no
+// value; one that wraps WithHint carries its fix. Package
+// build/helmrender renders in this process; build/renderproc, in a
+// separate process (airlock-chart-render) that it kills when ctx ends.
+type ChartRenderer interface {
+	RenderChart(ctx context.Context, req *ChartRequest) (*ChartRender, error)
+}
+
+// ChartValuesHint is the fix for a chart that fails with the Release's
+// values.
+const ChartValuesHint = chartValuesHint
+
+// WithHint is err with its fix, hint, for a ChartRenderer: a build's
+// *Error then says hint instead of its default.
+func WithHint(err error, hint string) error { return &hinted{err, hint} }
+
+// HintOf is the hint of WithHint in err's chain, or "".
+func HintOf(err error) string {
+	if h := (*hinted)(nil); errors.As(err, &h) {
+		return h.hint
+	}
+	return ""
+}
+
 // RenderChart renders the Helm chart in dir/subPath, a pulled artifact,
-// with c. CRDs come first (unless c.SkipCRDs), then the templates' objects
-// in Helm's install order. Bounds: the chart's files (count, bytes per
-// file, total bytes, vendored archives unpacked included), the objects and
-// bytes rendered, and the duration (opts.Timeout, opts.Slots), as for
-// Build. Every failure is an *Error; no message quotes a value.
+// with c, through opts.ChartRenderer. CRDs come first (unless c.SkipCRDs),
+// then the templates' objects in Helm's install order. Bounds: the
+// chart's files (count, bytes per file, total bytes, vendored archives
+// unpacked included), the objects and bytes rendered, and the duration
+// (opts.Timeout, opts.Slots), as for Build. Every failure is an *Error;
+// no message quotes a value.
 func RenderChart(ctx context.Context, dir, subPath, digest string, c Chart, opts Options) ([]*unstructured.Unstructured, *ChartInfo, error) {
 	opts = opts.withDefaults()
 	ctx, cancel := opts.bound(ctx)
 	defer cancel()
 	fail := failer(digest, subPath, chartHint)
+	if opts.ChartRenderer == nil {
+		return nil, nil, fail("", &hinted{errors.New("no chart renderer is set (build.Options.ChartRenderer)"), "give the build a renderer: build/helmrender.Engine{} in this process, or build/renderproc.Process (airlock-chart-render) in its own"})
+	}
 	if !opts.Site.Empty() || opts.Substitute != nil {
 		return nil, nil, fail("", &hinted{errors.New("spec.patches, images, components, namePrefix, nameSuffix, commonMetadata and postBuild do not apply to a Helm chart"), "set them through the chart's values (spec.chart.values, valuesFrom) instead"})
 	}
@@ -159,8 +215,13 @@ func RenderChart(ctx context.Context, dir, subPath, digest string, c Chart, opts
 		objs []*unstructured.Unstructured
 		info *ChartInfo
 	}
+	req := &ChartRequest{Files: files, Chart: c, MaxImages: opts.MaxObjects, MaxBytes: opts.MaxTotalBytes}
 	r, err := inSlot(ctx, opts, fail, func() (result, error) {
-		objs, info, err := renderChart(files, c, opts)
+		rendered, err := opts.ChartRenderer.RenderChart(ctx, req)
+		if err != nil {
+			return result{}, err
+		}
+		objs, info, err := chartObjects(rendered, c, opts)
 		return result{objs, info}, err
 	})
 	if e := (*Error)(nil); err != nil && !errors.As(err, &e) {
@@ -176,9 +237,9 @@ func RenderChart(ctx context.Context, dir, subPath, digest string, c Chart, opts
 // the bounds, and unpacks vendored chart archives (charts/*.tgz) the same
 // way, so that Helm's loader never decompresses anything itself. Links and
 // other special files are left out, as Helm's archive loader does.
-func readChartFiles(root string, opts Options) ([]*loader.BufferedFile, error) {
+func readChartFiles(root string, opts Options) ([]*ChartFile, error) {
 	b := &chartBudget{opts: opts}
-	var files []*loader.BufferedFile
+	var files []*ChartFile
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -205,7 +266,7 @@ func readChartFiles(root string, opts Options) ([]*loader.BufferedFile, error) {
 		if int64(len(data)) != info.Size() {
 			return fmt.Errorf("chart file %s changed while read", name)
 		}
-		files = append(files, &loader.BufferedFile{Name: name, Data: data})
+		files = append(files, &ChartFile{Name: name, Data: data})
 		return nil
 	})
 	if err != nil {
@@ -243,8 +304,8 @@ var vendoredArchive = regexp.MustCompile(`(^|/)charts/[^/]+\.tgz$`)
 // unpackVendored replaces each charts/NAME.tgz with its files under
 // charts/NAME/ (the loader's layout for an unpacked subchart), within the
 // budget, recursively.
-func (b *chartBudget) unpackVendored(files []*loader.BufferedFile, depth int) ([]*loader.BufferedFile, error) {
-	var out []*loader.BufferedFile
+func (b *chartBudget) unpackVendored(files []*ChartFile, depth int) ([]*ChartFile, error) {
+	var out []*ChartFile
 	unpacked := false
 	for _, f := range files {
 		if !vendoredArchive.MatchString(f.Name) {
@@ -270,7 +331,7 @@ func (b *chartBudget) unpackVendored(files []*loader.BufferedFile, depth int) ([
 
 // untar reads the chart archive f (gzip, tar, one top directory) into
 // files named below f's name without .tgz.
-func (b *chartBudget) untar(f *loader.BufferedFile) ([]*loader.BufferedFile, error) {
+func (b *chartBudget) untar(f *ChartFile) ([]*ChartFile, error) {
 	prefix := strings.TrimSuffix(f.Name, ".tgz") + "/"
 	gz, err := gzip.NewReader(bytes.NewReader(f.Data))
 	if err != nil {
@@ -278,7 +339,7 @@ func (b *chartBudget) untar(f *loader.BufferedFile) ([]*loader.BufferedFile, err
 	}
 	defer gz.Close()
 	tr := tar.NewReader(gz)
-	var files []*loader.BufferedFile
+	var files []*ChartFile
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -305,63 +366,18 @@ func (b *chartBudget) untar(f *loader.BufferedFile) ([]*loader.BufferedFile, err
 		if int64(len(data)) != hdr.Size {
 			return nil, fmt.Errorf("vendored chart %s: %s: size does not match its header", f.Name, rest)
 		}
-		files = append(files, &loader.BufferedFile{Name: prefix + rest, Data: data})
+		files = append(files, &ChartFile{Name: prefix + rest, Data: data})
 	}
 }
 
-// renderChart loads files as a chart and renders it with c.
-func renderChart(files []*loader.BufferedFile, c Chart, opts Options) ([]*unstructured.Unstructured, *ChartInfo, error) {
-	chrt, err := loader.LoadFiles(files)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load chart: %w", err)
-	}
-	info := &ChartInfo{Name: chrt.Name(), Version: chrt.Metadata.Version, AppVersion: chrt.Metadata.AppVersion}
-	if chrt.Metadata.Type == "library" {
-		return nil, info, fmt.Errorf("chart %s is a library chart, which cannot be deployed", chrt.Name())
-	}
-	if err := checkVendored(chrt); err != nil {
-		return nil, info, err
-	}
-	if a := chrt.Metadata.Annotations[ImagesAnnotation]; a != "" {
-		var listed []struct {
-			Image string `json:"image"`
-		}
-		if err := yaml.Unmarshal([]byte(a), &listed); err != nil {
-			return nil, info, fmt.Errorf("chart %s: annotation %s is not a YAML list of {name, image}", chrt.Name(), ImagesAnnotation)
-		}
-		for _, l := range listed {
-			if l.Image != "" && len(info.Images) < opts.MaxObjects {
-				info.Images = append(info.Images, l.Image)
-			}
-		}
-	}
-	vals := c.Values
-	if vals == nil {
-		vals = map[string]any{}
-	}
-	if err := chartutil.ProcessDependenciesWithMerge(chrt, vals); err != nil {
-		return nil, info, &hinted{fmt.Errorf("chart %s: dependencies: %w", chrt.Name(), err), chartValuesHint}
-	}
-	caps := chartutil.DefaultCapabilities.Copy()
-	caps.KubeVersion = *kubeVersion()
-	if kv := chrt.Metadata.KubeVersion; kv != "" && !chartutil.IsCompatibleRange(kv, caps.KubeVersion.String()) {
-		return nil, info, fmt.Errorf("chart %s requires Kubernetes %s, and renders for %s", chrt.Name(), kv, caps.KubeVersion.String())
-	}
-	// Helm's own schema validation loads $refs over HTTP and from the
-	// host's files: it is skipped, and validateSchemas checks offline.
-	top, err := chartutil.ToRenderValuesWithSchemaValidation(chrt, vals,
-		chartutil.ReleaseOptions{Name: c.ReleaseName, Namespace: c.Namespace, Revision: 1, IsInstall: true}, caps, true)
-	if err != nil {
-		return nil, info, &hinted{fmt.Errorf("chart %s: merge values: %w", chrt.Name(), err), chartValuesHint}
-	}
-	if err := validateSchemas(chrt, top["Values"].(chartutil.Values), chrt.Name()); err != nil {
-		return nil, info, err
-	}
-	// The zero Engine has no client: lookup returns an empty map, and DNS
-	// lookups return "".
-	rendered, err := engine.Engine{}.Render(chrt, top)
-	if err != nil {
-		return nil, info, &hinted{fmt.Errorf("render chart %s: %w", chrt.Name(), err), chartValuesHint + ", or the chart"}
+// chartObjects decodes what r rendered for c into objects, within opts's
+// bounds: the CRDs first (unless c.SkipCRDs), then the templates' objects,
+// their hooks left out unless c.IncludeHooks, in Helm's install order.
+func chartObjects(r *ChartRender, c Chart, opts Options) ([]*unstructured.Unstructured, *ChartInfo, error) {
+	info := r.Info
+	info.SkippedHooks = nil
+	if len(info.Images) > opts.MaxObjects {
+		info.Images = info.Images[:opts.MaxObjects]
 	}
 	var objs []*unstructured.Unstructured
 	var total int64
@@ -389,33 +405,38 @@ func renderChart(files []*loader.BufferedFile, c Chart, opts Options) ([]*unstru
 		return nil
 	}
 	if !c.SkipCRDs {
-		for _, crd := range chrt.CRDObjects() {
-			for _, doc := range splitDocs(string(crd.File.Data)) {
-				if err := add(crd.Filename, []byte(doc), true); err != nil {
-					return nil, info, err
+		for _, crd := range r.CRDs {
+			for _, doc := range splitDocs(string(crd.Data)) {
+				if err := add(crd.Name, []byte(doc), true); err != nil {
+					return nil, nil, err
 				}
 			}
 		}
 	}
 	crds := len(objs)
-	names := make([]string, 0, len(rendered))
-	for name := range rendered {
+	names := make([]string, 0, len(r.Templates))
+	for name := range r.Templates {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		base := path.Base(name)
-		if strings.HasPrefix(base, "_") || strings.HasSuffix(name, "NOTES.txt") {
+		if IsChartPartial(name) {
 			continue
 		}
-		for _, doc := range splitDocs(rendered[name]) {
+		for _, doc := range splitDocs(r.Templates[name]) {
 			if err := add(name, []byte(doc), false); err != nil {
-				return nil, info, err
+				return nil, nil, err
 			}
 		}
 	}
 	sortByInstallOrder(objs[crds:])
-	return objs, info, nil
+	return objs, &info, nil
+}
+
+// IsChartPartial reports whether the template name renders no objects:
+// a partial (_helpers.tpl) or NOTES.txt.
+func IsChartPartial(name string) bool {
+	return strings.HasPrefix(path.Base(name), "_") || strings.HasSuffix(name, "NOTES.txt")
 }
 
 // KubeVersion is .Capabilities.KubeVersion in a chart's templates: the
@@ -424,35 +445,6 @@ func renderChart(files []*loader.BufferedFile, c Chart, opts Options) ([]*unstru
 // step with go.mod). Helm's library default is v1.20.0, which charts that
 // require a newer Kubernetes (cert-manager's) refuse.
 const KubeVersion = "v1.37.0"
-
-func kubeVersion() *chartutil.KubeVersion {
-	return &chartutil.KubeVersion{Version: KubeVersion, Major: "1", Minor: strings.Split(KubeVersion, ".")[1]}
-}
-
-// checkVendored makes every dependency in Chart.yaml, at every level, a
-// chart vendored in charts/.
-func checkVendored(c *chart.Chart) error {
-	var missing []string
-	var walk func(c *chart.Chart)
-	walk = func(c *chart.Chart) {
-		have := map[string]bool{}
-		for _, d := range c.Dependencies() {
-			have[d.Name()] = true
-			walk(d)
-		}
-		for _, d := range c.Metadata.Dependencies {
-			if d != nil && !have[d.Name] {
-				missing = append(missing, fmt.Sprintf("%s %s from %s (of chart %s)", d.Name, d.Version, d.Repository, c.ChartFullPath()))
-			}
-		}
-	}
-	walk(c)
-	if len(missing) > 0 {
-		return &hinted{fmt.Errorf("chart dependencies not vendored in charts/: %s", strings.Join(missing, "; ")),
-			"run `helm dependency build` before packaging the chart and push it again: a render never fetches a dependency"}
-	}
-	return nil
-}
 
 // docSeparator is Helm's YAML document separator.
 var docSeparator = regexp.MustCompile(`(?:^|\s*\n)---\s*`)
@@ -493,10 +485,24 @@ func decodeDoc(file string, doc []byte) (*unstructured.Unstructured, error) {
 	return u, nil
 }
 
+// InstallOrder is Helm's install order of kinds (releaseutil.InstallOrder,
+// which build does not import: it would link Helm's chart loader;
+// helmrender's TestInstallOrderIsHelms keeps the two equal).
+var InstallOrder = []string{
+	"PriorityClass", "Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange",
+	"PodSecurityPolicy", "PodDisruptionBudget", "ServiceAccount", "Secret", "SecretList",
+	"ConfigMap", "StorageClass", "PersistentVolume", "PersistentVolumeClaim",
+	"CustomResourceDefinition", "ClusterRole", "ClusterRoleList", "ClusterRoleBinding",
+	"ClusterRoleBindingList", "Role", "RoleList", "RoleBinding", "RoleBindingList",
+	"Service", "DaemonSet", "Pod", "ReplicationController", "ReplicaSet", "Deployment",
+	"HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "IngressClass", "Ingress",
+	"APIService",
+}
+
 // sortByInstallOrder orders objs by Helm's install order of kinds, stably.
 func sortByInstallOrder(objs []*unstructured.Unstructured) {
-	rank := make(map[string]int, len(releaseutil.InstallOrder))
-	for i, k := range releaseutil.InstallOrder {
+	rank := make(map[string]int, len(InstallOrder))
+	for i, k := range InstallOrder {
 		rank[k] = i
 	}
 	r := func(o *unstructured.Unstructured) int {
@@ -506,108 +512,6 @@ func sortByInstallOrder(objs []*unstructured.Unstructured) {
 		return len(rank) // unknown kinds last, as Helm does
 	}
 	sort.SliceStable(objs, func(i, j int) bool { return r(objs[i]) < r(objs[j]) })
-}
-
-// validateSchemas checks values against the values.schema.json of c and of
-// each subchart that has values, as Helm does, but offline: a schema that
-// refers to another document is refused. The error names where the values
-// fail and which keyword, never a value.
-func validateSchemas(c *chart.Chart, values map[string]any, at string) error {
-	if c.Schema != nil {
-		if err := validateSchema(c.Schema, values); err != nil {
-			return &hinted{fmt.Errorf("values of chart %s do not meet its values.schema.json: %w", at, err), chartValuesHint}
-		}
-	}
-	for _, sub := range c.Dependencies() {
-		raw, ok := values[sub.Name()]
-		if !ok || raw == nil {
-			continue
-		}
-		sv, ok := raw.(map[string]any)
-		if !ok {
-			return &hinted{fmt.Errorf("values of subchart %s/%s are not a map", at, sub.Name()), chartValuesHint}
-		}
-		if err := validateSchemas(sub, sv, at+"/"+sub.Name()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// offlineLoader refuses every document a schema refers to.
-type offlineLoader struct{}
-
-func (offlineLoader) Load(url string) (any, error) {
-	return nil, fmt.Errorf("the schema refers to %s: a chart's schema must be self-contained, nothing is fetched", url)
-}
-
-func validateSchema(schemaJSON []byte, values map[string]any) error {
-	schema, err := jsonschema.UnmarshalJSON(bytes.NewReader(schemaJSON))
-	if err != nil {
-		return fmt.Errorf("values.schema.json is not JSON: %v", err)
-	}
-	comp := jsonschema.NewCompiler()
-	comp.UseLoader(offlineLoader{})
-	const id = "chart:///values.schema.json"
-	if err := comp.AddResource(id, schema); err != nil {
-		return err
-	}
-	sch, err := comp.Compile(id)
-	if err != nil {
-		return fmt.Errorf("compile values.schema.json: %v", err)
-	}
-	// Through JSON, so that the validator sees JSON's types.
-	b, err := json.Marshal(values)
-	if err != nil {
-		return err
-	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	err = sch.Validate(inst)
-	if err == nil {
-		return nil
-	}
-	var ve *jsonschema.ValidationError
-	if !errors.As(err, &ve) {
-		return err
-	}
-	var where []string
-	seen := map[string]bool{}
-	for _, u := range leaves(ve) {
-		w := "/" + strings.Join(u.InstanceLocation, "/") + " (" + keyword(u) + ")"
-		if !seen[w] && len(where) < 10 {
-			seen[w] = true
-			where = append(where, w)
-		}
-	}
-	return fmt.Errorf("at %s", strings.Join(where, ", "))
-}
-
-func leaves(ve *jsonschema.ValidationError) []*jsonschema.ValidationError {
-	if len(ve.Causes) == 0 {
-		return []*jsonschema.ValidationError{ve}
-	}
-	var out []*jsonschema.ValidationError
-	for _, c := range ve.Causes {
-		out = append(out, leaves(c)...)
-	}
-	return out
-}
-
-// keyword names the schema keyword that failed, from its kind's type
-// (kind.MinLength is "minLength"), without its message, which may quote
-// the value.
-func keyword(ve *jsonschema.ValidationError) string {
-	if ve.ErrorKind == nil {
-		return "schema"
-	}
-	kw := ve.ErrorKind.KeywordPath()
-	if len(kw) == 0 {
-		return "schema"
-	}
-	return strings.Join(kw, "/")
 }
 
 // ValuesFromError is a ConfigMap or Secret of spec.chart.valuesFrom that

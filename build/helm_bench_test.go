@@ -1,10 +1,15 @@
-package build
+package build_test
 
 import (
 	"context"
 	"fmt"
 	"strings"
 	"testing"
+
+	"airlock.dev/airlock/build"
+	"airlock.dev/airlock/build/helmrender"
+	"airlock.dev/airlock/build/renderproc"
+	"airlock.dev/airlock/internal/chartrendertest"
 )
 
 // certManagerSized is a synthetic chart of cert-manager's size (v1.15: 6
@@ -192,21 +197,34 @@ spec:
 }
 
 // BenchmarkRenderChart renders a chart of cert-manager's size (certManagerSized)
-// from its files on disk, as the controller does for a pulled chart.
+// from its files on disk, as the controller does for a pulled chart: with
+// Helm's engine in this process (the CLI's renderer), and through a new
+// airlock-chart-render process for each render (the controller's).
 func BenchmarkRenderChart(b *testing.B) {
 	dir := writeFiles(b, certManagerSized())
-	b.ReportAllocs()
-	var objs, size int
-	for b.Loop() {
-		out, _, err := RenderChart(context.Background(), dir, "", "sha256:bench", Chart{ReleaseName: "certs", Namespace: "cert-manager"}, Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		objs = len(out)
+	bin := chartrendertest.Build(b, b.TempDir())
+	for _, bc := range []struct {
+		name     string
+		renderer build.ChartRenderer
+	}{
+		{"in process", helmrender.Engine{}},
+		{"process", renderproc.Process{Path: bin}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var objs, size int
+			for b.Loop() {
+				out, _, err := build.RenderChart(context.Background(), dir, "", "sha256:bench", build.Chart{ReleaseName: "certs", Namespace: "cert-manager"}, build.Options{ChartRenderer: bc.renderer})
+				if err != nil {
+					b.Fatal(err)
+				}
+				objs = len(out)
+			}
+			for _, c := range certManagerSized() {
+				size += len(c)
+			}
+			b.ReportMetric(float64(objs), "objects")
+			b.ReportMetric(float64(size)/(1<<20), "chartMiB")
+		})
 	}
-	for _, c := range certManagerSized() {
-		size += len(c)
-	}
-	b.ReportMetric(float64(objs), "objects")
-	b.ReportMetric(float64(size)/(1<<20), "chartMiB")
 }

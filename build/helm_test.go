@@ -1,4 +1,4 @@
-package build
+package build_test
 
 import (
 	"archive/tar"
@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"airlock.dev/airlock/build"
+	"airlock.dev/airlock/build/helmrender"
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -70,13 +73,13 @@ version: 0.1.0
 `
 
 func TestRenderChartExample(t *testing.T) {
-	vals, err := ChartValues([][]byte{[]byte("auth:\n  password: s3cret-from-secret\n")}, []string{"Secret web/web-values key values.yaml"},
+	vals, err := build.ChartValues([][]byte{[]byte("auth:\n  password: s3cret-from-secret\n")}, []string{"Secret web/web-values key values.yaml"},
 		[]byte(`{"replicaCount":2,"greeting":"hello from production"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, info, err := RenderChart(context.Background(), "../examples/charts", "web", "sha256:example",
-		Chart{ReleaseName: "web", Namespace: "web", Values: vals}, Options{})
+	objs, info, err := build.RenderChart(context.Background(), "../examples/charts", "web", "sha256:example",
+		build.Chart{ReleaseName: "web", Namespace: "web", Values: vals}, inProcess(build.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +101,7 @@ func TestRenderChartExample(t *testing.T) {
 	}
 
 	// Without the password, the chart's own `required` names it, and nothing renders.
-	_, _, err = RenderChart(context.Background(), "../examples/charts", "web", "sha256:example", Chart{ReleaseName: "web", Namespace: "web"}, Options{})
+	_, _, err = build.RenderChart(context.Background(), "../examples/charts", "web", "sha256:example", build.Chart{ReleaseName: "web", Namespace: "web"}, inProcess(build.Options{}))
 	if err == nil || !strings.Contains(err.Error(), "auth.password is required") {
 		t.Errorf("err = %v, want the required value named", err)
 	}
@@ -128,7 +131,7 @@ spec:
 	for _, tc := range []struct {
 		name      string
 		files     map[string]string
-		chart     Chart
+		chart     build.Chart
 		want      []string
 		wantHooks int
 	}{{
@@ -152,7 +155,7 @@ spec:
 			"crds/gauges.yaml":    crd,
 			"templates/hook.yaml": "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations: {helm.sh/hook: pre-install}\n",
 		},
-		chart: Chart{IncludeHooks: true, SkipCRDs: true},
+		chart: build.Chart{IncludeHooks: true, SkipCRDs: true},
 		want:  []string{"Job/migrate"},
 	}, {
 		name: "lookup returns nothing, DNS returns nothing, release from the Release",
@@ -167,7 +170,7 @@ data:
   host: {{ getHostByName "example.com" | quote }}
 `,
 		},
-		chart: Chart{ReleaseName: "rel", Namespace: "ns"},
+		chart: build.Chart{ReleaseName: "rel", Namespace: "ns"},
 		want:  []string{"ConfigMap/rel-ns"},
 	}, {
 		name: "a vendored dependency, as an archive, with its CRDs and values",
@@ -186,7 +189,7 @@ data:
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeFiles(t, tc.files)
-			objs, info, err := RenderChart(context.Background(), dir, "", "sha256:test", tc.chart, Options{})
+			objs, info, err := build.RenderChart(context.Background(), dir, "", "sha256:test", tc.chart, inProcess(build.Options{}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +215,7 @@ func TestRenderChartRefusals(t *testing.T) {
 		name    string
 		files   map[string]string
 		values  map[string]any
-		opts    Options
+		opts    build.Options
 		want    []string // substrings of the error
 		notWant string
 	}{{
@@ -257,12 +260,12 @@ func TestRenderChartRefusals(t *testing.T) {
 	}, {
 		name:  "a file over the limit",
 		files: map[string]string{"Chart.yaml": simpleChart, "templates/big.yaml": strings.Repeat("#", 2000)},
-		opts:  Options{MaxFileBytes: 1000},
+		opts:  build.Options{MaxFileBytes: 1000},
 		want:  []string{"templates/big.yaml is 2000 bytes", "--build-max-file-bytes"},
 	}, {
 		name:  "too many objects",
 		files: map[string]string{"Chart.yaml": simpleChart, "templates/cm.yaml": "{{ range until 5 }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c{{ . }}}\n{{ end }}"},
-		opts:  Options{MaxObjects: 3},
+		opts:  build.Options{MaxObjects: 3},
 		want:  []string{"more than 3 objects"},
 	}, {
 		name:  "a kubeVersion the render does not meet",
@@ -271,8 +274,8 @@ func TestRenderChartRefusals(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeFiles(t, tc.files)
-			objs, _, err := RenderChart(context.Background(), dir, "", "sha256:test", Chart{ReleaseName: "r", Namespace: "n", Values: tc.values}, tc.opts)
-			var be *Error
+			objs, _, err := build.RenderChart(context.Background(), dir, "", "sha256:test", build.Chart{ReleaseName: "r", Namespace: "n", Values: tc.values}, inProcess(tc.opts))
+			var be *build.Error
 			if !errors.As(err, &be) {
 				t.Fatalf("err = %v (objects %v), want a *build.Error", err, kinds(objs))
 			}
@@ -294,39 +297,39 @@ func TestRenderChartVendoredBombBounded(t *testing.T) {
 		"templates/x.yaml": strings.Repeat("#", 3<<20), // compresses to a few KiB
 	})
 	dir := writeFiles(t, map[string]string{"Chart.yaml": simpleChart, "charts/db.tgz": string(big)})
-	_, _, err := RenderChart(context.Background(), dir, "", "sha256:test", Chart{}, Options{})
+	_, _, err := build.RenderChart(context.Background(), dir, "", "sha256:test", build.Chart{}, inProcess(build.Options{}))
 	if err == nil || !strings.Contains(err.Error(), "charts/db/templates/x.yaml is 3145728 bytes") {
 		t.Errorf("err = %v, want the unpacked file refused by its size", err)
 	}
 }
 
 func TestChartValues(t *testing.T) {
-	vals, err := ChartValues([][]byte{[]byte("a: {b: 1, c: 2}\nd: x\n"), []byte("a: {c: 3}\n")}, []string{"one", "two"}, []byte(`{"d":"y","e":12345678901234567890}`))
+	vals, err := build.ChartValues([][]byte{[]byte("a: {b: 1, c: 2}\nd: x\n"), []byte("a: {c: 3}\n")}, []string{"one", "two"}, []byte(`{"d":"y","e":12345678901234567890}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := ChartValuesHash(vals)
-	b := ChartValuesHash(map[string]any{"d": "y"})
+	got := build.ChartValuesHash(vals)
+	b := build.ChartValuesHash(map[string]any{"d": "y"})
 	if got == "" || got == b {
 		t.Errorf("hash %q, other values %q", got, b)
 	}
 	if diff := cmp.Diff(`map[a:map[b:1 c:3] d:y e:12345678901234567890]`, fmt.Sprint(vals)); diff != "" {
 		t.Errorf("merged (-want +got):\n%s", diff)
 	}
-	_, err = ChartValues([][]byte{[]byte("password: [s3cret")}, []string{"Secret ns/v key values.yaml"}, nil)
+	_, err = build.ChartValues([][]byte{[]byte("password: [s3cret")}, []string{"Secret ns/v key values.yaml"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "Secret ns/v key values.yaml is not a YAML map") || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("err = %v", err)
 	}
 }
 
 func TestBuildOfAChartSaysSetSpecChart(t *testing.T) {
-	_, err := Build(context.Background(), "../examples/charts", "web", "sha256:example", Options{})
+	_, err := build.Build(context.Background(), "../examples/charts", "web", "sha256:example", inProcess(build.Options{}))
 	if err == nil || !strings.Contains(err.Error(), "is a Helm chart") || !strings.Contains(err.Error(), "set spec.chart") {
 		t.Errorf("err = %v, want a hint to set spec.chart", err)
 	}
 }
 
-// TestKubeVersionFollowsClientGo: KubeVersion is the Kubernetes minor of
+// TestKubeVersionFollowsClientGo: build.KubeVersion is the Kubernetes minor of
 // the k8s.io/client-go in go.mod.
 func TestKubeVersionFollowsClientGo(t *testing.T) {
 	b, err := os.ReadFile("../go.mod")
@@ -339,7 +342,23 @@ func TestKubeVersionFollowsClientGo(t *testing.T) {
 			minor = strings.Split(f[1], ".")[1]
 		}
 	}
-	if want := "v1." + minor + ".0"; minor == "" || KubeVersion != want {
-		t.Errorf("KubeVersion = %s, go.mod's k8s.io/client-go stands for %s: update KubeVersion", KubeVersion, want)
+	if want := "v1." + minor + ".0"; minor == "" || build.KubeVersion != want {
+		t.Errorf("build.KubeVersion = %s, go.mod's k8s.io/client-go stands for %s: update build.KubeVersion", build.KubeVersion, want)
+	}
+}
+
+// inProcess is o with Helm's engine in this process as its renderer.
+func inProcess(o build.Options) build.Options {
+	o.ChartRenderer = helmrender.Engine{}
+	return o
+}
+
+// TestRenderChartWithoutRendererSaysSetOne: a build without a
+// ChartRenderer fails, naming the fix, and never skips the chart.
+func TestRenderChartWithoutRendererSaysSetOne(t *testing.T) {
+	objs, _, err := build.RenderChart(context.Background(), "../examples/charts", "web", "sha256:example", build.Chart{ReleaseName: "web", Namespace: "web"}, build.Options{})
+	var be *build.Error
+	if !errors.As(err, &be) || !strings.Contains(err.Error(), "no chart renderer") || !strings.Contains(err.Error(), "helmrender") {
+		t.Errorf("err = %v (objects %d), want a *build.Error that says to set a renderer", err, len(objs))
 	}
 }

@@ -33,6 +33,8 @@ import (
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/build"
+	"airlock.dev/airlock/build/helmrender"
 	"airlock.dev/airlock/internal/envtestenv"
 	"airlock.dev/airlock/internal/registry"
 	"airlock.dev/airlock/internal/registrytest"
@@ -200,6 +202,7 @@ func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, 
 		Cache:      artifactCache,
 		Events:     mgr.GetEventRecorder("airlock-controller"),
 		Metrics:    metrics,
+		Build:      build.Options{ChartRenderer: helmrender.Engine{}},
 
 		AllowUnsignedInsecure: opts.allowUnsigned,
 		BackoffBase:           200 * time.Millisecond,

@@ -38,6 +38,7 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/build"
+	"airlock.dev/airlock/build/renderproc"
 	"airlock.dev/airlock/notify"
 	"airlock.dev/airlock/reconciler"
 )
@@ -76,6 +77,7 @@ type options struct {
 	finalizerTimeout      time.Duration
 	build                 build.Options
 	concurrentBuilds      int
+	chartRenderer         string
 
 	pprofAddr        string
 	memoryLimitRatio float64
@@ -95,6 +97,17 @@ type options struct {
 	// Deployment receipts (issue 15).
 	clusterName      string
 	receiptKeySecret string
+}
+
+// defaultChartRenderer is airlock-chart-render next to this executable,
+// as the image ships them; a missing one fails each chart Release with the
+// path tried.
+func defaultChartRenderer() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return renderproc.DefaultName // looked up in $PATH
+	}
+	return filepath.Join(filepath.Dir(exe), renderproc.DefaultName)
 }
 
 // version is set at release build time with -ldflags "-X main.version=…"
@@ -123,6 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Int64Var(&o.build.MaxTotalBytes, "build-max-total-bytes", build.DefaultMaxTotalBytes, "most bytes of YAML (and of files the kustomizations name) a kustomize build reads")
 	fs.IntVar(&o.concurrentBuilds, "concurrent-builds", 1, "kustomize builds run at once, whatever --concurrent is: each can take a few hundred MiB at the byte limits, so raise it with the memory limit")
 	fs.DurationVar(&o.build.Timeout, "build-timeout", time.Minute, "longest a kustomize build may take; 0 means only the Release's spec.timeout")
+	fs.StringVar(&o.chartRenderer, "chart-renderer", "", "the "+renderproc.DefaultName+" executable, the process each Helm chart is rendered in (and killed at --build-timeout); empty means the one next to this executable")
 	o.mirrors = artifact.Mirrors{}
 	fs.Func("registry-mirror", "rewrite Release URLs from an upstream registry to a site mirror, as UPSTREAM_HOST=MIRROR_HOST[/PREFIX]; the upstream host is never contacted (repeatable)", func(s string) error {
 		from, to, err := artifact.ParseMirrorRule(s)
@@ -172,6 +186,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--concurrent-builds %d: want 1 or more", o.concurrentBuilds)
 	}
 	o.build.Slots = make(chan struct{}, o.concurrentBuilds)
+	if o.chartRenderer == "" {
+		o.chartRenderer = defaultChartRenderer()
+	}
+	o.build.ChartRenderer = renderproc.Process{Path: o.chartRenderer}
 	var receipts *reconciler.ReceiptWriter
 	if o.receiptKeySecret != "" {
 		if o.clusterName == "" || o.controllerNamespace == "" {

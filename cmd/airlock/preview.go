@@ -22,6 +22,7 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/build"
+	"airlock.dev/airlock/build/helmrender"
 )
 
 // digestPreview is what applying a digest to a Release changes, object by
@@ -96,7 +97,7 @@ func previewDigest(ctx context.Context, c *kubeClient, r *v1alpha1.Release, tag,
 	if _, err := rc.Pull(ctx, ref, dir, artifact.PullOptions{Manifest: manifest}); err != nil {
 		return nil, fmt.Errorf("preview %s: %w", ref.Digest, err)
 	}
-	opts, err := build.ReleaseOptions(ctx, r, build.Options{}, substituteFromReader(c))
+	opts, err := build.ReleaseOptions(ctx, r, build.Options{ChartRenderer: helmrender.Engine{}}, substituteFromReader(c))
 	if err != nil {
 		return nil, fmt.Errorf("Release %s: %w", key, err)
 	}

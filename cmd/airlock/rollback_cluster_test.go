@@ -24,6 +24,8 @@ import (
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
+	"airlock.dev/airlock/build"
+	"airlock.dev/airlock/build/helmrender"
 	"airlock.dev/airlock/internal/envtestenv"
 	"airlock.dev/airlock/internal/localcluster"
 	"airlock.dev/airlock/internal/registrytest"
@@ -154,6 +156,7 @@ func startController(t *testing.T, env *envtestenv.Env, ns string) {
 		Cache:      artifacts,
 		Events:     mgr.GetEventRecorder("airlock-controller"),
 		Metrics:    metrics,
+		Build:      build.Options{ChartRenderer: helmrender.Engine{}},
 
 		BackoffBase:                  200 * time.Millisecond,
 		HealthPoll:                   200 * time.Millisecond,
