@@ -15,9 +15,10 @@ help: ## show the targets
 # that cgo builds, the CLI's included, are spared it too: 32 MB of the
 # controller's 118 MB cgo binary.
 GOTAGS ?= kustomize_disable_go_plugin_support
-build: ## build bin/airlock and bin/airlock-controller (release flags)
+build: ## build bin/airlock, bin/airlock-controller and bin/airlock-chart-render, the process it renders Helm charts in (release flags)
 	$(GO) build -tags "$(GOTAGS)" -trimpath -ldflags="-s -w" -o bin/airlock ./cmd/airlock
 	@if [ -d cmd/airlock-controller ]; then CGO_ENABLED=0 $(GO) build -tags "$(GOTAGS)" -trimpath -ldflags="-s -w" -o bin/airlock-controller ./cmd/airlock-controller; fi
+	CGO_ENABLED=0 $(GO) build -tags "$(GOTAGS)" -trimpath -ldflags="-s -w" -o bin/airlock-chart-render ./cmd/airlock-chart-render
 
 release: ## signed release in dist/VERSION: static CLIs (linux, darwin x amd64, arm64), controller image, SBOM, SHA256SUMS (RELEASE_KEY=release.key)
 	hack/release.sh

@@ -47,7 +47,8 @@ func TestMain(m *testing.M) {
 		controllerBin = filepath.Join(dir, "airlock-controller")
 		// The controller is built without -race: it is the system under
 		// test, not the test.
-		build := exec.Command("go", "build", "-o", controllerBin, "airlock.dev/airlock/cmd/airlock-controller")
+		// airlock-chart-render beside it, where the controller looks for it.
+		build := exec.Command("go", "build", "-o", dir, "airlock.dev/airlock/cmd/airlock-controller", "airlock.dev/airlock/cmd/airlock-chart-render")
 		if out, err := build.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "faults: build airlock-controller: %v\n%s", err, out)
 			return 1

@@ -84,7 +84,7 @@ wait_for() { # DESCRIPTION SECONDS COMMAND...
 step "build airlock, airlock-controller and the local cluster"
 # The tag drops kustomize's import of Go's plugin package (airlock runs
 # kustomize with plugins disabled); with cgo it makes the controller 32 MB larger.
-go build -tags kustomize_disable_go_plugin_support -o bin/ ./cmd/airlock ./cmd/airlock-controller ./hack/controlplane
+go build -tags kustomize_disable_go_plugin_support -o bin/ ./cmd/airlock ./cmd/airlock-controller ./cmd/airlock-chart-render ./hack/controlplane
 KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)     # cold: builds kube-apiserver and etcd, about 10 minutes
 AIRLOCK_CLUSTER_ASSETS=$(hack/cluster-assets.sh) # cold: kube-controller-manager, kube-scheduler and kwok, about 3 more
 export KUBEBUILDER_ASSETS AIRLOCK_CLUSTER_ASSETS

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -32,6 +33,8 @@ var unwantedDeps = []struct {
 	{prefix: "github.com/google/certificate-transparency-go", why: "CT log clients for Fulcio certificates"},
 	{prefix: "github.com/letsencrypt/boulder", why: "key checks for Fulcio"},
 	{prefix: "github.com/go-openapi/runtime", why: "Rekor's generated REST client"},
+	{prefix: "helm.sh/helm/v3/pkg/engine", why: "Helm's template engine (text/template, whose method-by-name lookup keeps every exported method linked): charts render in airlock-chart-render"},
+	{prefix: "github.com/Masterminds/sprig", why: "Helm's template functions: charts render in airlock-chart-render"},
 	{prefix: "github.com/aws/", why: "AWS SDK (SOPS KMS)", viaSops: true},
 	{prefix: "github.com/Azure/", why: "Azure SDK (SOPS Key Vault)", viaSops: true},
 	{prefix: "github.com/AzureAD/", why: "Azure auth (SOPS Key Vault)", viaSops: true},
@@ -75,5 +78,35 @@ func TestControllerDependencies(t *testing.T) {
 			continue
 		}
 		t.Errorf(msg, len(found), u.prefix, u.why, found[0])
+	}
+}
+
+// TestControllerBinaryHasNoHelmEngine links the controller and fails when
+// its symbols hold Helm's template engine, however it got there.
+func TestControllerBinaryHasNoHelmEngine(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "airlock-controller")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Skipf("go build: %v (the go command is needed to link the controller)\n%s", err, out)
+	}
+	out, err := exec.Command("go", "tool", "nm", bin).Output()
+	if err != nil {
+		t.Fatalf("go tool nm %s: %v", bin, err)
+	}
+	var engine, evalField int
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, " helm.sh/helm/v3/pkg/engine.") {
+			engine++
+		}
+		if strings.HasSuffix(line, " text/template.(*state).evalField") {
+			evalField++
+		}
+	}
+	if engine > 0 {
+		t.Errorf("the controller binary has %d symbols of helm.sh/helm/v3/pkg/engine: charts must render in airlock-chart-render (build/renderproc), not in the controller", engine)
+	}
+	if evalField > 0 {
+		// html/template (package ui) still brings text/template's executor;
+		// once ui no longer uses it, make this an error.
+		t.Logf("the controller binary still links text/template's method-by-name executor (text/template.(*state).evalField), through html/template in package ui")
 	}
 }

@@ -17,7 +17,7 @@ func TestHelpListsFlags(t *testing.T) {
 	}
 	for _, f := range []string{"-metrics-addr", "-leader-elect", "-concurrent", "-watch-label-selector", "-allow-unsigned", "-kubeconfig", "-zap-encoder",
 		"-default-service-account", "-controller-namespace", "-allow-controller-identity-namespaces", "-allow-controller-identity-namespace-selector", "-no-cross-namespace-refs", "-finalizer-timeout",
-		"-build-max-objects", "-concurrent-builds", "-build-max-file-bytes", "-build-max-total-bytes", "-build-timeout",
+		"-build-max-objects", "-concurrent-builds", "-build-max-file-bytes", "-build-max-total-bytes", "-build-timeout", "-chart-renderer",
 		"-receiver-addr", "-receiver-tls-cert", "-receiver-max-body-bytes", "-receiver-replay-window",
 		"-leader-election-id", "-max-remote-clients", "-gc-percent", "-memory-limit-ratio"} {
 		if !strings.Contains(stderr.String(), f) {

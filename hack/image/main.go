@@ -116,21 +116,25 @@ func run(ctx context.Context, tag string, platforms []string, push, output, imag
 }
 
 func buildImage(work, tag, goos, arch string) (v1.Image, error) {
-	bin := filepath.Join(work, goos+"-"+arch, "airlock-controller")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+tag, "-o", bin, "./cmd/airlock-controller")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+arch)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build airlock-controller for %s/%s (run from the repository root): %v\n%s", goos, arch, err, out)
-	}
-	b, err := os.ReadFile(bin)
-	if err != nil {
-		return nil, err
-	}
+	// airlock-chart-render, the process the controller renders Helm charts
+	// in, next to the controller, where it looks for it.
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	epoch := time.Unix(0, 0)
-	tw.WriteHeader(&tar.Header{Name: "airlock-controller", Mode: 0o555, Size: int64(len(b)), ModTime: epoch, Typeflag: tar.TypeReg})
-	tw.Write(b)
+	for _, name := range []string{"airlock-controller", "airlock-chart-render"} {
+		bin := filepath.Join(work, goos+"-"+arch, name)
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+tag, "-o", bin, "./cmd/"+name)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+arch)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build %s for %s/%s (run from the repository root): %v\n%s", name, goos, arch, err, out)
+		}
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			return nil, err
+		}
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o555, Size: int64(len(b)), ModTime: epoch, Typeflag: tar.TypeReg})
+		tw.Write(b)
+	}
 	// A writable /tmp for a read-only root filesystem is an emptyDir in the Deployment.
 	tw.WriteHeader(&tar.Header{Name: "tmp/", Mode: 0o1777, ModTime: epoch, Typeflag: tar.TypeDir})
 	if err := tw.Close(); err != nil {
