@@ -6,6 +6,8 @@
 #                                    embeds in it (cyclonedx-gomod bin, pinned): exactly what was linked
 #   airlock-controller_linux_ARCH.cdx.json  the same for the controller binary of each image platform,
 #                                    built with the image's flags
+#   airlock-chart-render_linux_ARCH.cdx.json  the same for the image's other binary, the process the
+#                                    controller renders Helm charts in
 #   SHA256SUMS                       the checksums of all of the above
 #   FILE.sig                         a signature of each file and of SHA256SUMS, by `airlock sign blob`
 #                                    (cosign sign-blob's format: `cosign verify-blob --key`, `airlock verify blob`
@@ -51,18 +53,20 @@ for p in $PLATFORMS; do
 done
 for p in ${IMAGE_PLATFORMS//,/ }; do
   os=${p%/*} arch=${p#*/}
-  CGO_ENABLED=0 GOOS=$os GOARCH=$arch go build -trimpath -ldflags "$ldflags" -o "$sbom/airlock-controller" ./cmd/airlock-controller
-  "$sbom/cyclonedx-gomod" bin -json -version "$VERSION" -output "$DIST/airlock-controller_${os}_${arch}.cdx.json" "$sbom/airlock-controller"
+  for name in airlock-controller airlock-chart-render; do
+    CGO_ENABLED=0 GOOS=$os GOARCH=$arch go build -trimpath -ldflags "$ldflags" -o "$sbom/$name" ./cmd/$name
+    "$sbom/cyclonedx-gomod" bin -json -version "$VERSION" -output "$DIST/${name}_${os}_${arch}.cdx.json" "$sbom/$name"
+  done
 done
 rm -rf "$sbom"
 
-(cd "$DIST" && sha256sum airlock_* airlock-controller_*.oci.tar airlock-controller_*.cdx.json >SHA256SUMS)
+(cd "$DIST" && sha256sum airlock_* airlock-controller_*.oci.tar airlock-controller_*.cdx.json airlock-chart-render_*.cdx.json >SHA256SUMS)
 
 # Sign with airlock's own `sign blob`, built for this machine from the same tree.
 signer=$(mktemp -d)
 trap 'rm -rf "$signer"' EXIT
 CGO_ENABLED=0 go build -trimpath -o "$signer/airlock" ./cmd/airlock
-for f in "$DIST"/airlock_* "$DIST"/airlock-controller_*.oci.tar "$DIST"/airlock-controller_*.cdx.json "$DIST"/SHA256SUMS; do
+for f in "$DIST"/airlock_* "$DIST"/airlock-controller_*.oci.tar "$DIST"/airlock-controller_*.cdx.json "$DIST"/airlock-chart-render_*.cdx.json "$DIST"/SHA256SUMS; do
   "$signer/airlock" sign blob "$f" --key "$RELEASE_KEY" --output-signature "$f.sig" 2>/dev/null
 done
 echo "release: $VERSION in $DIST" >&2

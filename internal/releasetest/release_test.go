@@ -56,7 +56,8 @@ func TestRelease(t *testing.T) {
 
 	bin := "airlock_" + runtime.GOOS + "_" + runtime.GOARCH
 	controllerBOM := "airlock-controller_linux_" + runtime.GOARCH + ".cdx.json"
-	files := []string{bin, bin + ".cdx.json", "airlock-controller_v0.0.0-test.oci.tar", controllerBOM, "SHA256SUMS"}
+	renderBOM := "airlock-chart-render_linux_" + runtime.GOARCH + ".cdx.json"
+	files := []string{bin, bin + ".cdx.json", "airlock-controller_v0.0.0-test.oci.tar", controllerBOM, renderBOM, "SHA256SUMS"}
 	key, err := verify.LoadPublicKey("release", pub)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +133,7 @@ func TestRelease(t *testing.T) {
 			Name string `json:"name"`
 		} `json:"components"`
 	}
-	for file, want := range map[string]string{bin + ".cdx.json": "github.com/sigstore/sigstore", controllerBOM: "sigs.k8s.io/controller-runtime"} {
+	for file, want := range map[string]string{bin + ".cdx.json": "github.com/sigstore/sigstore", controllerBOM: "sigs.k8s.io/controller-runtime", renderBOM: "helm.sh/helm/v3"} {
 		b, err := os.ReadFile(filepath.Join(dist, file))
 		if err != nil || json.Unmarshal(b, &bom) != nil || bom.BOMFormat != "CycloneDX" {
 			t.Fatalf("SBOM %s: %v %.200s", file, err, b)
