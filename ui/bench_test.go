@@ -42,12 +42,8 @@ func benchRelease(i int, now time.Time) audit.Release {
 }
 
 func benchServer(b *testing.B) *server {
-	pages, err := parsePages()
-	if err != nil {
-		b.Fatal(err)
-	}
 	now := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
-	return &server{opts: Options{Refresh: 30 * time.Second, Now: func() time.Time { return now }}, pages: pages}
+	return &server{opts: Options{Refresh: 30 * time.Second, Now: func() time.Time { return now }}}
 }
 
 // BenchmarkListPage renders the Releases list, from Releases already read,
@@ -66,7 +62,7 @@ func BenchmarkListPage(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				w := httptest.NewRecorder()
-				s.render(w, 200, "list.html", s.listData("", rels))
+				s.render(w, 200, listView(s.listData("", rels)))
 				size = w.Body.Len()
 			}
 			b.ReportMetric(float64(size), "bytes/page")
@@ -90,7 +86,7 @@ func BenchmarkReleasePage(b *testing.B) {
 		p := s.releaseData(&rel)
 		p.Events, p.Drift = evs, driftEvents(evs)
 		w := httptest.NewRecorder()
-		s.render(w, 200, "release.html", p)
+		s.render(w, 200, releaseView(p))
 		size = w.Body.Len()
 	}
 	b.ReportMetric(float64(size), "bytes/page")

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"html/template"
 	"net/http"
 	"strings"
 	"time"
@@ -12,28 +11,6 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/audit"
 )
-
-var pageNames = []string{"list.html", "release.html", "trace.html", "login.html", "error.html"}
-
-func parsePages() (map[string]*template.Template, error) {
-	funcs := template.FuncMap{
-		"short": shortDigest,
-		"time":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	}
-	base, err := template.New("layout").Funcs(funcs).ParseFS(files, "templates/layout.html")
-	if err != nil {
-		return nil, err
-	}
-	pages := map[string]*template.Template{}
-	for _, p := range pageNames {
-		t, err := template.Must(base.Clone()).ParseFS(files, "templates/"+p)
-		if err != nil {
-			return nil, err
-		}
-		pages[p] = t
-	}
-	return pages, nil
-}
 
 // shortDigest is a digest's first 12 hex digits.
 func shortDigest(d string) string {
@@ -78,7 +55,7 @@ func (s *server) list(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "Releases", err)
 		return
 	}
-	s.render(w, http.StatusOK, "list.html", s.listData(ns, rels))
+	s.render(w, http.StatusOK, listView(s.listData(ns, rels)))
 }
 
 func (s *server) listData(ns string, rels []audit.Release) listPage {
@@ -160,7 +137,7 @@ func (s *server) release(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Events = evs
 	p.Drift = driftEvents(evs)
-	s.render(w, http.StatusOK, "release.html", p)
+	s.render(w, http.StatusOK, releaseView(p))
 }
 
 func (s *server) releaseData(rel *audit.Release) releasePage {
@@ -216,22 +193,22 @@ func (s *server) trace(w http.ResponseWriter, r *http.Request) {
 	obj, ns := strings.TrimSpace(q.Get("object")), strings.TrimSpace(q.Get("namespace"))
 	p := tracePage{page: page{Title: "Trace", Object: obj, Namespace: ns}}
 	if obj == "" {
-		s.render(w, http.StatusOK, "trace.html", p)
+		s.render(w, http.StatusOK, traceView(p))
 		return
 	}
 	p.Asked = true
 	if len(obj) > maxQuery || len(ns) > maxQuery {
 		p.Err = "the object or namespace is longer than 512 characters"
-		s.render(w, http.StatusBadRequest, "trace.html", p)
+		s.render(w, http.StatusBadRequest, traceView(p))
 		return
 	}
 	t, err := s.opts.Client.Trace(r.Context(), ns, obj)
 	if err != nil {
 		p.Err = err.Error()
-		s.render(w, statusOf(err), "trace.html", p)
+		s.render(w, statusOf(err), traceView(p))
 		return
 	}
 	p.T = t
 	p.Title = "Trace " + t.Object.String()
-	s.render(w, http.StatusOK, "trace.html", p)
+	s.render(w, http.StatusOK, traceView(p))
 }

@@ -1,5 +1,6 @@
 // Package ui serves airlock's read-only web view: server-rendered HTML from
-// html/template and one embedded stylesheet, no JavaScript and no asset
+// templ components (pages.templ, compiled to Go by hack/generate.sh) and one
+// embedded stylesheet, no JavaScript and no asset
 // from anywhere but the server itself. It shows the Releases; per Release
 // the chain from source commit to signer to digest to applied objects, the
 // history with its rollbacks, the drift corrections, the receipts and the
@@ -16,7 +17,6 @@ import (
 	"embed"
 	"encoding/hex"
 	"errors"
-	"html/template"
 	"io/fs"
 	"net"
 	"net/http"
@@ -24,12 +24,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"airlock.dev/airlock/audit"
 )
 
-//go:embed templates/*.html static/style.css
+//go:embed static/style.css
 var files embed.FS
 
 // Options configure the web view. At least one of Token and
@@ -57,9 +58,8 @@ type Options struct {
 }
 
 type server struct {
-	opts  Options
-	pages map[string]*template.Template
-	css   []byte
+	opts Options
+	css  []byte
 }
 
 // New returns the web view's handler.
@@ -81,9 +81,6 @@ func New(opts Options) (http.Handler, error) {
 	}
 	s := &server{opts: opts}
 	var err error
-	if s.pages, err = parsePages(); err != nil {
-		return nil, err
-	}
 	if s.css, err = fs.ReadFile(files, "static/style.css"); err != nil {
 		return nil, err
 	}
@@ -159,7 +156,7 @@ func (s *server) auth(next http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 		}
-		s.render(w, http.StatusUnauthorized, "login.html", loginPage{page: page{Title: "Sign in"}, Next: r.URL.RequestURI(), Token: s.opts.Token != ""})
+		s.render(w, http.StatusUnauthorized, loginView(loginPage{page: page{Title: "Sign in"}, Next: r.URL.RequestURI(), Token: s.opts.Token != ""}))
 	}
 }
 
@@ -199,7 +196,7 @@ type loginPage struct {
 // `airlock ui` prints), for a session cookie, and goes on to next.
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Token == "" {
-		s.render(w, http.StatusUnauthorized, "login.html", loginPage{page: page{Title: "Sign in"}})
+		s.render(w, http.StatusUnauthorized, loginView(loginPage{page: page{Title: "Sign in"}}))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
@@ -214,7 +211,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		if tok != "" {
 			code = http.StatusUnauthorized
 		}
-		s.render(w, code, "login.html", loginPage{page: page{Title: "Sign in"}, Next: next, Token: true, Failed: tok != ""})
+		s.render(w, code, loginView(loginPage{page: page{Title: "Sign in"}, Next: next, Token: true, Failed: tok != ""}))
 		return
 	}
 	exp := s.opts.Now().Add(s.opts.SessionTTL)
@@ -240,12 +237,12 @@ func (s *server) style(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(s.css)
 }
 
-// render executes a page into a buffer first, so that a template error is
-// a clean 500 and not half a page.
-func (s *server) render(w http.ResponseWriter, code int, page string, data any) {
+// render writes a page into a buffer first, so that a failed render is a
+// clean 500 and not half a page.
+func (s *server) render(w http.ResponseWriter, code int, page templ.Component) {
 	var buf bytes.Buffer
-	if err := s.pages[page].ExecuteTemplate(&buf, "layout", data); err != nil {
-		http.Error(w, "render "+page+": "+err.Error(), http.StatusInternalServerError)
+	if err := page.Render(context.Background(), &buf); err != nil {
+		http.Error(w, "render page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -260,7 +257,7 @@ type errorPage struct {
 }
 
 func (s *server) fail(w http.ResponseWriter, what string, err error) {
-	s.render(w, statusOf(err), "error.html", errorPage{page: page{Title: what}, Err: err.Error()})
+	s.render(w, statusOf(err), errorView(errorPage{page: page{Title: what}, Err: err.Error()}))
 }
 
 // statusOf is the HTTP status of a failed read.
