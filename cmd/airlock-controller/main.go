@@ -270,6 +270,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	recorder, stopEvents, err := newEventRecorder(restConfig, scheme, "airlock-controller", eventCacheEntries, ctrl.Log.WithName("events"))
+	if err != nil {
+		return err
+	}
+	defer stopEvents()
+
 	m := reconciler.NewMetrics(metrics.Registry)
 	artifacts, err := reconciler.NewCache(o.cacheDir, o.cacheEntries)
 	if err != nil {
@@ -285,7 +291,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Registries:            &reconciler.RegistryClients{},
 		Verifier:              reconciler.CosignVerifier{},
 		Cache:                 artifacts,
-		Events:                mgr.GetEventRecorder("airlock-controller"),
+		Events:                recorder,
 		Metrics:               m,
 		AllowUnsignedInsecure: o.allowUnsigned,
 		Mirrors:               o.mirrors,
@@ -312,7 +318,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rs := &reconciler.Receivers{
 			Client:       mgr.GetClient(),
 			APIReader:    mgr.GetAPIReader(),
-			Events:       mgr.GetEventRecorder("airlock-controller"),
+			Events:       recorder,
 			Metrics:      reconciler.NewReceiverMetrics(metrics.Registry),
 			Mirrors:      o.mirrors,
 			ReplayWindow: o.receiverReplayWindow,
@@ -329,7 +335,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Alerts: Release changes go to a bounded queue that the dispatcher
 	// sends from, so that a down endpoint never holds up a reconcile.
 	hostname, _ := os.Hostname()
-	alerts := &reconciler.Alerts{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("airlock-controller"), Hostname: hostname}
+	alerts := &reconciler.Alerts{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: recorder, Hostname: hostname}
 	dispatcher := &notify.Dispatcher{Router: alerts, QueueSize: o.notifyQueueSize, MaxAttempts: o.notifyMaxAttempts,
 		Metrics: notify.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("notify")}
 	if err := mgr.Add(dispatcher); err != nil {
