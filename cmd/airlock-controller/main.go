@@ -247,7 +247,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		LeaderElectionID:        leaderElectionID(o.leaderID, o.watchSelector),
 		LeaderElectionNamespace: o.leaderNS,
 		PprofBindAddress:        o.pprofAddr,
-		Cache:                   reconciler.ShardCache(cache.Options{DefaultTransform: stripForCache}, shard),
+		Cache:                   reconciler.ShardCache(cache.Options{DefaultTransform: newCacheTransform()}, shard),
 		// Secrets are read uncached: the controller watches their metadata only.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	})
