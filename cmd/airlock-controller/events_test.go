@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -11,12 +14,17 @@ import (
 
 	"github.com/go-logr/logr"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"airlock.dev/airlock/api/v1alpha1"
+	"airlock.dev/airlock/config"
 	"airlock.dev/airlock/internal/envtestenv"
 )
 
@@ -118,4 +126,65 @@ func describe(evs []eventsv1.Event) string {
 		fmt.Fprintf(&b, "\n  %s %s %s %s count %d: %s", e.Regarding.Name, e.Type, e.Reason, e.Action, e.DeprecatedCount, e.Note)
 	}
 	return b.String()
+}
+
+// TestEventRecorderAllowedByClusterRole records an event as a user bound
+// to nothing but the controller's ClusterRole from install.yaml: the
+// recorder writes through the core events API, which the role must let it
+// create and patch.
+func TestEventRecorderAllowedByClusterRole(t *testing.T) {
+	env := envtestenv.Start(t)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	var role *rbacv1.ClusterRole
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(config.Install), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			t.Fatal(err)
+		}
+		if u.GetKind() == "ClusterRole" && u.GetName() == "airlock-controller" {
+			role = &rbacv1.ClusterRole{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, role); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if role == nil {
+		t.Fatal("install.yaml has no ClusterRole airlock-controller")
+	}
+	name := "airlock-controller-" + ns
+	role = &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: role.Rules}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}}}
+	for _, o := range []client.Object{role, binding} {
+		if err := env.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), o) })
+	}
+	rec, stop, err := newEventRecorder(env.AddUser(t, name), env.Scheme, "airlock-controller", 4, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	rel := &v1alpha1.Release{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app", UID: "uid-app"}}
+	rec.Eventf(rel, nil, "Normal", "Applied", "Apply", "applied once")
+	rec.Eventf(rel, nil, "Normal", "Applied", "Apply", "applied once")
+	var seen []eventsv1.Event
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var list eventsv1.EventList
+		if err := env.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return false, err
+		}
+		seen = list.Items
+		return count(seen, "app") == 2, nil
+	})
+	if err != nil {
+		t.Fatalf("events of Release %s/app recorded with the controller's ClusterRole: %v; seen %d: %s (is creating or patching core events forbidden to it?)", ns, err, len(seen), describe(seen))
+	}
 }
