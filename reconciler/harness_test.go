@@ -189,6 +189,11 @@ func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, 
 		t.Fatal(err)
 	}
 	artifactCache.MaxBytes = opts.cacheMaxBytes
+	// The controller's own recorder, with record's default bound.
+	events, stopEvents, err := reconciler.NewEventRecorder(env.Config, env.Scheme, "airlock-controller", 0, mgr.GetLogger().WithName("events"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec := &reconciler.Reconciler{
 		Client:     mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),
@@ -198,7 +203,7 @@ func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, 
 		Registries: &reconciler.RegistryClients{},
 		Verifier:   reconciler.CosignVerifier{},
 		Cache:      artifactCache,
-		Events:     mgr.GetEventRecorder("airlock-controller"),
+		Events:     events,
 		Metrics:    metrics,
 
 		AllowUnsignedInsecure: opts.allowUnsigned,
@@ -230,7 +235,7 @@ func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, 
 		h.receivers = &reconciler.Receivers{
 			Client:    mgr.GetClient(),
 			APIReader: mgr.GetAPIReader(),
-			Events:    mgr.GetEventRecorder("airlock-controller"),
+			Events:    events,
 			Metrics:   reconciler.NewReceiverMetrics(prometheus.NewRegistry()),
 			Mirrors:   rec.Mirrors,
 		}
@@ -245,6 +250,7 @@ func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, 
 		if err := <-done; err != nil {
 			t.Errorf("manager: %v", err)
 		}
+		stopEvents()
 	})
 	return rec, metrics
 }

@@ -26,6 +26,7 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/config"
 	"airlock.dev/airlock/internal/envtestenv"
+	"airlock.dev/airlock/reconciler"
 )
 
 func TestMain(m *testing.M) {
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 }
 
 // TestEventRecorderBounded records events on the envtest API server through
-// newEventRecorder with room for 4 events: a repeat is counted on the
+// reconciler.NewEventRecorder with room for 4 events: a repeat is counted on the
 // Event already written while it is among the last 4 seen, and written as a
 // new Event once 4 others have pushed it out, so the recorder keeps no more
 // than its bound (tools/events would count all three on one Event, having
@@ -45,7 +46,7 @@ func TestMain(m *testing.M) {
 func TestEventRecorderBounded(t *testing.T) {
 	env := envtestenv.Start(t)
 	ns := env.Namespace(t)
-	rec, stop, err := newEventRecorder(env.Config, env.Scheme, "airlock-controller", 4, logr.Discard())
+	rec, stop, err := reconciler.NewEventRecorder(env.Config, env.Scheme, "airlock-controller", 4, logr.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +86,8 @@ func TestEventRecorderBounded(t *testing.T) {
 		if e.Action == "" || e.ReportingController != "airlock-controller" || !strings.HasPrefix(e.ReportingInstance, "airlock-controller-") {
 			t.Errorf("event %s: action %q, reporting controller %q, instance %q: want the action and airlock-controller", e.Name, e.Action, e.ReportingController, e.ReportingInstance)
 		}
-		if _, ok := e.Annotations[eventActionAnnotation]; ok {
-			t.Errorf("event %s keeps the annotation %s", e.Name, eventActionAnnotation)
+		if _, ok := e.Annotations["airlock.dev/event-action"]; ok {
+			t.Errorf("event %s keeps the annotation airlock.dev/event-action, which carries the action to the Event", e.Name)
 		}
 	}
 	sort.Slice(app0, func(i, j int) bool { return app0[i] > app0[j] })
@@ -167,7 +168,7 @@ func TestEventRecorderAllowedByClusterRole(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), o) })
 	}
-	rec, stop, err := newEventRecorder(env.AddUser(t, name), env.Scheme, "airlock-controller", 4, logr.Discard())
+	rec, stop, err := reconciler.NewEventRecorder(env.AddUser(t, name), env.Scheme, "airlock-controller", 4, logr.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}

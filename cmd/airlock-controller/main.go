@@ -270,7 +270,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	recorder, stopEvents, err := newEventRecorder(restConfig, scheme, "airlock-controller", eventCacheEntries, ctrl.Log.WithName("events"))
+	recorder, stopEvents, err := reconciler.NewEventRecorder(restConfig, scheme, "airlock-controller", eventCacheEntries, ctrl.Log.WithName("events"))
 	if err != nil {
 		return err
 	}
@@ -351,6 +351,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"controllerIdentityNamespaces", o.identityNamespaces, "noCrossNamespaceRefs", o.noCrossNamespaceRefs)
 	return mgr.Start(ctx)
 }
+
+// eventCacheEntries bounds what the controller remembers of the events it
+// recorded, to count a repeated event on the Event already written instead
+// of writing another (reconciler.NewEventRecorder).
+const eventCacheEntries = 256
 
 // leaderElectionID is the name of the leader election Lease: id when set,
 // else one per shard, so that shards in one namespace do not elect one

@@ -1,4 +1,4 @@
-package main
+package reconciler
 
 import (
 	"fmt"
@@ -14,18 +14,13 @@ import (
 	"k8s.io/client-go/tools/record"
 )
 
-// eventCacheEntries bounds what the controller remembers of the events it
-// recorded, to count a repeated event on the Event object already written
-// instead of writing another. 0 means record's default (4096 per cache).
-const eventCacheEntries = 256
-
 // eventActionAnnotation carries an event's action from eventRecorder.Eventf
 // to actionSink, through the core/v1 record API that has no action of its
 // own; actionSink moves it to the Event's action field and writes no such
 // annotation.
 const eventActionAnnotation = "airlock.dev/event-action"
 
-// newEventRecorder returns the events.k8s.io recorder the controllers use,
+// NewEventRecorder returns the events.k8s.io recorder the controllers use,
 // on client-go's core/v1 record API, with its memory bounded: controller-
 // runtime's recorder (client-go's tools/events) keeps a copy of every event
 // it recorded for 6 to 12 minutes to count repeats, 2 MB at the first apply
@@ -38,7 +33,7 @@ const eventActionAnnotation = "airlock.dev/event-action"
 // tools/events has neither; a repeat of an event still in the cache is
 // counted on its Event. stop writes the events queued and stops; call it
 // once the controllers have stopped.
-func newEventRecorder(cfg *rest.Config, scheme *runtime.Scheme, component string, entries int, log logr.Logger) (rec events.EventRecorder, stop func(), err error) {
+func NewEventRecorder(cfg *rest.Config, scheme *runtime.Scheme, component string, entries int, log logr.Logger) (rec events.EventRecorder, stop func(), err error) {
 	cs, err := corev1client.NewForConfig(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("create the events client: %w", err)
