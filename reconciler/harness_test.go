@@ -191,6 +191,11 @@ func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, 
 		t.Fatal(err)
 	}
 	artifactCache.MaxBytes = opts.cacheMaxBytes
+	// The controller's own recorder, with record's default bound.
+	events, stopEvents, err := reconciler.NewEventRecorder(env.Config, env.Scheme, "airlock-controller", 0, mgr.GetLogger().WithName("events"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec := &reconciler.Reconciler{
 		Client:     mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),
@@ -200,7 +205,7 @@ func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, 
 		Registries: &reconciler.RegistryClients{},
 		Verifier:   reconciler.CosignVerifier{},
 		Cache:      artifactCache,
-		Events:     mgr.GetEventRecorder("airlock-controller"),
+		Events:     events,
 		Metrics:    metrics,
 		Build:      build.Options{ChartRenderer: helmrender.Engine{}},
 
@@ -233,7 +238,7 @@ func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, 
 		h.receivers = &reconciler.Receivers{
 			Client:    mgr.GetClient(),
 			APIReader: mgr.GetAPIReader(),
-			Events:    mgr.GetEventRecorder("airlock-controller"),
+			Events:    events,
 			Metrics:   reconciler.NewReceiverMetrics(prometheus.NewRegistry()),
 			Mirrors:   rec.Mirrors,
 		}
@@ -248,6 +253,7 @@ func (h *harness) startController(opts harnessOptions) (*reconciler.Reconciler, 
 		if err := <-done; err != nil {
 			t.Errorf("manager: %v", err)
 		}
+		stopEvents()
 	})
 	return rec, metrics
 }

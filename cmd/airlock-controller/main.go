@@ -265,7 +265,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		LeaderElectionID:        leaderElectionID(o.leaderID, o.watchSelector),
 		LeaderElectionNamespace: o.leaderNS,
 		PprofBindAddress:        o.pprofAddr,
-		Cache:                   reconciler.ShardCache(cache.Options{DefaultTransform: stripForCache}, shard),
+		Cache:                   reconciler.ShardCache(cache.Options{DefaultTransform: newCacheTransform()}, shard),
 		// Secrets are read uncached: the controller watches their metadata only.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	})
@@ -288,6 +288,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	recorder, stopEvents, err := reconciler.NewEventRecorder(restConfig, scheme, "airlock-controller", eventCacheEntries, ctrl.Log.WithName("events"))
+	if err != nil {
+		return err
+	}
+	defer stopEvents()
+
 	m := reconciler.NewMetrics(metrics.Registry)
 	artifacts, err := reconciler.NewCache(o.cacheDir, o.cacheEntries)
 	if err != nil {
@@ -303,7 +309,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Registries:            &reconciler.RegistryClients{},
 		Verifier:              reconciler.CosignVerifier{},
 		Cache:                 artifacts,
-		Events:                mgr.GetEventRecorder("airlock-controller"),
+		Events:                recorder,
 		Metrics:               m,
 		AllowUnsignedInsecure: o.allowUnsigned,
 		Mirrors:               o.mirrors,
@@ -330,7 +336,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rs := &reconciler.Receivers{
 			Client:       mgr.GetClient(),
 			APIReader:    mgr.GetAPIReader(),
-			Events:       mgr.GetEventRecorder("airlock-controller"),
+			Events:       recorder,
 			Metrics:      reconciler.NewReceiverMetrics(metrics.Registry),
 			Mirrors:      o.mirrors,
 			ReplayWindow: o.receiverReplayWindow,
@@ -347,7 +353,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Alerts: Release changes go to a bounded queue that the dispatcher
 	// sends from, so that a down endpoint never holds up a reconcile.
 	hostname, _ := os.Hostname()
-	alerts := &reconciler.Alerts{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: mgr.GetEventRecorder("airlock-controller"), Hostname: hostname}
+	alerts := &reconciler.Alerts{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Events: recorder, Hostname: hostname}
 	dispatcher := &notify.Dispatcher{Router: alerts, QueueSize: o.notifyQueueSize, MaxAttempts: o.notifyMaxAttempts,
 		Metrics: notify.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("notify")}
 	if err := mgr.Add(dispatcher); err != nil {
@@ -363,6 +369,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"controllerIdentityNamespaces", o.identityNamespaces, "noCrossNamespaceRefs", o.noCrossNamespaceRefs)
 	return mgr.Start(ctx)
 }
+
+// eventCacheEntries bounds what the controller remembers of the events it
+// recorded, to count a repeated event on the Event already written instead
+// of writing another (reconciler.NewEventRecorder).
+const eventCacheEntries = 256
 
 // leaderElectionID is the name of the leader election Lease: id when set,
 // else one per shard, so that shards in one namespace do not elect one

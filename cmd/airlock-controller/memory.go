@@ -8,9 +8,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	"airlock.dev/airlock/api/v1alpha1"
 )
 
 // defaultGCPercent is the controller's GOGC unless $GOGC is set: Go's 100
@@ -102,4 +105,112 @@ func stripForCache(in any) (any, error) {
 		}
 	}
 	return out, nil
+}
+
+// newCacheTransform returns the transform of every informer cache:
+// stripForCache, then, for a Release, one copy of each string that the
+// cached Releases share (sharedStrings) and slices no larger than their
+// content.
+func newCacheTransform() func(any) (any, error) {
+	strs := &sharedStrings{max: maxSharedStrings}
+	return func(in any) (any, error) {
+		out, err := stripForCache(in)
+		if rel, ok := out.(*v1alpha1.Release); ok && err == nil {
+			strs.release(rel)
+		}
+		return out, err
+	}
+}
+
+// maxSharedStrings bounds sharedStrings: when full, it starts over.
+const maxSharedStrings = 4096
+
+// sharedStrings makes the cached Releases share one copy of the strings
+// they repeat instead of one copy per Release, or per object of a
+// Release's inventory: condition types, reasons and messages, digests,
+// sources, signers, and the group, version, kind and namespace of each
+// inventory entry. A fleet of Releases of one artifact has the same
+// digests, signers and messages in every status, and 1,000 Releases of
+// 10 objects hold 10,000 inventory entries in a few namespaces and kinds.
+// It holds at most max strings, and forgets them all when full, so that
+// strings no cached Release holds any more are not kept for long.
+type sharedStrings struct {
+	mu  sync.Mutex
+	m   map[string]string
+	max int
+}
+
+// release replaces the strings of rel with shared copies, and its lists
+// whose capacity is larger than their length (the JSON decoder doubles
+// them: 16 for an inventory of 10) with exact copies.
+func (t *sharedStrings) release(rel *v1alpha1.Release) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := &rel.Status
+	share(t, &rel.Spec.URL)
+	st.Conditions = exact(st.Conditions)
+	for i := range st.Conditions {
+		c := &st.Conditions[i]
+		share(t, &c.Type)
+		share(t, &c.Status)
+		share(t, &c.Reason)
+		share(t, &c.Message)
+	}
+	for _, p := range []*string{&st.LastAttemptedDigest, &st.LastAppliedDigest, &st.ShortDigest, &st.LastAppliedSource,
+		&st.LastAppliedRevision, &st.LastAppliedVersion, &st.FailedDigest} {
+		share(t, p)
+	}
+	st.TrustPolicies = exact(st.TrustPolicies)
+	for i := range st.TrustPolicies {
+		share(t, &st.TrustPolicies[i])
+	}
+	st.Signers = exact(st.Signers)
+	for i := range st.Signers {
+		share(t, &st.Signers[i].Name)
+		share(t, &st.Signers[i].Fingerprint)
+	}
+	st.Inventory = exact(st.Inventory)
+	for i := range st.Inventory {
+		o := &st.Inventory[i]
+		share(t, &o.Group)
+		share(t, &o.Version)
+		share(t, &o.Kind)
+		share(t, &o.Namespace)
+		share(t, &o.Name)
+	}
+	st.History = exact(st.History)
+	for i := range st.History {
+		h := &st.History[i]
+		for _, p := range []*string{&h.Digest, &h.Revision, &h.Version, &h.Health, &h.RollbackOf} {
+			share(t, p)
+		}
+		h.Signers = exact(h.Signers)
+		for j := range h.Signers {
+			share(t, &h.Signers[j])
+		}
+	}
+}
+
+// share replaces *s with the table's copy of it, adding it if missing.
+// The caller holds t.mu.
+func share[S ~string](t *sharedStrings, s *S) {
+	if *s == "" {
+		return
+	}
+	if c, ok := t.m[string(*s)]; ok {
+		*s = S(c)
+		return
+	}
+	if t.m == nil || len(t.m) >= t.max {
+		t.m = make(map[string]string)
+	}
+	t.m[string(*s)] = string(*s)
+}
+
+// exact returns s, or a copy of it whose capacity is its length.
+func exact[S ~[]E, E any](s S) S {
+	if cap(s) == len(s) {
+		return s
+	}
+	return append(make(S, 0, len(s)), s...)
 }
