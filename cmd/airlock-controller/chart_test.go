@@ -23,12 +23,6 @@ import (
 	"airlock.dev/airlock/internal/registrytest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	envtestenv.Stop()
-	os.Exit(code)
-}
-
 // TestControllerRendersChartsInItsOwnProcess runs the built controller,
 // with airlock-chart-render next to it, against a real API server and
 // registry: a chart Release renders through the render process and gets

@@ -29,6 +29,8 @@ import (
 	"airlock.dev/airlock/reconciler"
 )
 
+// TestMain stops the shared envtest API server (TestEventRecorderBounded,
+// TestControllerRendersChartsInItsOwnProcess) once the tests are done.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	envtestenv.Stop()
