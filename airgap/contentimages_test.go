@@ -4,21 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/build"
+	"airlock.dev/airlock/internal/testtree"
 )
 
 // diamondApp writes a kustomization of the given levels where each level
 // includes the one below twice, under two name prefixes, over a Deployment.
 func diamondApp(t *testing.T, levels int) string {
 	t.Helper()
-	dir := t.TempDir()
 	files := map[string]string{
 		"l0/kustomization.yaml": "resources: [deploy.yaml]\n",
 		"l0/deploy.yaml":        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: svc}\nspec:\n  template:\n    spec:\n      containers: [{name: svc, image: registry.example/team/svc@sha256:" + fmt.Sprintf("%064d", 1) + "}]\n",
@@ -28,16 +26,7 @@ func diamondApp(t *testing.T, levels int) string {
 		files[fmt.Sprintf("l%d/a/kustomization.yaml", k)] = fmt.Sprintf("namePrefix: a-\nresources: [../../l%d]\n", k-1)
 		files[fmt.Sprintf("l%d/b/kustomization.yaml", k)] = fmt.Sprintf("namePrefix: b-\nresources: [../../l%d]\n", k-1)
 	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	return testtree.Write(t, files)
 }
 
 // TestContentImagesStopsWithContext: Ctrl-C or SIGTERM (a cancelled

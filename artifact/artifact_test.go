@@ -26,6 +26,8 @@ import (
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/registry"
 	"airlock.dev/airlock/internal/registrytest"
+
+	"airlock.dev/airlock/internal/testtree"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -41,22 +43,6 @@ func mustRef(t testing.TB, s string) artifact.Reference {
 		t.Fatal(err)
 	}
 	return r
-}
-
-// writeTree creates files (path → content) under a new directory.
-func writeTree(t testing.TB, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for p, c := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 // readTree returns every regular file under dir as path → content.
@@ -87,7 +73,7 @@ var appTree = map[string]string{
 func TestPushPullRoundTrip(t *testing.T) {
 	reg := registrytest.New(t)
 	ctx := context.Background()
-	src := writeTree(t, appTree)
+	src := testtree.Write(t, appTree)
 	ref := mustRef(t, "oci://"+reg.Addr+"/demo/app:v1")
 
 	pushed, err := artifact.Push(ctx, ref, src, artifact.PushOptions{
@@ -190,7 +176,7 @@ func TestReproducibleDigest(t *testing.T) {
 
 func TestBuildMatchesPushedLayer(t *testing.T) {
 	reg := registrytest.New(t)
-	src := writeTree(t, appTree)
+	src := testtree.Write(t, appTree)
 	var buf bytes.Buffer
 	packed, err := artifact.Pack(context.Background(), src, &buf, artifact.PackOptions{})
 	if err != nil {
@@ -206,7 +192,7 @@ func TestBuildMatchesPushedLayer(t *testing.T) {
 }
 
 func TestPackIgnores(t *testing.T) {
-	src := writeTree(t, map[string]string{
+	src := testtree.Write(t, map[string]string{
 		"app.yaml":         "a: 1\n",
 		".git/config":      "[core]\n",
 		".sourceignore":    "secrets/\n*.md\n",
@@ -233,8 +219,8 @@ func TestPushBadInput(t *testing.T) {
 	reg := registrytest.New(t)
 	ctx := context.Background()
 	empty := t.TempDir()
-	onlyIgnored := writeTree(t, map[string]string{".git/HEAD": "ref\n"})
-	good := writeTree(t, appTree)
+	onlyIgnored := testtree.Write(t, map[string]string{".git/HEAD": "ref\n"})
+	good := testtree.Write(t, appTree)
 	cases := []struct {
 		name, ref, path string
 		want            string
@@ -431,7 +417,7 @@ func TestPullBadInput(t *testing.T) {
 		})
 	}
 	// A non-empty output directory is refused before any request.
-	full := writeTree(t, map[string]string{"keep.txt": "mine"})
+	full := testtree.Write(t, map[string]string{"keep.txt": "mine"})
 	if _, err := artifact.Pull(ctx, good, full, artifact.PullOptions{Remote: plainHTTP}); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("got %v, want refusal of a non-empty directory", err)
 	}
@@ -445,7 +431,7 @@ func TestPullBadInput(t *testing.T) {
 func TestPullDigestMismatch(t *testing.T) {
 	storage := t.TempDir()
 	reg := registrytest.NewWithOptions(t, registry.Options{StorageDir: storage})
-	src := writeTree(t, appTree)
+	src := testtree.Write(t, appTree)
 	ref := mustRef(t, "oci://"+reg.Addr+"/demo/app:v1")
 	res, err := artifact.Push(context.Background(), ref, src, artifact.PushOptions{Remote: plainHTTP})
 	if err != nil {
@@ -494,7 +480,7 @@ func TestManifestSizeBound(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	reg := registrytest.NewWithOptions(t, registry.Options{HtpasswdFile: registrytest.Htpasswd(t, "ci", "s3cret")})
-	src := writeTree(t, appTree)
+	src := testtree.Write(t, appTree)
 	ref := mustRef(t, "oci://"+reg.Addr+"/demo/app:v1")
 	ctx := context.Background()
 	t.Setenv("DOCKER_CONFIG", t.TempDir())

@@ -19,6 +19,8 @@ import (
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/registry"
 	"airlock.dev/airlock/internal/registrytest"
+
+	"airlock.dev/airlock/internal/testtree"
 )
 
 // hostKeychain holds one account per registry host; other hosts are anonymous.
@@ -90,7 +92,7 @@ func TestCredsStayWithTheirHost(t *testing.T) {
 		Keychain:          hostKeychain{regB.Addr: {Username: "bob", Password: "bob-pw"}},
 	}
 	ref := mustRef(t, "oci://"+regA.Addr+"/team/app:v1")
-	if _, err := artifact.Push(ctx, ref, writeTree(t, appTree), artifact.PushOptions{Remote: src}); err != nil {
+	if _, err := artifact.Push(ctx, ref, testtree.Write(t, appTree), artifact.PushOptions{Remote: src}); err != nil {
 		t.Fatalf("push with --creds to their own host: %v", err)
 	}
 	var tarball bytes.Buffer
@@ -120,7 +122,7 @@ func TestClientReusesConnectionAndManifest(t *testing.T) {
 			mu.Unlock()
 		}
 	}})
-	pushed, err := artifact.Push(ctx, mustRef(t, "oci://"+reg.Addr+"/demo/app:v1"), writeTree(t, appTree), artifact.PushOptions{Remote: plainHTTP})
+	pushed, err := artifact.Push(ctx, mustRef(t, "oci://"+reg.Addr+"/demo/app:v1"), testtree.Write(t, appTree), artifact.PushOptions{Remote: plainHTTP})
 	if err != nil {
 		t.Fatal(err)
 	}

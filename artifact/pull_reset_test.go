@@ -15,6 +15,8 @@ import (
 
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/registrytest"
+
+	"airlock.dev/airlock/internal/testtree"
 )
 
 // TestPullConnectionResetIsNotADigestError: a connection reset in the
@@ -23,7 +25,7 @@ import (
 // person acts). The fault suite found it reported as the latter.
 func TestPullConnectionResetIsNotADigestError(t *testing.T) {
 	reg := registrytest.New(t)
-	src := writeTree(t, map[string]string{"big.yaml": strings.Repeat("key: value\n", 200_000)})
+	src := testtree.Write(t, map[string]string{"big.yaml": strings.Repeat("key: value\n", 200_000)})
 	pushRef := mustRef(t, "oci://"+reg.Addr+"/demo/app:v1")
 	res, err := artifact.Push(context.Background(), pushRef, src, artifact.PushOptions{Remote: plainHTTP})
 	if err != nil {

@@ -22,6 +22,8 @@ import (
 	"airlock.dev/airlock/internal/registrytest"
 	"airlock.dev/airlock/internal/tlstest"
 	"airlock.dev/airlock/verify"
+
+	"airlock.dev/airlock/internal/testtree"
 )
 
 // upstreamFixture pushes a two-platform image and a signed artifact whose
@@ -52,7 +54,7 @@ func newUpstream(t *testing.T) *upstreamFixture {
 	if err := ggcrremote.WriteIndex(iref, idx, ggcrremote.WithContext(ctx)); err != nil {
 		t.Fatal(err)
 	}
-	dir := writeTree(t, map[string]string{
+	dir := testtree.Write(t, map[string]string{
 		"deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: svc\nspec:\n  template:\n    spec:\n      initContainers:\n      - name: init\n        image: " + image + "\n      containers:\n      - name: svc\n        image: " + image + "\n",
 	})
 	res, err := artifact.Push(ctx, mustRef(t, "oci://"+up.Addr+"/team/app:v1"), dir, artifact.PushOptions{Remote: plainHTTP, Source: "https://example.com/app.git", Revision: revision})

@@ -12,12 +12,14 @@ import (
 
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/registrytest"
+
+	"airlock.dev/airlock/internal/testtree"
 )
 
 func TestTagListDiff(t *testing.T) {
 	reg := registrytest.New(t)
 	ctx := context.Background()
-	src := writeTree(t, appTree)
+	src := testtree.Write(t, appTree)
 	repo := "oci://" + reg.Addr + "/demo/app"
 	v1, err := artifact.Push(ctx, mustRef(t, repo+":v1"), src, artifact.PushOptions{Remote: plainHTTP, Source: "https://example.com/app.git", Revision: revision})
 	if err != nil {

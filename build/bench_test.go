@@ -10,6 +10,8 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/resid"
 
 	"airlock.dev/airlock/internal/sopstest"
+
+	"airlock.dev/airlock/internal/testtree"
 )
 
 // typicalApp is an overlay over a base: a Deployment, a Service, a
@@ -92,7 +94,7 @@ func BenchmarkBuild(b *testing.B) {
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			dir := writeTree(b, tc.files)
+			dir := testtree.Write(b, tc.files)
 			var size int
 			for _, c := range tc.files {
 				size += len(c)
@@ -161,7 +163,7 @@ func BenchmarkSite(b *testing.B) {
 		{"500 objects substituted with an overlay", Options{Substitute: sub, Site: site}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			dir := writeTree(b, siteApp(500))
+			dir := testtree.Write(b, siteApp(500))
 			b.ReportAllocs()
 			for b.Loop() {
 				objs, err := Build(context.Background(), dir, "", "sha256:abc", tc.opts)
@@ -182,7 +184,7 @@ func BenchmarkSite(b *testing.B) {
 			{"SOPS decrypted substituted", key.recipient, Options{Substitute: sub, Decrypt: key.keys(b)}},
 		} {
 			b.Run(fmt.Sprintf("500 objects %d Secrets %s", secrets, tc.name), func(b *testing.B) {
-				dir := writeTree(b, sopsApp(b, 500, secrets, tc.recipient))
+				dir := testtree.Write(b, sopsApp(b, 500, secrets, tc.recipient))
 				b.ReportAllocs()
 				for b.Loop() {
 					objs, err := Build(context.Background(), dir, "", "sha256:abc", tc.opts)

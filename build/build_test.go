@@ -14,22 +14,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-func writeTree(t testing.TB, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
+	"airlock.dev/airlock/internal/testtree"
+)
 
 const cmA = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  n: \"1\"\n"
 const cmB = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n"
@@ -68,7 +55,7 @@ func TestBuild(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			objs, err := Build(context.Background(), writeTree(t, tc.files), tc.path, "sha256:abc", Options{MaxFileBytes: 32 << 10})
+			objs, err := Build(context.Background(), testtree.Write(t, tc.files), tc.path, "sha256:abc", Options{MaxFileBytes: 32 << 10})
 			if tc.wantErr != "" {
 				var be *Error
 				if err == nil || !errors.As(err, &be) || !strings.Contains(err.Error(), tc.wantErr) {
@@ -91,7 +78,7 @@ func TestBuild(t *testing.T) {
 }
 
 func TestBuildLeavesArtifactUntouched(t *testing.T) {
-	dir := writeTree(t, map[string]string{"a.yaml": cmA})
+	dir := testtree.Write(t, map[string]string{"a.yaml": cmA})
 	if _, err := Build(context.Background(), dir, "", "sha256:abc", Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +192,7 @@ func TestBuildNeverReachesNetworkOrGit(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := requests.Load()
-			objs, err := Build(context.Background(), writeTree(t, tc.files), "", "sha256:abc", Options{})
+			objs, err := Build(context.Background(), testtree.Write(t, tc.files), "", "sha256:abc", Options{})
 			var be *Error
 			if err == nil || !errors.As(err, &be) {
 				t.Fatalf("built %d objects, err = %v; want a build.Error", len(objs), err)
@@ -291,7 +278,7 @@ func TestBuildBounds(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Build(context.Background(), writeTree(t, tc.files), tc.path, "sha256:abc", tc.opts)
+			_, err := Build(context.Background(), testtree.Write(t, tc.files), tc.path, "sha256:abc", tc.opts)
 			var be *Error
 			if err == nil || !errors.As(err, &be) {
 				t.Fatalf("err = %v, want a build.Error", err)
@@ -308,7 +295,7 @@ func TestBuildBounds(t *testing.T) {
 // TestBuildCountsObjectsBuilt: the result is bounded even where the count
 // before building cannot see it (a generator plugin's objects).
 func TestObjectsBuiltAreBounded(t *testing.T) {
-	dir := writeTree(t, map[string]string{"a.yaml": configMaps(5)})
+	dir := testtree.Write(t, map[string]string{"a.yaml": configMaps(5)})
 	objs, err := Build(context.Background(), dir, "", "sha256:abc", Options{MaxObjects: 5})
 	if err != nil || len(objs) != 5 {
 		t.Fatalf("at the limit: %d objects, %v", len(objs), err)
@@ -326,7 +313,7 @@ func TestObjectsBuiltAreBounded(t *testing.T) {
 }
 
 func TestBuildStopsWithContext(t *testing.T) {
-	dir := writeTree(t, map[string]string{"a.yaml": configMaps(10)})
+	dir := testtree.Write(t, map[string]string{"a.yaml": configMaps(10)})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := Build(ctx, dir, "", "sha256:abc", Options{})
@@ -340,7 +327,7 @@ func TestBuildStopsWithContext(t *testing.T) {
 // when ctx is done while kustomize still works (1,000 objects take it
 // hundreds of milliseconds).
 func TestRunReturnsWhenContextIsDone(t *testing.T) {
-	dir := writeTree(t, map[string]string{"a.yaml": configMaps(1000)})
+	dir := testtree.Write(t, map[string]string{"a.yaml": configMaps(1000)})
 	art, err := loadArtifact(dir, Options{}.withDefaults())
 	if err != nil {
 		t.Fatal(err)
@@ -362,7 +349,7 @@ func TestRunReturnsWhenContextIsDone(t *testing.T) {
 // build waits for a slot (and fails when ctx ends first), and a run keeps
 // its slot until kustomize is really done, also after Build returned on ctx.
 func TestBuildSlotsBoundConcurrentRuns(t *testing.T) {
-	dir := writeTree(t, map[string]string{"a.yaml": configMaps(10)})
+	dir := testtree.Write(t, map[string]string{"a.yaml": configMaps(10)})
 	slots := make(chan struct{}, 1)
 	slots <- struct{}{} // another build runs
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -380,7 +367,7 @@ func TestBuildSlotsBoundConcurrentRuns(t *testing.T) {
 	}
 
 	// A run stopped by ctx holds its slot until kustomize returns.
-	big := writeTree(t, map[string]string{"a.yaml": configMaps(1000)})
+	big := testtree.Write(t, map[string]string{"a.yaml": configMaps(1000)})
 	art, err := loadArtifact(big, Options{}.withDefaults())
 	if err != nil {
 		t.Fatal(err)

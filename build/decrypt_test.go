@@ -10,6 +10,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"airlock.dev/airlock/internal/sopstest"
+
+	"airlock.dev/airlock/internal/testtree"
 )
 
 const (
@@ -96,12 +98,12 @@ secretGenerator:
 		"components/production/db.yaml":            encrypt(t, plainSecret, sopstest.YAML, sopstest.Recipients{Age: []string{production.recipient}}, "^(data|stringData)$"),
 		"config.yaml":                              encrypt(t, "user: admin\npassword: "+secretPassword+"\n", sopstest.YAML, toStaging, ""),
 	}
-	dir := writeTree(t, files)
+	dir := testtree.Write(t, files)
 	pgpKeys := &Decryption{}
 	if err := pgpKeys.AddPGP("site.asc", pgpPrivate); err != nil {
 		t.Fatal(err)
 	}
-	pgpDir := writeTree(t, map[string]string{"db.yaml": encrypt(t, plainSecret, sopstest.YAML, sopstest.Recipients{PGP: []*openpgp.Entity{pgpEntity}}, "")})
+	pgpDir := testtree.Write(t, map[string]string{"db.yaml": encrypt(t, plainSecret, sopstest.YAML, sopstest.Recipients{PGP: []*openpgp.Entity{pgpEntity}}, "")})
 
 	t.Run("age, with an overlay and substitution", func(t *testing.T) {
 		keys := staging.keys(t)
@@ -171,12 +173,12 @@ secretGenerator:
 			[]string{"api.env", "SOPS-encrypted", "encrypted for " + staging.recipient, "spec.decryption", "--decrypt-key"}},
 		{"PGP file, age key", pgpDir, Options{Decrypt: staging.keys(t)}, "db.yaml",
 			[]string{"decrypt db.yaml", "encrypted for pgp:" + strings.ToUpper(fingerprint(pgpEntity))}},
-		{"KMS keys only", writeTree(t, map[string]string{
+		{"KMS keys only", testtree.Write(t, map[string]string{
 			"kustomization.yaml": "resources: [db.yaml]\n",
 			"db.yaml":            encrypt(t, plainSecret, sopstest.YAML, sopstest.Recipients{KMS: []string{"arn:aws:kms:eu-west-1:111122223333:key/0b1c"}}, "^(data|stringData)$"),
 		}), Options{Decrypt: staging.keys(t)}, "db.yaml",
 			[]string{"decrypt db.yaml", "none of the keys given opens it", "encrypted for kms (not supported here)"}},
-		{"changed after encryption", writeTree(t, map[string]string{
+		{"changed after encryption", testtree.Write(t, map[string]string{
 			"db.yaml": strings.Replace(files["db.yaml"], "name: db", "name: other", 1),
 		}), Options{Decrypt: staging.keys(t)}, "db.yaml",
 			[]string{"decrypt db.yaml", "MAC does not match"}},

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"airlock.dev/airlock/internal/testtree"
 )
 
 // FuzzBuildNeverReachesNetworkOrGit builds fuzzed kustomizations in which
@@ -49,7 +51,7 @@ func FuzzBuildNeverReachesNetworkOrGit(f *testing.F) {
 	host := strings.TrimPrefix(srv.URL, "http://")
 	f.Fuzz(func(t *testing.T, kustomization string) {
 		k := strings.ReplaceAll(strings.ReplaceAll(kustomization, "HTTP://URL", "HTTP://"+host), "URL", srv.URL)
-		dir := writeTree(t, map[string]string{"kustomization.yaml": k, "a.yaml": cmA})
+		dir := testtree.Write(t, map[string]string{"kustomization.yaml": k, "a.yaml": cmA})
 		_, _ = Build(context.Background(), dir, "", "sha256:abc", Options{MaxObjects: 50, MaxFileBytes: 64 << 10})
 		if n := requests.Load(); n != 0 {
 			t.Fatalf("kustomization %q made %d requests", k, n)

@@ -10,6 +10,8 @@ import (
 	"airlock.dev/airlock/build/helmrender"
 	"airlock.dev/airlock/build/renderproc"
 	"airlock.dev/airlock/internal/chartrendertest"
+
+	"airlock.dev/airlock/internal/testtree"
 )
 
 // certManagerSized is a synthetic chart of cert-manager's size (v1.15: 6
@@ -201,7 +203,7 @@ spec:
 // Helm's engine in this process (the CLI's renderer), and through a new
 // airlock-chart-render process for each render (the controller's).
 func BenchmarkRenderChart(b *testing.B) {
-	dir := writeFiles(b, certManagerSized())
+	dir := testtree.Write(b, certManagerSized())
 	bin := chartrendertest.Build(b, b.TempDir())
 	for _, bc := range []struct {
 		name     string

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,23 +16,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-)
 
-// writeFiles writes files (path → content) under a new directory.
-func writeFiles(t testing.TB, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
+	"airlock.dev/airlock/internal/testtree"
+)
 
 // chartArchive is a chart packed as `helm package` does: gzip, tar, one
 // top directory named after the chart.
@@ -188,7 +173,7 @@ data:
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := writeFiles(t, tc.files)
+			dir := testtree.Write(t, tc.files)
 			objs, info, err := build.RenderChart(context.Background(), dir, "", "sha256:test", tc.chart, inProcess(build.Options{}))
 			if err != nil {
 				t.Fatal(err)
@@ -273,7 +258,7 @@ func TestRenderChartRefusals(t *testing.T) {
 		want:  []string{"requires Kubernetes < 1.10"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := writeFiles(t, tc.files)
+			dir := testtree.Write(t, tc.files)
 			objs, _, err := build.RenderChart(context.Background(), dir, "", "sha256:test", build.Chart{ReleaseName: "r", Namespace: "n", Values: tc.values}, inProcess(tc.opts))
 			var be *build.Error
 			if !errors.As(err, &be) {
@@ -296,7 +281,7 @@ func TestRenderChartVendoredBombBounded(t *testing.T) {
 		"Chart.yaml":       "apiVersion: v2\nname: db\nversion: 2.0.0\n",
 		"templates/x.yaml": strings.Repeat("#", 3<<20), // compresses to a few KiB
 	})
-	dir := writeFiles(t, map[string]string{"Chart.yaml": simpleChart, "charts/db.tgz": string(big)})
+	dir := testtree.Write(t, map[string]string{"Chart.yaml": simpleChart, "charts/db.tgz": string(big)})
 	_, _, err := build.RenderChart(context.Background(), dir, "", "sha256:test", build.Chart{}, inProcess(build.Options{}))
 	if err == nil || !strings.Contains(err.Error(), "charts/db/templates/x.yaml is 3145728 bytes") {
 		t.Errorf("err = %v, want the unpacked file refused by its size", err)

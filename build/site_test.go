@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/resid"
+
+	"airlock.dev/airlock/internal/testtree"
 )
 
 const deployYAML = `apiVersion: apps/v1
@@ -94,7 +96,7 @@ func TestSubstitution(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := writeTree(t, files)
+			dir := testtree.Write(t, files)
 			objs, err := Build(context.Background(), dir, "", "sha256:abc", Options{Substitute: &tc.sub})
 			if tc.wantErr != nil {
 				var be *Error
@@ -137,7 +139,7 @@ func TestSubstitutionErrorsShowNoValues(t *testing.T) {
 		"makes the object too big": {"V": secret + strings.Repeat("x", 4<<10)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := Build(context.Background(), writeTree(t, files), "", "sha256:abc", Options{MaxFileBytes: 2 << 10, Substitute: &Substitution{Vars: vars}})
+			_, err := Build(context.Background(), testtree.Write(t, files), "", "sha256:abc", Options{MaxFileBytes: 2 << 10, Substitute: &Substitution{Vars: vars}})
 			if err == nil {
 				t.Fatal("the build passed")
 			}
@@ -185,7 +187,7 @@ func TestSite(t *testing.T) {
 		Labels:      map[string]string{"site": "prod"},
 		Annotations: map[string]string{"owner": "ops"},
 	}
-	dir := writeTree(t, files)
+	dir := testtree.Write(t, files)
 	objs, err := Build(context.Background(), dir, "app", "sha256:abc", Options{Site: site, Substitute: &Substitution{Vars: map[string]string{"SITE": "north", "HOST": "h"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +251,7 @@ func TestSiteRefusals(t *testing.T) {
 		{"a patch whose target is missing", Site{Patches: []types.Patch{{Patch: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: nope}\ndata: {x: y}\n"}}}, "spec.patches"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Build(context.Background(), writeTree(t, files), "", "sha256:abc", Options{Site: &tc.site})
+			_, err := Build(context.Background(), testtree.Write(t, files), "", "sha256:abc", Options{Site: &tc.site})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to say %q", err, tc.want)
 			}

@@ -16,6 +16,8 @@ import (
 
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
+
+	"airlock.dev/airlock/internal/testtree"
 )
 
 // pushChart pushes the Helm chart in dir (a directory, or files written to
@@ -23,7 +25,7 @@ import (
 func (h *harness) pushChart(tag, dir string, files map[string]string) string {
 	h.t.Helper()
 	if dir == "" {
-		dir = h.writeTree(files)
+		dir = testtree.Write(h.t, files)
 	}
 	ref, err := artifact.ParseReference(h.url() + ":" + tag)
 	if err != nil {

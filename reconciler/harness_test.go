@@ -38,6 +38,7 @@ import (
 	"airlock.dev/airlock/internal/envtestenv"
 	"airlock.dev/airlock/internal/registry"
 	"airlock.dev/airlock/internal/registrytest"
+	"airlock.dev/airlock/internal/testtree"
 	"airlock.dev/airlock/receiver"
 	"airlock.dev/airlock/reconciler"
 	"airlock.dev/airlock/verify"
@@ -290,7 +291,7 @@ func (h *harness) url() string { return "oci://" + h.reg.Addr + "/" + h.ns + "/a
 // push writes files into a directory and pushes it to tag; it returns the digest.
 func (h *harness) push(tag, revision string, files map[string]string, annotations map[string]string) string {
 	h.t.Helper()
-	dir := h.writeTree(files)
+	dir := testtree.Write(h.t, files)
 	ref, err := artifact.ParseReference(h.url() + ":" + tag)
 	if err != nil {
 		h.t.Fatal(err)
@@ -300,22 +301,6 @@ func (h *harness) push(tag, revision string, files map[string]string, annotation
 		h.t.Fatal(err)
 	}
 	return res.Digest
-}
-
-// writeTree writes files (path → content) under a new directory.
-func (h *harness) writeTree(files map[string]string) string {
-	h.t.Helper()
-	dir := h.t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			h.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			h.t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 // sign signs digest with key (the trusted one unless another is given).

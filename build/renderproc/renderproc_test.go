@@ -17,25 +17,16 @@ import (
 	"airlock.dev/airlock/build/helmrender"
 	"airlock.dev/airlock/build/renderproc"
 	"airlock.dev/airlock/internal/chartrendertest"
+	"airlock.dev/airlock/internal/testtree"
 )
 
 // chartDir writes a chart of one template, tmpl, and returns its directory.
 func chartDir(t *testing.T, tmpl string) string {
 	t.Helper()
-	dir := t.TempDir()
-	for name, content := range map[string]string{
+	return testtree.Write(t, map[string]string{
 		"Chart.yaml":        "apiVersion: v2\nname: app\nversion: 0.1.0\n",
 		"templates/cm.yaml": tmpl,
-	} {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	})
 }
 
 // running lists the processes whose executable is bin (Linux's /proc).
