@@ -3,7 +3,6 @@ package airgap_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -15,6 +14,7 @@ import (
 	"airlock.dev/airlock/airgap"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/registrytest"
+	"airlock.dev/airlock/internal/testtree"
 	"airlock.dev/airlock/verify"
 )
 
@@ -39,8 +39,7 @@ func TestChartExportedWithImages(t *testing.T) {
 		return ref
 	}
 	web, exporter := image("team/web"), image("team/exporter")
-	dir := t.TempDir()
-	for name, content := range map[string]string{
+	dir := testtree.Write(t, map[string]string{
 		"Chart.yaml":  "apiVersion: v2\nname: web\nversion: 1.0.0\nannotations:\n  artifacthub.io/images: |\n    - name: exporter\n      image: " + exporter + "\n",
 		"values.yaml": "image: " + web + "\nmetrics: {enabled: false}\n",
 		"templates/deploy.yaml": `apiVersion: apps/v1
@@ -59,15 +58,7 @@ spec:
         image: ` + exporter + `
       {{- end }}
 `,
-	} {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	ref, _ := artifact.ParseReference("oci://" + u.up.Addr + "/charts/web:1.0.0")
 	pushed, err := artifact.PushChart(ctx, ref, dir, artifact.PushOptions{Remote: plain})
 	if err != nil {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"airlock.dev/airlock/api/v1alpha1"
 	"airlock.dev/airlock/artifact"
 	"airlock.dev/airlock/internal/registrytest"
+	"airlock.dev/airlock/internal/testtree"
 	"airlock.dev/airlock/verify"
 )
 
@@ -41,12 +40,7 @@ func TestHistoryRelease(t *testing.T) {
 // pushDir pushes files to ref and returns the digest.
 func pushDir(t *testing.T, ref string, revision string, files map[string]string) string {
 	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := testtree.Write(t, files)
 	res, err := artifact.Push(context.Background(), mustParse(t, ref), dir, artifact.PushOptions{Remote: artifact.RemoteOptions{PlainHTTPInsecure: true}, Revision: revision})
 	if err != nil {
 		t.Fatal(err)
